@@ -1,0 +1,5 @@
+"""Allows `python -m archiver`."""
+
+from archiver.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,45 @@
+"""The archiver's exception tree; every error a user can see is one of these.
+
+    ArchiverError                  base: carries a one-line, user-facing message
+    ├── ConfigError                a setting is missing or invalid (names the setting)
+    ├── InputError                 a command-line value is invalid (dates, resolution, ...)
+    │   └── RefusedStreamNameError a stream name the vendor cannot report
+    ├── DatabaseError              the database cannot be reached, migrated or written
+    ├── LockError                  another archiver holds the database
+    └── ApiError                   (archiver.api.errors) anything the vendor API did
+        ├── TransportError         timeouts and connection failures, after retries
+        ├── ResponseFormatError    a body that does not match the endpoint's schema
+        └── ApiStatusError         an HTTP error status, after retries
+            ├── BadRequestError    400: carries the vendor's message
+            ├── AuthenticationError 401/403: names ARCHIVER_API_TOKEN
+            ├── RateLimitedError   429
+            └── ServerError        5xx
+
+Lower-level exceptions (httpx, SQLAlchemy, pydantic) are translated into this tree at
+one place each: `archiver.api.client`, `archiver.store.db` and `archiver.config`.
+Messages never contain the API token.
+"""
+
+
+class ArchiverError(Exception):
+    """Base of every error the archiver reports to its user."""
+
+
+class ConfigError(ArchiverError):
+    """A setting is missing or invalid."""
+
+
+class InputError(ArchiverError):
+    """A value given on the command line is invalid."""
+
+
+class RefusedStreamNameError(InputError):
+    """A stream name the vendor cannot report on."""
+
+
+class DatabaseError(ArchiverError):
+    """The database cannot be reached, migrated or written."""
+
+
+class LockError(ArchiverError):
+    """Another archiver instance is active on this database."""

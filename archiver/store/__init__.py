@@ -1,0 +1,1 @@
+"""Persistence: the archive's tables, the bulk upsert path and the sync state."""

@@ -1,0 +1,185 @@
+"""The archive's tables: a public interface, changed only through a migration."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+)
+from sqlalchemy.engine import Dialect
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+metadata = MetaData(naming_convention=NAMING)
+
+RESOLUTIONS = "resolution IN ('Hour', 'Day', 'Month')"
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """A timestamp stored as UTC and always read back timezone-aware.
+
+    SQLite keeps no zone, so without this a value written aware reads back naive.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _usage_columns() -> list[Column[Any]]:
+    return [
+        Column("bytes_in", BigInteger, nullable=False),
+        Column("bytes_out", BigInteger, nullable=False),
+        Column("standard_bytes_in", BigInteger),
+        Column("standard_bytes_out", BigInteger),
+        Column("restream_bytes_in", BigInteger),
+        Column("restream_bytes_out", BigInteger),
+        Column("restream_seconds", BigInteger),
+        Column("cascade_bytes_in", BigInteger),
+        Column("cascade_bytes_out", BigInteger),
+        Column("fetched_at", UtcDateTime, nullable=False),
+        Column("is_final", Boolean, nullable=False),
+    ]
+
+
+def _geo_columns() -> list[Column[Any]]:
+    return [
+        Column("country", String(8), primary_key=True),
+        Column("publishes", BigInteger, nullable=False),
+        Column("views", BigInteger, nullable=False),
+        Column("publish_seconds", BigInteger, nullable=False),
+        Column("view_seconds", BigInteger, nullable=False),
+        Column("bytes_in", BigInteger, nullable=False),
+        Column("bytes_out", BigInteger, nullable=False),
+        Column("fetched_at", UtcDateTime, nullable=False),
+        Column("is_final", Boolean, nullable=False),
+    ]
+
+
+def _bucket_key(*, stream: bool) -> list[Column[Any]]:
+    key: list[Column[Any]] = []
+    if stream:
+        key.append(Column("stream_name", String(128), primary_key=True))
+    key.append(Column("resolution", String(5), primary_key=True))
+    key.append(Column("period_start", UtcDateTime, primary_key=True))
+    return key
+
+
+stream_usage = Table(
+    "stream_usage",
+    metadata,
+    *_bucket_key(stream=True),
+    *_usage_columns(),
+    CheckConstraint(RESOLUTIONS, name="resolution"),
+)
+stream_geo_usage = Table(
+    "stream_geo_usage",
+    metadata,
+    *_bucket_key(stream=True),
+    *_geo_columns(),
+    CheckConstraint(RESOLUTIONS, name="resolution"),
+)
+account_usage = Table(
+    "account_usage",
+    metadata,
+    *_bucket_key(stream=False),
+    *_usage_columns(),
+    CheckConstraint(RESOLUTIONS, name="resolution"),
+)
+account_geo_usage = Table(
+    "account_geo_usage",
+    metadata,
+    *_bucket_key(stream=False),
+    *_geo_columns(),
+    CheckConstraint(RESOLUTIONS, name="resolution"),
+)
+
+tracked_streams = Table(
+    "tracked_streams",
+    metadata,
+    Column("stream_name", String(512), primary_key=True),
+    Column("source", String(16), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("added_at", UtcDateTime, nullable=False),
+    Column("last_seen_at", UtcDateTime),
+    Column("note", Text),
+    CheckConstraint("source IN ('config', 'cli', 'discovered')", name="source"),
+    CheckConstraint("status IN ('active', 'dormant', 'refused')", name="status"),
+)
+
+# One row per (dataset, stream, resolution); account datasets use stream_name ''.
+sync_state = Table(
+    "sync_state",
+    metadata,
+    Column("dataset", String(32), primary_key=True),
+    Column("stream_name", String(128), primary_key=True),
+    Column("resolution", String(5), primary_key=True),
+    Column("watermark", UtcDateTime, nullable=False),
+    Column("last_success_at", UtcDateTime),
+    Column("last_error_at", UtcDateTime),
+    Column("last_error", Text),
+)
+
+sync_gaps = Table(
+    "sync_gaps",
+    metadata,
+    Column("dataset", String(32), primary_key=True),
+    Column("stream_name", String(128), primary_key=True),
+    Column("resolution", String(5), primary_key=True),
+    Column("gap_start", UtcDateTime, primary_key=True),
+    Column("gap_stop", UtcDateTime, nullable=False),
+    Column("recorded_at", UtcDateTime, nullable=False),
+)
+
+sync_runs = Table(
+    "sync_runs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("kind", String(16), nullable=False),
+    Column("started_at", UtcDateTime, nullable=False),
+    Column("finished_at", UtcDateTime),
+    Column("status", String(16), nullable=False),
+    Column("requests", Integer, nullable=False, default=0),
+    Column("failed_requests", Integer, nullable=False, default=0),
+    Column("rows_written", BigInteger, nullable=False, default=0),
+    Column("gaps", Integer, nullable=False, default=0),
+    Column("error", Text),
+)
+
+# Analysts ask "what happened in this period, across streams": serve that without a scan.
+Index("ix_stream_usage_period", stream_usage.c.resolution, stream_usage.c.period_start)
+Index("ix_stream_geo_usage_period", stream_geo_usage.c.resolution, stream_geo_usage.c.period_start)
+
+USAGE_TABLES = {
+    t.name: t for t in (stream_usage, stream_geo_usage, account_usage, account_geo_usage)
+}

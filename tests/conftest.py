@@ -1,0 +1,82 @@
+"""Shared fixtures: a migrated archive on real SQLite and real PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from archiver.store import db
+from archiver.store.tables import metadata
+
+DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+SHARED_API = Path(__file__).resolve().parents[1].parent / "shared" / "api"
+
+
+def postgres_admin_url() -> str:
+    """The server tests may create throw-away databases on."""
+    return os.environ.get("ARCHIVER_TEST_POSTGRES_URL", DEFAULT_PG)
+
+
+def _postgres_unreachable(reason: str) -> None:
+    # In CI a missing PostgreSQL is a failure: a skipped suite proves nothing.
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        pytest.fail(f"PostgreSQL is required in CI but unreachable: {reason}")
+    pytest.skip(f"PostgreSQL unreachable: {reason}")
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A fresh, migrated PostgreSQL database for this test session, dropped at the end."""
+    admin_url = sa.make_url(postgres_admin_url())
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    name = f"archiver_test_{uuid.uuid4().hex[:10]}"
+    try:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    except sa.exc.OperationalError as exc:
+        admin.dispose()
+        _postgres_unreachable(str(exc).splitlines()[0])
+    url = admin_url.set(database=name).render_as_string(hide_password=False)
+    engine = db.make_engine(url)
+    db.upgrade(engine)
+    engine.dispose()
+    yield url
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def _empty(engine: Engine) -> None:
+    with engine.begin() as conn:
+        for table in reversed(metadata.sorted_tables):
+            conn.execute(table.delete())
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A migrated, empty archive: a SQLite file, or the session's PostgreSQL database."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'archive.db'}"
+        engine = db.make_engine(url)
+        db.upgrade(engine)
+        engine.dispose()
+        return url
+    url = str(request.getfixturevalue("postgres_url"))
+    engine = db.make_engine(url)
+    _empty(engine)
+    engine.dispose()
+    return url
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    """An engine on the migrated, empty archive."""
+    eng = db.make_engine(database_url)
+    yield eng
+    eng.dispose()
