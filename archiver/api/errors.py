@@ -1,0 +1,46 @@
+"""Errors of the vendor API (the `ApiError` branch of the tree in `archiver.errors`)."""
+
+from __future__ import annotations
+
+from archiver.errors import ArchiverError
+
+
+class ApiError(ArchiverError):
+    """Anything the vendor API did wrong, or that went wrong on the way to it."""
+
+
+class TransportError(ApiError):
+    """Timeouts and connection failures that outlasted every retry."""
+
+
+class ResponseFormatError(ApiError):
+    """A body that does not match what the endpoint documents."""
+
+    def __init__(self, message: str, *, truncated: bool = False) -> None:
+        super().__init__(message)
+        # A body cut short is worth another try; a body of the wrong shape is not.
+        self.truncated = truncated
+
+
+class ApiStatusError(ApiError):
+    """An HTTP error status that outlasted every retry."""
+
+    def __init__(self, message: str, *, status_code: int) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+
+
+class BadRequestError(ApiStatusError):
+    """400: the vendor rejected a parameter; the message is the vendor's."""
+
+
+class AuthenticationError(ApiStatusError):
+    """401/403: the API secret is wrong, expired or lacks the analytics scope."""
+
+
+class RateLimitedError(ApiStatusError):
+    """429 on every attempt."""
+
+
+class ServerError(ApiStatusError):
+    """5xx on every attempt."""
