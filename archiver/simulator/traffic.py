@@ -1,0 +1,277 @@
+"""Deterministic synthetic traffic: computed from the seed on demand, never stored.
+
+Every stream has at most one session starting on each UTC day (a few hours, in the
+daytime of its home country, sometimes across midnight). An active hour carries per-country
+metrics; bandwidth is the sum over countries; days and months are exact sums of hours and
+the account is the exact sum of the streams. Visibility follows the vendor: an hour shows
+`q/4` of its final value after `q` quarter-hour refreshes, and is final after the fourth.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
+
+from archiver.timeutil import Resolution, floor, next_start
+
+HOUR = 3600
+DAY = 86400
+QUARTER = 900
+MASK = (1 << 64) - 1
+COUNTRIES = ("US", "GB", "DE", "FR", "BR", "MX", "CA", "JP", "IN", "AU", "SG", "ZA")
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _mix(value: int) -> int:
+    """splitmix64's finaliser: a fast, well-spread 64-bit hash."""
+    value = (value + 0x9E3779B97F4A7C15) & MASK
+    value = ((value ^ (value >> 30)) * 0xBF58476D1CE4E5B9) & MASK
+    value = ((value ^ (value >> 27)) * 0x94D049BB133111EB) & MASK
+    return value ^ (value >> 31)
+
+
+def _hash(*parts: int) -> int:
+    value = 0
+    for part in parts:
+        value = _mix(value ^ (part & MASK))
+    return value
+
+
+def hour_index(moment: datetime) -> int:
+    """Whole hours since the Unix epoch."""
+    return int((moment - EPOCH).total_seconds()) // HOUR
+
+
+def hour_start(index: int) -> datetime:
+    """The start of hour number `index`."""
+    return EPOCH + timedelta(hours=index)
+
+
+# Metric layout of one usage record (one stream or the account, one hour or bucket):
+# geo: country -> [publishes, views, publish_seconds, view_seconds, bytes_in, bytes_out]
+# extra: [restream_bytes_in, restream_bytes_out, restream_seconds,
+#         cascade_bytes_in, cascade_bytes_out]
+GEO_FIELDS = ("publishes", "views", "publish_seconds", "view_seconds", "bytes_in", "bytes_out")
+
+
+@dataclass
+class Usage:
+    """Metrics of one stream or the account over one bucket."""
+
+    geo: dict[str, list[int]] = field(default_factory=dict)
+    extra: list[int] = field(default_factory=lambda: [0, 0, 0, 0, 0])
+
+    def add(self, other: Usage, quarters: int = 4) -> None:
+        """Add `quarters/4` of `other` (integer parts, as the vendor's refresh shows them)."""
+        for country, values in other.geo.items():
+            mine = self.geo.setdefault(country, [0] * 6)
+            for i, value in enumerate(values):
+                mine[i] += value * quarters // 4
+        for i, value in enumerate(other.extra):
+            self.extra[i] += value * quarters // 4
+
+    def bandwidth(self) -> tuple[int, int]:
+        """(bytes_in, bytes_out) summed over countries."""
+        return (
+            sum(v[4] for v in self.geo.values()),
+            sum(v[5] for v in self.geo.values()),
+        )
+
+    def is_empty(self) -> bool:
+        """True when every metric is zero."""
+        return not any(any(v) for v in self.geo.values()) and not any(self.extra)
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    """What to simulate: how many streams, from which seed, and the vendor's retention."""
+
+    streams: int = 20
+    seed: int = 1
+    origin: datetime = datetime(2026, 11, 1, tzinfo=UTC)
+    initial_streams: int | None = None
+    growth_days: float = 14.0
+    unreportable_streams: int = 0
+    hour_retention_days: int = 7
+    day_retention_days: int = 90
+    stream_retention_days: int = 7
+    history_days: int = 60
+
+
+@dataclass(frozen=True)
+class Stream:
+    """One simulated stream: its name, index and the hour it first exists."""
+
+    index: int
+    name: str
+    born_hour: int
+    countries: tuple[str, ...]
+    restreams: bool
+    cascades: bool
+
+
+class Traffic:
+    """The simulated account: streams, sessions and their metrics, hour by hour."""
+
+    def __init__(self, config: SimConfig) -> None:
+        self.config = config
+        seed = config.seed
+        origin_hour = hour_index(config.origin)
+        initial = config.streams if config.initial_streams is None else config.initial_streams
+        late = max(config.streams - initial, 1)
+        streams: list[Stream] = []
+        for i in range(config.streams):
+            h = _hash(seed, 1, i)
+            if i < initial:
+                born = origin_hour - config.history_days * 24
+            else:
+                born = origin_hour + int((i - initial + 1) * config.growth_days * 24 / late)
+            if i >= config.streams - config.unreportable_streams:
+                name = f"promo--{i}"
+            elif i % 7 == 3:
+                name = str(300 + i)  # names that look like numbers stay strings
+            else:
+                name = f"stream-{i:04d}"
+            count = 1 + h % 4
+            first = (h >> 8) % len(COUNTRIES)
+            countries = tuple(COUNTRIES[(first + k * 5) % len(COUNTRIES)] for k in range(count))
+            streams.append(Stream(i, name, born, countries, (h >> 16) % 5 == 0, (h >> 20) % 3 == 0))
+        self.streams = streams
+        self.by_name = {s.name: s for s in streams}
+        self._sessions = lru_cache(maxsize=200_000)(self._sessions_uncached)
+        self._day_account = lru_cache(maxsize=4096)(self._day_account_uncached)
+
+    # --- sessions ------------------------------------------------------------------------
+
+    def _sessions_uncached(self, index: int, day: int) -> tuple[int, int] | None:
+        """The (first hour, hours) of the session stream `index` starts on `day`, if any."""
+        stream = self.streams[index]
+        h = _hash(self.config.seed, 2, index, day)
+        if h % 100 >= 55:
+            return None
+        start = day * 24 + 5 + (h >> 8) % 19  # 05:00 to 23:00 UTC, some cross midnight
+        length = 1 + (h >> 16) % 5
+        if start < stream.born_hour:
+            return None
+        return start, length
+
+    def live_session(self, index: int, hour: int) -> tuple[int, int] | None:
+        """The session of stream `index` that covers `hour`, if any."""
+        day = hour // 24
+        for d in (day, day - 1):
+            session = self._sessions(index, d)
+            if session is not None and session[0] <= hour < session[0] + session[1]:
+                return session
+        return None
+
+    def stream_hour(self, index: int, hour: int) -> Usage | None:
+        """Final metrics of stream `index` in `hour`, or None when it was not live."""
+        session = self.live_session(index, hour)
+        if session is None:
+            return None
+        return self._usage(index, hour, session)
+
+    def _usage(self, index: int, hour: int, session: tuple[int, int]) -> Usage:
+        stream = self.streams[index]
+        seed = self.config.seed
+        # Publishing starts some minutes into the first hour and stops in the last one.
+        first, length = session
+        start_minute = _hash(seed, 3, index, first) % 40 if hour == first else 0
+        end_minute = 20 + _hash(seed, 4, index, first) % 41 if hour == first + length - 1 else 60
+        publish_seconds = max(end_minute - start_minute, 1) * 60
+        local = (hour % 24 + 3 * index) % 24
+        diurnal = 1 + (4 if 17 <= local <= 22 else 1 if 9 <= local <= 16 else 0)
+        usage = Usage()
+        for k, country in enumerate(stream.countries):
+            h = _hash(seed, 5, index, hour, k)
+            views = diurnal * (1 + h % 40)
+            view_seconds = views * (publish_seconds * (30 + (h >> 8) % 71) // 100)
+            bytes_out = view_seconds * (150_000 + (h >> 16) % 350_000)
+            home = k == 0
+            usage.geo[country] = [
+                1 if home else 0,
+                views,
+                publish_seconds if home else 0,
+                view_seconds,
+                publish_seconds * (250_000 + (h >> 24) % 250_000) if home else 0,
+                bytes_out,
+            ]
+        bytes_out = usage.bandwidth()[1]
+        if stream.restreams:
+            usage.extra[1] = bytes_out // 10
+            usage.extra[2] = publish_seconds
+        if stream.cascades:
+            usage.extra[4] = bytes_out // 20
+        return usage
+
+    # --- buckets -------------------------------------------------------------------------
+
+    def _day_account_uncached(self, day: int) -> dict[int, Usage]:
+        """Account metrics contributed by sessions that start on `day`, per hour."""
+        hours: dict[int, Usage] = {}
+        for stream in self.streams:
+            session = self._sessions(stream.index, day)
+            if session is None:
+                continue
+            for hour in range(session[0], session[0] + session[1]):
+                hours.setdefault(hour, Usage()).add(self._usage(stream.index, hour, session))
+        return hours
+
+    def account_hour(self, hour: int) -> Usage | None:
+        """Final account metrics in `hour`."""
+        total: Usage | None = None
+        for day in (hour // 24, hour // 24 - 1):
+            part = self._day_account(day).get(hour)
+            if part is not None:
+                total = total or Usage()
+                total.add(part)
+        return total
+
+    def bucket(
+        self,
+        stream: str | None,
+        resolution: Resolution,
+        start: datetime,
+        *,
+        visible_until: datetime,
+    ) -> Usage:
+        """Metrics of one bucket as shown after the refresh at `visible_until`."""
+        total = Usage()
+        stop = next_start(start, resolution)
+        first, last = hour_index(start), hour_index(min(stop, visible_until + timedelta(hours=1)))
+        index = None if stream is None else self.by_name[stream].index
+        refresh = int((visible_until - EPOCH).total_seconds())
+        for hour in range(first, last):
+            quarters = min(max((refresh - hour * HOUR) // QUARTER, 0), 4)
+            if quarters == 0:
+                continue
+            usage = self.account_hour(hour) if index is None else self.stream_hour(index, hour)
+            if usage is not None:
+                total.add(usage, quarters)
+        return total
+
+    def live_streams(self, now: datetime) -> Iterator[tuple[Stream, int, bool]]:
+        """Streams live now or stopped within the last hour: (stream, session start, live)."""
+        hour = hour_index(now)
+        for stream in self.streams:
+            for h in (hour, hour - 1):
+                session = self.live_session(stream.index, h)
+                if session is not None and session[0] <= hour:
+                    yield stream, session[0], h == hour
+                    break
+
+
+def refresh_time(now: datetime) -> datetime:
+    """The vendor's last quarter-hour refresh at or before `now`."""
+    now = now.astimezone(UTC)
+    return now.replace(minute=now.minute - now.minute % 15, second=0, microsecond=0)
+
+
+def bucket_starts(start: datetime, stop: datetime, resolution: Resolution) -> Iterable[datetime]:
+    """Bucket starts of `[start, stop)`, `start` floored to the resolution."""
+    current = floor(start, resolution)
+    while current < stop:
+        yield current
+        current = next_start(current, resolution)
