@@ -3,18 +3,35 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
+from pathlib import Path
 from typing import NoReturn
 
+from sqlalchemy.engine import Engine
+
 from archiver import __version__
+from archiver.api.client import AnalyticsClient
+from archiver.api.endpoints import ApiRequest, check_stream_name, refusal_reason
 from archiver.config import Settings, get_settings
 from archiver.errors import ArchiverError, InputError
 from archiver.observability import setup_logging
+from archiver.plan import Plan, Selection, StreamEntry
 from archiver.store import db
-from archiver.timeutil import parse_instant
+from archiver.streams import (
+    add_streams,
+    list_streams,
+    matches,
+    read_names_file,
+    remove_streams,
+)
+from archiver.sync import CycleReport, current_time, plan_cycle, run_cycle
+from archiver.timeutil import Resolution, parse_instant
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +64,211 @@ def cmd_db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+@contextmanager
+def archive(settings: Settings) -> Iterator[Engine]:
+    """The migrated archive the settings name; one clear error if it cannot be reached."""
+    engine = db.make_engine(settings.database_url)
+    try:
+        db.upgrade(engine)
+        yield engine
+    finally:
+        engine.dispose()
+
+
+def _print_report(report: CycleReport) -> int:
+    for name, reason in sorted(report.refused.items()):
+        sys.stderr.write(f"archiver: stream {name!r} refused: {reason}\n")
+    if report.ok:
+        out(report.summary())
+        return 0
+    sys.stderr.write(f"archiver: {report.summary()}\n")
+    return 1
+
+
+def cmd_sync(args: argparse.Namespace, settings: Settings) -> int:
+    settings.require_token()
+    with archive(settings) as engine, AnalyticsClient.from_settings(settings) as client:
+        report = run_cycle(engine=engine, client=client, settings=settings, kind="sync")
+    return _print_report(report)
+
+
+class _ProgressLine:
+    """Requests done of total, rows, rate and ETA on one refreshed terminal line."""
+
+    def __init__(self) -> None:
+        self.started = time.monotonic()
+        self.enabled = sys.stderr.isatty()
+
+    def __call__(self, report: CycleReport) -> None:
+        if not self.enabled:
+            return
+        elapsed = max(time.monotonic() - self.started, 1e-6)
+        rate = report.requests / elapsed
+        left = (report.planned - report.requests) / rate if rate else 0.0
+        sys.stderr.write(
+            f"\r{report.requests}/{report.planned} requests, {report.rows} rows, "
+            f"{rate:.1f} req/s, ETA {int(left) // 60}:{int(left) % 60:02d}   "
+        )
+        if report.requests == report.planned:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+
+
+def _describe_plan(plan: Plan) -> list[str]:
+    lines: list[str] = []
+    groups: dict[tuple[str, str], list[ApiRequest]] = {}
+    for planned in plan.requests:
+        request = planned.request
+        groups.setdefault((request.endpoint.dataset, request.resolution.value), []).append(request)
+    for (dataset, resolution), requests in sorted(groups.items()):
+        first = min(r.start for r in requests)
+        last = max(r.stop for r in requests)
+        lines.append(
+            f"{dataset:<18} {resolution:<5} {len(requests):>6} requests  "
+            f"{first:%Y-%m-%d %H:%M} .. {last:%Y-%m-%d %H:%M} UTC"
+        )
+    lines.append(f"total: {len(plan.requests)} requests")
+    return lines
+
+
+def cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
+    start: datetime | None = args.start
+    end: datetime | None = args.end
+    if start is not None and end is not None and start >= end:
+        raise InputError("--start must be before --end")
+    resolutions = (
+        None if args.resolution == "all" else frozenset({Resolution.parse(args.resolution)})
+    )
+    names: list[str] | None = None
+    if args.streams is not None:
+        names = [n.strip() for n in args.streams.split(",") if n.strip()]
+        if not names:
+            raise InputError("--streams needs at least one stream name")
+        for name in names:
+            check_stream_name(name)
+    selection = Selection(
+        start=start,
+        end=end,
+        resolutions=resolutions,
+        streams=None if names is None else frozenset(names),
+    )
+    now = current_time(settings)
+    with archive(settings) as engine:
+        if args.dry_run:
+            extra = [
+                StreamEntry(n, "active")
+                for n in [*settings.streams, *(names or [])]
+                if refusal_reason(n) is None
+            ]
+            plan = plan_cycle(
+                engine=engine, settings=settings, now=now, selection=selection, extra_streams=extra
+            )
+            _report_purged(plan)
+            out("dry run: these requests would be made (nothing is fetched or written)")
+            for line in _describe_plan(plan):
+                out(line)
+            return 0
+        settings.require_token()
+        if names:
+            with db.transaction(engine) as conn:
+                add_streams(conn=conn, names=names, source="cli", now=now)
+        with AnalyticsClient.from_settings(settings) as client:
+            preview = plan_cycle(engine=engine, settings=settings, now=now, selection=selection)
+            _report_purged(preview)
+            report = run_cycle(
+                engine=engine,
+                client=client,
+                settings=settings,
+                kind="backfill",
+                selection=selection,
+                discover=names is None,
+                progress=_ProgressLine(),
+            )
+    return _print_report(report)
+
+
+def _report_purged(plan: Plan) -> None:
+    for purged in plan.purged:
+        sys.stderr.write(
+            f"archiver: {purged.dataset} {purged.resolution} {purged.start:%Y-%m-%d %H:%M}.."
+            f"{purged.stop:%Y-%m-%d %H:%M} UTC is already purged by the vendor; "
+            "saving what it still holds\n"
+        )
+
+
+def cmd_streams_add(args: argparse.Namespace, settings: Settings) -> int:
+    return _add(settings, args.names, source="cli")
+
+
+def cmd_streams_import(args: argparse.Namespace, settings: Settings) -> int:
+    return _add(settings, read_names_file(Path(args.file)), source="cli")
+
+
+def _add(settings: Settings, names: list[str], *, source: str) -> int:
+    with archive(settings) as engine, db.transaction(engine) as conn:
+        result = add_streams(conn=conn, names=names, source=source, now=current_time(settings))
+    for name in result.added:
+        out(f"tracking {name}")
+    for name in result.existing:
+        out(f"already tracked: {name}")
+    for name, reason in result.refused.items():
+        sys.stderr.write(f"archiver: stream {name!r} refused: {reason}\n")
+    return 1 if result.refused else 0
+
+
+def cmd_streams_remove(args: argparse.Namespace, settings: Settings) -> int:
+    with archive(settings) as engine, db.transaction(engine) as conn:
+        removed = remove_streams(conn=conn, names=args.names)
+    for name in removed:
+        out(f"no longer tracking {name} (its archived rows stay)")
+    missing = [n for n in args.names if n not in removed]
+    for name in missing:
+        sys.stderr.write(f"archiver: stream {name!r} was not tracked\n")
+    return 1 if missing else 0
+
+
+def cmd_streams_list(args: argparse.Namespace, settings: Settings) -> int:
+    with archive(settings) as engine, db.transaction(engine) as conn:
+        rows = list_streams(conn)
+    if args.json:
+        out(json.dumps(rows, default=str, indent=2))
+        return 0
+    out(f"{'stream':<40} {'source':<10} {'status':<8} {'added':<17} last seen")
+    for row in rows:
+        seen = row["last_seen_at"]
+        added = row["added_at"]
+        out(
+            f"{row['stream_name']!s:<40} {row['source']!s:<10} {row['status']!s:<8} "
+            f"{added:%Y-%m-%d %H:%M} {'' if seen is None else format(seen, '%Y-%m-%d %H:%M')}"
+        )
+    out(f"{len(rows)} streams")
+    return 0
+
+
+def cmd_streams_discover(args: argparse.Namespace, settings: Settings) -> int:
+    settings.require_token()
+    with AnalyticsClient.from_settings(settings) as client:
+        found = [n for n in client.discover_streams() if matches(n, settings.discovery_pattern)]
+    if args.dry_run:
+        for name in found:
+            out(name)
+        return 0
+    return _add_discovered(settings, found)
+
+
+def _add_discovered(settings: Settings, names: list[str]) -> int:
+    with archive(settings) as engine, db.transaction(engine) as conn:
+        result = add_streams(
+            conn=conn, names=names, source="discovered", now=current_time(settings), seen=True
+        )
+    for name in result.added:
+        out(f"discovered {name}")
+    for name, reason in result.refused.items():
+        sys.stderr.write(f"archiver: stream {name!r} refused: {reason}\n")
+    out(f"{len(result.added)} new, {len(result.existing)} already tracked")
+    return 0
+
+
 def _instant(what: str) -> Callable[[str], datetime]:
     def parse(text: str) -> datetime:
         try:
@@ -55,6 +277,15 @@ def _instant(what: str) -> Callable[[str], datetime]:
             raise argparse.ArgumentTypeError(str(exc)) from None
 
     return parse
+
+
+def _resolution_choice(text: str) -> str:
+    if text.lower() == "all":
+        return "all"
+    try:
+        return Resolution.parse(text).value
+    except InputError as exc:
+        raise argparse.ArgumentTypeError(f"{exc} or all") from None
 
 
 def _rate(text: str) -> float:
@@ -137,6 +368,75 @@ def build_parser() -> argparse.ArgumentParser:
     )
     up.add_argument("--revision", default="head", help="target revision (default: head)")
     up.set_defaults(handler=cmd_db_upgrade)
+
+    sync = commands.add_parser(
+        "sync",
+        help="run one cycle, then exit (for cron)",
+        description="Discover streams, fetch everything not yet final, store it, then exit. "
+        "Exit code 0 when every request succeeded, 1 otherwise (the next run retries).",
+    )
+    sync.set_defaults(handler=cmd_sync)
+
+    back = commands.add_parser(
+        "backfill",
+        help="save everything the vendor still holds",
+        description="Save what the vendor still holds in [--start, --end) (default: all of "
+        "it). Resumable and idempotent: run it again after an interruption.",
+    )
+    back.add_argument("--start", type=_instant("--start"), help="YYYY-MM-DD or ISO time (UTC)")
+    back.add_argument("--end", type=_instant("--end"), help="exclusive; default: now")
+    back.add_argument(
+        "--resolution",
+        type=_resolution_choice,
+        default="all",
+        help="Hour, Day, Month or all (default)",
+    )
+    back.add_argument("--streams", help="comma-separated names: only these streams' data")
+    back.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the requests it would make, without calling the API",
+    )
+    back.set_defaults(handler=cmd_backfill)
+
+    streams = commands.add_parser(
+        "streams",
+        help="manage the tracked stream names",
+        description="Manage the stream names the archiver asks the vendor about.",
+    )
+    stream_commands = streams.add_subparsers(
+        title="commands", metavar="COMMAND", required=True, parser_class=_Parser
+    )
+    add = stream_commands.add_parser("add", help="track names", description="Track stream names.")
+    add.add_argument("names", nargs="+", metavar="NAME")
+    add.set_defaults(handler=cmd_streams_add)
+    remove = stream_commands.add_parser(
+        "remove",
+        help="stop tracking names",
+        description="Stop tracking stream names; their archived rows stay.",
+    )
+    remove.add_argument("names", nargs="+", metavar="NAME")
+    remove.set_defaults(handler=cmd_streams_remove)
+    listing = stream_commands.add_parser(
+        "list", help="show tracked names", description="Show every tracked stream."
+    )
+    listing.add_argument("--json", action="store_true", help="machine-readable output")
+    listing.set_defaults(handler=cmd_streams_list)
+    imp = stream_commands.add_parser(
+        "import",
+        help="track names from a file",
+        description="Track the names in FILE: one a line, # starts a comment.",
+    )
+    imp.add_argument("file", metavar="FILE")
+    imp.set_defaults(handler=cmd_streams_import)
+    disc = stream_commands.add_parser(
+        "discover",
+        help="find live streams now",
+        description="Ask the monitoring endpoint for streams live within the last hour and "
+        "track them (ARCHIVER_DISCOVERY_PATTERN filters them).",
+    )
+    disc.add_argument("--dry-run", action="store_true", help="only print the names")
+    disc.set_defaults(handler=cmd_streams_discover)
 
     sim = commands.add_parser(
         "simulate",

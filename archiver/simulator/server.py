@@ -213,8 +213,9 @@ class Simulator:
         return self
 
     def serve_forever(self) -> None:
-        """Serve in the calling thread until interrupted."""
-        self.start()
+        """Serve in the calling thread until interrupted (starting first if needed)."""
+        if self._server is None:
+            self.start()
         assert self._thread is not None
         try:
             while self._thread.is_alive():

@@ -1,0 +1,188 @@
+"""Sync state: watermarks, gaps and run history, written together with the rows they cover."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from archiver.plan import Gap, Policy, Scope, ScopeState
+from archiver.store.tables import USAGE_TABLES, sync_gaps, sync_runs, sync_state
+from archiver.store.upsert import upsert_rows
+from archiver.timeutil import Resolution
+
+
+def load_state(conn: Connection) -> dict[Scope, ScopeState]:
+    """Every scope's watermark and last success."""
+    rows = conn.execute(
+        sa.select(
+            sync_state.c.dataset,
+            sync_state.c.stream_name,
+            sync_state.c.resolution,
+            sync_state.c.watermark,
+            sync_state.c.last_success_at,
+        )
+    )
+    return {
+        Scope(dataset, stream, Resolution(resolution)): ScopeState(watermark, last)
+        for dataset, stream, resolution, watermark, last in rows
+    }
+
+
+def _key(scope: Scope) -> dict[str, str]:
+    return {
+        "dataset": scope.dataset,
+        "stream_name": scope.stream,
+        "resolution": scope.resolution.value,
+    }
+
+
+def _key_clause(scope: Scope) -> sa.ColumnElement[bool]:
+    return sa.and_(
+        sync_state.c.dataset == scope.dataset,
+        sync_state.c.stream_name == scope.stream,
+        sync_state.c.resolution == scope.resolution.value,
+    )
+
+
+def start_scopes(
+    *,
+    conn: Connection,
+    watermarks: Mapping[Scope, datetime],
+    gaps: Sequence[Gap],
+    recorded_at: datetime,
+) -> None:
+    """Persist new scopes' first watermarks and the gaps the plan found, moving past them."""
+    for scope, watermark in watermarks.items():
+        updated = conn.execute(
+            sa.update(sync_state)
+            .where(_key_clause(scope), sync_state.c.watermark < watermark)
+            .values(watermark=watermark)
+        ).rowcount
+        if not updated:
+            exists = conn.execute(sa.select(sa.literal(1)).where(_key_clause(scope))).first()
+            if exists is None:
+                conn.execute(sa.insert(sync_state).values(**_key(scope), watermark=watermark))
+    if gaps:
+        upsert_rows(
+            conn=conn,
+            table=sync_gaps,
+            rows=[
+                {
+                    **_key(g.scope),
+                    "gap_start": g.start,
+                    "gap_stop": g.stop,
+                    "recorded_at": recorded_at,
+                }
+                for g in gaps
+            ],
+        )
+
+
+@dataclass(frozen=True)
+class Written:
+    """What storing one response did."""
+
+    rows: int
+    advanced: int
+
+
+def store_response(
+    *,
+    conn: Connection,
+    dataset: str,
+    resolution: Resolution,
+    chunk_start: datetime,
+    chunk_stop: datetime,
+    scopes: Iterable[Scope],
+    rows: list[dict[str, Any]],
+    fetched_at: datetime,
+    policy: Policy,
+) -> Written:
+    """Upsert a response's rows and advance its scopes' watermarks, in the caller's transaction.
+
+    A watermark moves only forward, only if it lies inside the chunk (so a chunk answered
+    before an earlier one cannot skip it), and only as far as the first bucket not yet final.
+    """
+    for row in rows:
+        row["fetched_at"] = fetched_at
+        row["is_final"] = policy.is_final(resolution, row["period_start"], fetched_at)
+    written = upsert_rows(conn=conn, table=USAGE_TABLES[dataset], rows=rows)
+    target = max(chunk_start, min(chunk_stop, policy.first_unfinal(resolution, fetched_at)))
+    advanced = 0
+    for scope in scopes:
+        advanced += conn.execute(
+            sa.update(sync_state)
+            .where(
+                _key_clause(scope),
+                sync_state.c.watermark >= chunk_start,
+                sync_state.c.watermark < target,
+            )
+            .values(watermark=target)
+        ).rowcount
+        conn.execute(
+            sa.update(sync_state)
+            .where(_key_clause(scope))
+            .values(last_success_at=fetched_at, last_error=None, last_error_at=None)
+        )
+    return Written(written, advanced)
+
+
+def record_failure(*, conn: Connection, scopes: Iterable[Scope], error: str, at: datetime) -> None:
+    """Note a failed request on its scopes; their watermarks stay where they were."""
+    for scope in scopes:
+        conn.execute(
+            sa.update(sync_state)
+            .where(_key_clause(scope))
+            .values(last_error=error[:2000], last_error_at=at)
+        )
+
+
+def start_run(*, conn: Connection, kind: str, started_at: datetime) -> int:
+    """A run-history row for a cycle that has begun; returns its id."""
+    result = conn.execute(
+        sa.insert(sync_runs)
+        .values(
+            kind=kind,
+            started_at=started_at,
+            status="running",
+            requests=0,
+            failed_requests=0,
+            rows_written=0,
+            gaps=0,
+        )
+        .returning(sync_runs.c.id)
+    )
+    return int(result.scalar_one())
+
+
+def finish_run(
+    *,
+    conn: Connection,
+    run_id: int,
+    finished_at: datetime,
+    status: str,
+    requests: int,
+    failed_requests: int,
+    rows_written: int,
+    gaps: int,
+    error: str | None,
+) -> None:
+    """Close a run-history row with the cycle's totals."""
+    conn.execute(
+        sa.update(sync_runs)
+        .where(sync_runs.c.id == run_id)
+        .values(
+            finished_at=finished_at,
+            status=status,
+            requests=requests,
+            failed_requests=failed_requests,
+            rows_written=rows_written,
+            gaps=gaps,
+            error=None if error is None else error[:4000],
+        )
+    )

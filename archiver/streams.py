@@ -1,0 +1,158 @@
+"""The stream registry: names from settings, the CLI and discovery; refusals and dormancy."""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from archiver.api.endpoints import refusal_reason
+from archiver.errors import InputError
+from archiver.plan import StreamEntry
+from archiver.store.tables import tracked_streams
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Added:
+    """What adding names did."""
+
+    added: list[str] = field(default_factory=list)
+    existing: list[str] = field(default_factory=list)
+    woken: list[str] = field(default_factory=list)
+    refused: dict[str, str] = field(default_factory=dict)
+
+
+def add_streams(
+    *, conn: Connection, names: Iterable[str], source: str, now: datetime, seen: bool = False
+) -> Added:
+    """Track `names`; refused names are kept as `refused` with the reason, never sent.
+
+    `seen` marks the names as seen live now (discovery), which wakes dormant streams.
+    """
+    result = Added()
+    wanted = list(dict.fromkeys(n.strip() for n in names if n.strip()))
+    if not wanted:
+        return result
+    known = {
+        row.stream_name: row
+        for row in conn.execute(
+            sa.select(tracked_streams.c.stream_name, tracked_streams.c.status).where(
+                tracked_streams.c.stream_name.in_(wanted)
+            )
+        )
+    }
+    for name in wanted:
+        reason = refusal_reason(name)
+        if reason is not None:
+            result.refused[name] = reason
+        row = known.get(name)
+        if row is None:
+            conn.execute(
+                sa.insert(tracked_streams).values(
+                    stream_name=name,
+                    source=source,
+                    status="refused" if reason else "active",
+                    added_at=now,
+                    last_seen_at=now if seen and not reason else None,
+                    note=reason,
+                )
+            )
+            if not reason:
+                result.added.append(name)
+            continue
+        result.existing.append(name)
+        if seen and not reason:
+            conn.execute(
+                sa.update(tracked_streams)
+                .where(tracked_streams.c.stream_name == name)
+                .values(status="active", last_seen_at=now)
+            )
+            if row.status == "dormant":
+                result.woken.append(name)
+    return result
+
+
+def remove_streams(*, conn: Connection, names: Iterable[str]) -> list[str]:
+    """Stop tracking `names` (their archived rows stay); returns the names that were tracked."""
+    wanted = list(dict.fromkeys(names))
+    present = list(
+        conn.execute(
+            sa.select(tracked_streams.c.stream_name).where(
+                tracked_streams.c.stream_name.in_(wanted)
+            )
+        ).scalars()
+    )
+    conn.execute(sa.delete(tracked_streams).where(tracked_streams.c.stream_name.in_(present)))
+    return present
+
+
+def mark_seen(*, conn: Connection, last_seen: dict[str, datetime]) -> None:
+    """Record traffic seen in archived buckets; wakes dormant streams."""
+    for name, moment in last_seen.items():
+        conn.execute(
+            sa.update(tracked_streams)
+            .where(
+                tracked_streams.c.stream_name == name,
+                tracked_streams.c.status != "refused",
+                sa.or_(
+                    tracked_streams.c.last_seen_at.is_(None),
+                    tracked_streams.c.last_seen_at < moment,
+                ),
+            )
+            .values(last_seen_at=moment, status="active")
+        )
+
+
+def update_dormancy(*, conn: Connection, now: datetime, window: timedelta) -> list[str]:
+    """Active streams with no traffic (nor addition) inside the per-stream window go dormant."""
+    line = now - window
+    table = tracked_streams
+    quiet = sa.and_(
+        table.c.status == "active",
+        table.c.added_at < line,
+        sa.or_(table.c.last_seen_at.is_(None), table.c.last_seen_at < line),
+    )
+    names = list(conn.execute(sa.select(table.c.stream_name).where(quiet)).scalars())
+    if names:
+        conn.execute(sa.update(table).where(quiet).values(status="dormant"))
+    return names
+
+
+def plannable(conn: Connection) -> list[StreamEntry]:
+    """Tracked streams the planner may ask about (active or dormant, never refused)."""
+    rows = conn.execute(
+        sa.select(tracked_streams.c.stream_name, tracked_streams.c.status).where(
+            tracked_streams.c.status != "refused"
+        )
+    )
+    return [StreamEntry(name, status) for name, status in rows]
+
+
+def list_streams(conn: Connection) -> list[dict[str, object]]:
+    """Every tracked stream, by name."""
+    rows = conn.execute(sa.select(tracked_streams).order_by(tracked_streams.c.stream_name))
+    return [dict(row._mapping) for row in rows]
+
+
+def matches(name: str, pattern: str | None) -> bool:
+    """Whether a discovered name passes the optional include pattern (shell-style)."""
+    return pattern is None or fnmatch.fnmatchcase(name, pattern)
+
+
+def read_names_file(path: Path) -> list[str]:
+    """Names from a file: one a line; blank lines and `#` comments are ignored."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror}") from exc
+    except UnicodeDecodeError:
+        raise InputError(f"cannot read {path}: not UTF-8 text") from None
+    return [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]

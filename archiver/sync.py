@@ -1,0 +1,245 @@
+"""One cycle: register streams, plan, fetch with bounded concurrency, store each response
+in one transaction together with its watermark advance, and record the run."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy.engine import Engine
+
+from archiver.api.client import AnalyticsClient, FetchResult
+from archiver.api.errors import ApiError, AuthenticationError, TransportError
+from archiver.config import Settings
+from archiver.plan import Gap, Plan, Policy, Scope, Selection, StreamEntry, make_plan
+from archiver.store import state as store_state
+from archiver.store.db import transaction
+from archiver.streams import (
+    add_streams,
+    mark_seen,
+    matches,
+    plannable,
+    update_dormancy,
+)
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[["CycleReport"], None]
+
+
+@dataclass
+class CycleReport:
+    """What one cycle did."""
+
+    kind: str
+    now: datetime
+    planned: int = 0
+    requests: int = 0
+    failed: int = 0
+    rows: int = 0
+    gaps: list[Gap] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    discovered: list[str] = field(default_factory=list)
+    dormant: list[str] = field(default_factory=list)
+    refused: dict[str, str] = field(default_factory=dict)
+    started: float = field(default_factory=time.monotonic)
+    duration: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        """True when every planned request (and discovery) succeeded."""
+        return not self.errors
+
+    def summary(self) -> str:
+        """One line for logs and the terminal."""
+        text = (
+            f"{self.kind}: {self.requests - self.failed}/{self.planned} requests ok, "
+            f"{self.rows} rows, {len(self.gaps)} gaps, {len(self.discovered)} new streams, "
+            f"{self.duration:.1f}s"
+        )
+        if self.errors:
+            text += f", {len(self.errors)} errors (first: {self.errors[0]})"
+        return text
+
+
+def current_time(settings: Settings) -> datetime:
+    """`ARCHIVER_NOW` if set, else the wall clock."""
+    return settings.now or datetime.now(UTC)
+
+
+def _config_and_discovery(
+    *,
+    engine: Engine,
+    client: AnalyticsClient,
+    settings: Settings,
+    report: CycleReport,
+    discover: bool,
+) -> None:
+    with transaction(engine) as conn:
+        added = add_streams(conn=conn, names=settings.streams, source="config", now=report.now)
+    report.refused.update(added.refused)
+    if not (discover and settings.discovery):
+        return
+    try:
+        found = [n for n in client.discover_streams() if matches(n, settings.discovery_pattern)]
+    except (AuthenticationError, TransportError):
+        # The first call of a cycle: if the API cannot be reached at all, every other
+        # request would only repeat the same retries.
+        raise
+    except ApiError as exc:
+        report.errors.append(f"discovery: {exc}")
+        log.error("stream discovery failed: %s", exc)
+        return
+    with transaction(engine) as conn:
+        added = add_streams(conn=conn, names=found, source="discovered", now=report.now, seen=True)
+    report.discovered = added.added
+    report.refused.update(added.refused)
+    for name in added.added:
+        log.info("discovered stream %r", name)
+    for name in added.woken:
+        log.info("stream %r is live again; tracking it every cycle", name)
+
+
+def plan_cycle(
+    *,
+    engine: Engine,
+    settings: Settings,
+    now: datetime,
+    selection: Selection | None = None,
+    extra_streams: list[StreamEntry] | None = None,
+) -> Plan:
+    """The plan of a cycle at `now`, from what the database holds (nothing is written)."""
+    policy = Policy.from_settings(settings)
+    with transaction(engine) as conn:
+        streams = plannable(conn) + (extra_streams or [])
+        state = store_state.load_state(conn)
+    return make_plan(now=now, policy=policy, streams=streams, state=state, selection=selection)
+
+
+def run_cycle(
+    *,
+    engine: Engine,
+    client: AnalyticsClient,
+    settings: Settings,
+    kind: str = "sync",
+    selection: Selection | None = None,
+    discover: bool = True,
+    progress: Progress | None = None,
+) -> CycleReport:
+    """Run one cycle; failed requests are reported and retried by the next cycle."""
+    now = current_time(settings)
+    policy = Policy.from_settings(settings)
+    report = CycleReport(kind=kind, now=now)
+    with transaction(engine) as conn:
+        run_id = store_state.start_run(conn=conn, kind=kind, started_at=now)
+    fatal: str | None = None
+    try:
+        _config_and_discovery(
+            engine=engine, client=client, settings=settings, report=report, discover=discover
+        )
+        with transaction(engine) as conn:
+            report.dormant = update_dormancy(
+                conn=conn, now=now, window=timedelta(days=settings.stream_retention_days)
+            )
+            plan = make_plan(
+                now=now,
+                policy=policy,
+                streams=plannable(conn),
+                state=store_state.load_state(conn),
+                selection=selection,
+            )
+            store_state.start_scopes(
+                conn=conn, watermarks=plan.watermarks, gaps=plan.gaps, recorded_at=now
+            )
+        report.gaps = plan.gaps
+        report.planned = len(plan.requests)
+        for gap in plan.gaps:
+            log.warning(
+                "lost data: %s %s %s buckets %s..%s were purged by the vendor before they "
+                "were archived final",
+                gap.scope.dataset,
+                gap.scope.stream or "(account)",
+                gap.scope.resolution,
+                gap.start.isoformat(),
+                gap.stop.isoformat(),
+            )
+        scopes = {id(p.request): p.scopes for p in plan.requests}
+        for result in client.fetch_all([p.request for p in plan.requests]):
+            _store(
+                engine=engine,
+                result=result,
+                scopes=scopes[id(result.request)],
+                policy=policy,
+                report=report,
+            )
+            if progress is not None:
+                progress(report)
+    except ApiError as exc:
+        fatal = str(exc)
+        raise
+    except Exception as exc:
+        fatal = f"{type(exc).__name__}: {exc}"
+        raise
+    finally:
+        report.duration = time.monotonic() - report.started
+        status = "failed" if fatal else ("ok" if report.ok else "partial")
+        try:
+            with transaction(engine) as conn:
+                store_state.finish_run(
+                    conn=conn,
+                    run_id=run_id,
+                    finished_at=current_time(settings),
+                    status=status,
+                    requests=report.requests,
+                    failed_requests=report.failed,
+                    rows_written=report.rows,
+                    gaps=len(report.gaps),
+                    error=fatal or (report.errors[0] if report.errors else None),
+                )
+        except Exception:
+            log.exception("could not record the end of run %d", run_id)
+    return report
+
+
+def _store(
+    *,
+    engine: Engine,
+    result: FetchResult,
+    scopes: tuple[Scope, ...],
+    policy: Policy,
+    report: CycleReport,
+) -> None:
+    request = result.request
+    report.requests += 1
+    if result.error is not None:
+        report.failed += 1
+        report.errors.append(str(result.error))
+        log.error("request failed (will retry next cycle): %s", result.error)
+        with transaction(engine) as conn:
+            store_state.record_failure(
+                conn=conn, scopes=scopes, error=str(result.error), at=result.fetched_at
+            )
+        return
+    with transaction(engine) as conn:
+        written = store_state.store_response(
+            conn=conn,
+            dataset=request.endpoint.dataset,
+            resolution=request.resolution,
+            chunk_start=request.start,
+            chunk_stop=request.stop,
+            scopes=scopes,
+            rows=result.rows,
+            fetched_at=result.fetched_at,
+            policy=policy,
+        )
+        if request.endpoint.dataset == "stream_usage" and result.rows:
+            seen: dict[str, datetime] = {}
+            for row in result.rows:
+                name = row["stream_name"]
+                if name not in seen or seen[name] < row["period_start"]:
+                    seen[name] = row["period_start"]
+            mark_seen(conn=conn, last_seen=seen)
+    report.rows += written.rows
