@@ -1,0 +1,188 @@
+"""The `archiver` command as a user runs it: real processes, one-line errors, exit codes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from archiver.simulator import SimConfig, Simulator
+from tests.simhelpers import TOKEN
+
+NOW = "2026-11-20T12:20:00Z"
+COMMANDS = [
+    [],
+    ["db"],
+    ["db", "upgrade"],
+    ["sync"],
+    ["backfill"],
+    ["streams"],
+    ["streams", "add"],
+    ["streams", "remove"],
+    ["streams", "list"],
+    ["streams", "import"],
+    ["streams", "discover"],
+    ["simulate"],
+]
+
+
+def run(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("ARCHIVER_")}
+    clean.update(env)
+    return subprocess.run(
+        [sys.executable, "-m", "archiver", *args],
+        cwd=cwd,
+        env=clean,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+@pytest.fixture
+def simulator() -> Iterator[Simulator]:
+    config = SimConfig(streams=12, seed=4, unreportable_streams=1)
+    start = datetime(2026, 11, 20, 12, 20, tzinfo=UTC)
+    with Simulator(config, token=TOKEN, start=start) as sim:
+        yield sim
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "archiver")
+def test_every_command_has_help(command: list[str], tmp_path: Path) -> None:
+    result = run([*command, "--help"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("usage: archiver")
+
+
+def test_db_upgrade_on_a_fresh_sqlite_file(tmp_path: Path) -> None:
+    result = run(["db", "upgrade"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "is at revision" in result.stdout
+    assert (tmp_path / "archiver.db").is_file()
+
+
+@pytest.mark.postgres
+def test_db_upgrade_on_postgresql(tmp_path: Path, postgres_url: str) -> None:
+    result = run(["db", "upgrade"], tmp_path, ARCHIVER_DATABASE_URL=postgres_url)
+    assert result.returncode == 0, result.stderr
+    assert "is at revision" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({"ARCHIVER_DATABASE_URL": "mysql://x/y"}, "invalid setting ARCHIVER_DATABASE_URL"),
+        (
+            {"ARCHIVER_DATABASE_URL": "postgresql://nobody:pw@127.0.0.1:1/none"},
+            "cannot reach the database",
+        ),
+        ({"ARCHIVER_DATABASE_URL": "sqlite:////no/such/dir/a.db"}, "cannot reach the database"),
+    ],
+)
+def test_database_problems_are_one_line(tmp_path: Path, env: dict[str, str], expected: str) -> None:
+    result = run(["db", "upgrade"], tmp_path, **env)
+    assert result.returncode != 0
+    assert expected in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in result.stderr
+    assert "pw@" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["backfill", "--start", "yesterday"], "invalid --start 'yesterday'"),
+        (["backfill", "--end", "2026-13-01"], "invalid --end"),
+        (["backfill", "--resolution", "Week"], "unknown resolution 'Week'"),
+        (
+            ["backfill", "--start", "2026-11-20", "--end", "2026-11-19"],
+            "--start must be before --end",
+        ),
+        (["backfill", "--streams", "a--b"], "refused"),
+        (["streams", "import", "/no/such/file"], "cannot read /no/such/file"),
+    ],
+)
+def test_bad_input_is_one_line(tmp_path: Path, args: list[str], expected: str) -> None:
+    result = run(args, tmp_path, ARCHIVER_API_TOKEN="x")
+    assert result.returncode != 0
+    assert expected in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_commands_that_call_the_vendor_need_the_token(tmp_path: Path) -> None:
+    result = run(["sync"], tmp_path)
+    assert result.returncode != 0
+    assert "ARCHIVER_API_TOKEN is not set" in result.stderr
+
+
+def test_a_wrong_token_names_the_setting_and_never_shows_the_token(
+    tmp_path: Path, simulator: Simulator
+) -> None:
+    secret = "wrong-token-0123456789"
+    result = run(
+        ["sync"],
+        tmp_path,
+        ARCHIVER_API_TOKEN=secret,
+        ARCHIVER_API_BASE_URL=simulator.url,
+        ARCHIVER_NOW=NOW,
+    )
+    assert result.returncode != 0
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("archiver: error:")
+    assert "check ARCHIVER_API_TOKEN" in last
+    assert secret not in result.stderr + result.stdout
+    assert secret not in (tmp_path / "archiver.db").read_bytes().decode("latin-1")
+
+
+def test_streams_add_list_import_remove(tmp_path: Path) -> None:
+    (tmp_path / "names.txt").write_text("# comment\nfeed_1\n\n360\nbad*name\n")
+    added = run(["streams", "add", "main", "360"], tmp_path)
+    assert added.returncode == 0
+    assert "tracking main" in added.stdout
+    imported = run(["streams", "import", "names.txt"], tmp_path)
+    assert imported.returncode == 1  # one name refused
+    assert "stream 'bad*name' refused" in imported.stderr
+    assert "already tracked: 360" in imported.stdout
+    listing = run(["streams", "list"], tmp_path).stdout
+    assert "feed_1" in listing
+    assert "refused" in listing
+    assert "4 streams" in listing
+    removed = run(["streams", "remove", "main", "ghost"], tmp_path)
+    assert "no longer tracking main" in removed.stdout
+    assert "'ghost' was not tracked" in removed.stderr
+    assert removed.returncode == 1
+
+
+def test_backfill_dry_run_calls_nothing(tmp_path: Path, simulator: Simulator) -> None:
+    result = run(
+        ["backfill", "--dry-run", "--start", "2026-11-01", "--resolution", "Hour"],
+        tmp_path,
+        ARCHIVER_API_BASE_URL=simulator.url,
+        ARCHIVER_NOW=NOW,
+        ARCHIVER_STREAMS="a,b",
+    )
+    assert result.returncode == 0, result.stderr
+    assert "dry run" in result.stdout
+    assert (
+        "stream_usage       Hour       1 requests  2026-11-13 14:00 .. 2026-11-20 13:00"
+        in result.stdout
+    )
+    assert "already purged by the vendor" in result.stderr
+    assert simulator.stats_payload()["api_requests"] == 0
+
+
+def test_backfill_then_sync_against_the_simulator(tmp_path: Path, simulator: Simulator) -> None:
+    env = {"ARCHIVER_API_TOKEN": TOKEN, "ARCHIVER_API_BASE_URL": simulator.url, "ARCHIVER_NOW": NOW}
+    backfill = run(["backfill"], tmp_path, **env)
+    assert backfill.returncode == 0, backfill.stderr
+    assert "backfill:" in backfill.stdout
+    assert "0 gaps" in backfill.stdout
+    sync = run(["sync"], tmp_path, **env)
+    assert sync.returncode == 0, sync.stderr
+    assert "requests ok" in sync.stdout
