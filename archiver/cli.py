@@ -21,7 +21,8 @@ from archiver.api.endpoints import ApiRequest, check_stream_name, refusal_reason
 from archiver.config import Settings, get_settings
 from archiver.errors import ArchiverError, InputError
 from archiver.observability import setup_logging
-from archiver.plan import Plan, Selection, StreamEntry
+from archiver.plan import Plan, Policy, Selection, StreamEntry
+from archiver.status import Status, read_status
 from archiver.store import db
 from archiver.streams import (
     add_streams,
@@ -269,6 +270,102 @@ def _add_discovered(settings: Settings, names: list[str]) -> int:
     return 0
 
 
+def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    from archiver.service.runner import Service
+
+    settings.require_token()
+    engine = db.make_engine(settings.database_url)
+    try:
+        service = Service(settings, engine)
+        service.install_signal_handlers()
+        code = service.run()
+    finally:
+        engine.dispose()
+    if code and service.fatal:
+        sys.stderr.write(f"archiver: error: {service.fatal}\n")
+    return code
+
+
+def _read_status(settings: Settings) -> Status:
+    with archive(settings) as engine, db.transaction(engine) as conn:
+        return read_status(
+            conn,
+            now=current_time(settings),
+            policy=Policy.from_settings(settings),
+            schedule_minutes=settings.schedule_minutes,
+        )
+
+
+def _ago(now: datetime, then: datetime | None) -> str:
+    if then is None:
+        return "never"
+    seconds = int((now - then).total_seconds())
+    if seconds < 3600:
+        return f"{seconds // 60} min ago"
+    if seconds < 172800:
+        return f"{seconds // 3600} h {seconds % 3600 // 60} min ago"
+    return f"{seconds // 86400} days ago"
+
+
+def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
+    status = _read_status(settings)
+    if args.json:
+        out(json.dumps(status.to_json(), indent=2))
+        return 0
+    now = status.now
+    last = status.last_run
+    if last is None:
+        out("last cycle:    none yet")
+    else:
+        started = last["started_at"]
+        out(
+            f"last cycle:    {last['kind']} {last['status']} at {started:%Y-%m-%d %H:%M} "
+            f"UTC ({_ago(now, started)}): {last['requests']} requests, "
+            f"{last['failed_requests']} failed, {last['rows_written']} rows"
+        )
+        if last["error"]:
+            out(f"               first error: {last['error']}")
+    out(f"last success:  {_ago(now, status.last_success_at)}")
+    if status.next_cycle_at is not None:
+        out(f"next cycle:    {status.next_cycle_at:%Y-%m-%d %H:%M} UTC (if `archiver run` is up)")
+    streams = ", ".join(f"{count} {name}" for name, count in status.streams.items())
+    out(f"streams:       {streams}")
+    out(f"gaps:          {status.gaps} ranges, {status.gap_buckets} buckets lost")
+    out(f"at risk:       {status.at_risk_buckets} buckets purged within 24 h, not yet final")
+    out("")
+    out(
+        f"{'dataset':<18} {'res':<5} {'scopes':>6} {'oldest watermark':<17} {'behind':>10} "
+        f"{'failing':>7} {'at risk':>7}"
+    )
+    for scope in status.scopes:
+        behind = "" if scope.behind_seconds is None else f"{scope.behind_seconds / 3600:.1f} h"
+        mark = scope.oldest_watermark
+        out(
+            f"{scope.dataset:<18} {scope.resolution:<5} {scope.scopes:>6} "
+            f"{'' if mark is None else format(mark, '%Y-%m-%d %H:%M'):<17} {behind:>10} "
+            f"{scope.failing_scopes:>7} {scope.at_risk_buckets:>7}"
+        )
+    return 0
+
+
+def cmd_health(args: argparse.Namespace, settings: Settings) -> int:
+    status = _read_status(settings)
+    limit = settings.health_max_age_minutes
+    last = status.last_success_at
+    if last is None:
+        sys.stderr.write("archiver: unhealthy: no successful cycle yet\n")
+        return 1
+    age = (status.now - last).total_seconds() / 60
+    if age > limit:
+        sys.stderr.write(
+            f"archiver: unhealthy: last successful cycle {age:.0f} min ago "
+            f"(ARCHIVER_HEALTH_MAX_AGE_MINUTES={limit})\n"
+        )
+        return 1
+    out(f"healthy: last successful cycle {age:.0f} min ago")
+    return 0
+
+
 def _instant(what: str) -> Callable[[str], datetime]:
     def parse(text: str) -> datetime:
         try:
@@ -437,6 +534,32 @@ def build_parser() -> argparse.ArgumentParser:
     )
     disc.add_argument("--dry-run", action="store_true", help="only print the names")
     disc.set_defaults(handler=cmd_streams_discover)
+
+    runp = commands.add_parser(
+        "run",
+        help="run the service (cycles after every vendor refresh)",
+        description="Apply migrations, wait as a standby while another archiver holds this "
+        "database, then run a catch-up cycle and a cycle at ARCHIVER_SCHEDULE_MINUTES past "
+        "every hour (UTC). SIGTERM or SIGINT stops it after the transaction in flight.",
+    )
+    runp.set_defaults(handler=cmd_run)
+
+    stat = commands.add_parser(
+        "status",
+        help="show what the archive holds and what is behind",
+        description="Last and next cycle, streams, watermarks, gaps and data at risk.",
+    )
+    stat.add_argument("--json", action="store_true", help="machine-readable output")
+    stat.set_defaults(handler=cmd_status)
+
+    health = commands.add_parser(
+        "health",
+        help="exit 0 if the last successful cycle is recent",
+        description="Exit 0 when the last successful cycle ended within "
+        "ARCHIVER_HEALTH_MAX_AGE_MINUTES, 1 with the reason otherwise (a container health "
+        "check).",
+    )
+    health.set_defaults(handler=cmd_health)
 
     sim = commands.add_parser(
         "simulate",

@@ -70,6 +70,7 @@ class Settings(BaseSettings):
     dormant_check_hours: int = Field(default=24, ge=1)
 
     schedule_minutes: str = "2,17,32,47"
+    schedule_interval_seconds: int | None = Field(default=None, ge=1)
     misfire_grace_seconds: int = Field(default=300, ge=1)
     standby_poll_seconds: float = Field(default=15.0, gt=0)
     health_max_age_minutes: int = Field(default=45, ge=1)

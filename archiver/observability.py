@@ -7,6 +7,8 @@ import logging
 import sys
 from datetime import UTC, datetime
 
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
 from archiver.config import Settings
 
 REDACTED = "[redacted]"
@@ -70,3 +72,56 @@ def setup_logging(settings: Settings) -> None:
     root.setLevel(settings.log_level)
     for noisy in ("httpx", "httpcore", "apscheduler.executors", "alembic"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+
+
+class Metrics:
+    """Prometheus metrics of one process, in a registry of their own."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.cycles = Counter("archiver_cycles", "Cycles run, by outcome", ["status"], registry=r)
+        self.cycle_seconds = Histogram(
+            "archiver_cycle_duration_seconds",
+            "Duration of one cycle",
+            registry=r,
+            buckets=(0.5, 1, 2, 5, 10, 30, 60, 120, 300, 900),
+        )
+        self.requests = Counter(
+            "archiver_requests",
+            "HTTP responses from the vendor API, by endpoint and status",
+            ["endpoint", "status"],
+            registry=r,
+        )
+        self.rows = Counter(
+            "archiver_rows_written", "Rows upserted, by table", ["table"], registry=r
+        )
+        self.rows_stored = Gauge(
+            "archiver_rows_stored", "Rows in the archive, by table", ["table"], registry=r
+        )
+        self.gaps = Gauge("archiver_gaps", "Lost-bucket ranges recorded", registry=r)
+        self.gap_buckets = Gauge("archiver_gap_buckets", "Buckets recorded as lost", registry=r)
+        self.at_risk = Gauge(
+            "archiver_buckets_at_risk",
+            "Buckets purged by the vendor within 24 hours and not yet final in the archive",
+            registry=r,
+        )
+        self.last_success = Gauge(
+            "archiver_last_success_timestamp_seconds",
+            "Unix time of the end of the last fully successful cycle",
+            registry=r,
+        )
+        self.streams = Gauge(
+            "archiver_tracked_streams", "Tracked streams, by status", ["status"], registry=r
+        )
+        self.active = Gauge(
+            "archiver_active", "1 while this instance holds the lock, 0 in standby", registry=r
+        )
+
+    def on_response(self, endpoint: str, status: str) -> None:
+        """Count one HTTP response, or a timeout or transport error (the client's hook)."""
+        self.requests.labels(endpoint=endpoint, status=status).inc()
+
+    def serve(self, port: int) -> None:
+        """Expose the metrics on `port` (all interfaces: scraped from outside a container)."""
+        start_http_server(port, registry=self.registry)

@@ -4,8 +4,10 @@ in one transaction together with its watermark advance, and record the run."""
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
+from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -40,6 +42,7 @@ class CycleReport:
     requests: int = 0
     failed: int = 0
     rows: int = 0
+    rows_by_table: dict[str, int] = field(default_factory=dict)
     gaps: list[Gap] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     discovered: list[str] = field(default_factory=list)
@@ -128,8 +131,13 @@ def run_cycle(
     selection: Selection | None = None,
     discover: bool = True,
     progress: Progress | None = None,
+    stop: threading.Event | None = None,
 ) -> CycleReport:
-    """Run one cycle; failed requests are reported and retried by the next cycle."""
+    """Run one cycle; failed requests are reported and retried by the next cycle.
+
+    Setting `stop` ends the cycle after the transaction in flight; what was not stored
+    is fetched again by the next cycle.
+    """
     now = current_time(settings)
     policy = Policy.from_settings(settings)
     report = CycleReport(kind=kind, now=now)
@@ -167,16 +175,20 @@ def run_cycle(
                 gap.stop.isoformat(),
             )
         scopes = {id(p.request): p.scopes for p in plan.requests}
-        for result in client.fetch_all([p.request for p in plan.requests]):
-            _store(
-                engine=engine,
-                result=result,
-                scopes=scopes[id(result.request)],
-                policy=policy,
-                report=report,
-            )
-            if progress is not None:
-                progress(report)
+        with closing(client.fetch_all([p.request for p in plan.requests])) as results:
+            for result in results:
+                if stop is not None and stop.is_set():
+                    report.errors.append("interrupted: shutting down")
+                    break
+                _store(
+                    engine=engine,
+                    result=result,
+                    scopes=scopes[id(result.request)],
+                    policy=policy,
+                    report=report,
+                )
+                if progress is not None:
+                    progress(report)
     except ApiError as exc:
         fatal = str(exc)
         raise
@@ -243,3 +255,5 @@ def _store(
                     seen[name] = row["period_start"]
             mark_seen(conn=conn, last_seen=seen)
     report.rows += written.rows
+    table = request.endpoint.table
+    report.rows_by_table[table] = report.rows_by_table.get(table, 0) + written.rows

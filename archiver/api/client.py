@@ -10,7 +10,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -143,6 +143,7 @@ class AnalyticsClient:
         sleep: Sleep = time.sleep,
         now: Now | None = None,
         rng: Callable[[], float] = random.random,
+        on_response: Callable[[str, str], None] | None = None,
     ) -> None:
         host = httpx.URL(base_url).host
         if not base_url.startswith("https://") and not is_loopback_host(host):
@@ -150,7 +151,10 @@ class AnalyticsClient:
         self.base_url = base_url.rstrip("/")
         self.retry = retry or RetryPolicy()
         self.concurrency = concurrency
-        self._sleep = sleep
+        self._cancelled = threading.Event()
+        # The default sleep wakes up at once when the client is cancelled (shutdown).
+        self._sleep = sleep if sleep is not time.sleep else self._interruptible_sleep
+        self._on_response = on_response
         self._now = now or (lambda: datetime.now(UTC))
         self._rng = rng
         self._limiter = RateLimiter(max_requests_per_second)
@@ -198,6 +202,17 @@ class AnalyticsClient:
         """Close the connection pool."""
         self._http.close()
 
+    def cancel(self) -> None:
+        """Stop retrying and fetching: used when the service shuts down."""
+        self._cancelled.set()
+
+    def _interruptible_sleep(self, seconds: float) -> None:
+        self._cancelled.wait(seconds)
+
+    def _count(self, path: str, status: str) -> None:
+        if self._on_response is not None:
+            self._on_response(path.removeprefix("/api/"), status)
+
     def get(self, path: str, params: list[tuple[str, str]], *, what: str) -> object:
         """GET `path` with retries; the `data` of the success envelope."""
         attempt = 0
@@ -205,9 +220,12 @@ class AnalyticsClient:
             attempt += 1
             retry_after: float | None = None
             error: ApiError
+            if self._cancelled.is_set():
+                raise TransportError(f"{what}: cancelled (shutting down)")
             try:
                 self._limiter.acquire()
                 response = self._http.get(path, params=httpx.QueryParams(tuple(params)))
+                self._count(path, str(response.status_code))
                 if response.status_code == 200:
                     return models.unwrap(response.content, endpoint=what)
                 error = self._status_error(response, what)
@@ -215,14 +233,16 @@ class AnalyticsClient:
                     raise error
                 retry_after = parse_retry_after(response.headers.get("Retry-After"))
             except httpx.TimeoutException as exc:
+                self._count(path, "timeout")
                 error = TransportError(f"{what}: timed out ({type(exc).__name__})")
             except httpx.TransportError as exc:
+                self._count(path, "transport_error")
                 error = TransportError(f"{what}: {type(exc).__name__}: {exc}")
             except ResponseFormatError as exc:
                 if not exc.truncated:
                     raise
                 error = exc
-            if attempt >= self.retry.max_attempts:
+            if attempt >= self.retry.max_attempts or self._cancelled.is_set():
                 raise error
             delay = self.retry.delay(attempt, retry_after, self._rng)
             log.warning(
@@ -268,29 +288,33 @@ class AnalyticsClient:
         except ApiError as exc:
             return FetchResult(request, [], self._now(), exc)
 
-    def fetch_all(self, requests: Iterable[ApiRequest]) -> Iterator[FetchResult]:
+    def fetch_all(self, requests: Iterable[ApiRequest]) -> Generator[FetchResult, None, None]:
         """Fetch requests `concurrency` at a time, yielding results as they complete.
 
         At most `2 * concurrency` results are in memory; failures come back as results with
         `error` set, except AuthenticationError, which stops everything.
         """
         pending: set[Future[FetchResult]] = set()
-        todo = iter(requests)
-        with ThreadPoolExecutor(self.concurrency, thread_name_prefix="fetch") as pool:
-            try:
-                for request in todo:
-                    pending.add(pool.submit(self._fetch_captured, request))
-                    if len(pending) >= 2 * self.concurrency:
-                        done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                        for future in done:
-                            yield future.result()
-                while pending:
+        pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="fetch")
+        finished = False
+        try:
+            for request in requests:
+                if self._cancelled.is_set():
+                    break
+                pending.add(pool.submit(self._fetch_captured, request))
+                if len(pending) >= 2 * self.concurrency:
                     done, pending = wait(pending, return_when=FIRST_COMPLETED)
                     for future in done:
                         yield future.result()
-            finally:
-                for future in pending:
-                    future.cancel()
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    yield future.result()
+            finished = True
+        finally:
+            # On an early exit (shutdown, fatal error) queued requests are dropped and
+            # running ones are not waited for: they fail fast once the client is cancelled.
+            pool.shutdown(wait=finished, cancel_futures=True)
 
     def discover_streams(self, *, page_size: int = 100, max_pages: int = 1000) -> Iterator[str]:
         """Names from `monitoring/streams` (streams created within the last hour), all pages."""

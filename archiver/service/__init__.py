@@ -1,0 +1,1 @@
+"""The long-running service: scheduler, single-instance lock, signals."""

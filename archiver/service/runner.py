@@ -1,0 +1,211 @@
+"""`archiver run`: standby until the lock is ours, then a catch-up cycle and cron cycles."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from datetime import UTC, datetime
+from types import FrameType
+from typing import Any
+
+import sqlalchemy as sa
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+from sqlalchemy.engine import Engine
+
+from archiver.api.client import AnalyticsClient
+from archiver.api.errors import ApiError, AuthenticationError
+from archiver.config import Settings
+from archiver.errors import ArchiverError
+from archiver.observability import Metrics
+from archiver.plan import Policy
+from archiver.service.lock import InstanceLock, lock_for
+from archiver.status import read_status
+from archiver.store import db
+from archiver.store.tables import USAGE_TABLES
+from archiver.sync import current_time, run_cycle
+
+log = logging.getLogger(__name__)
+
+
+class Service:
+    """The long-running archiver; `run()` blocks until SIGTERM/SIGINT or a fatal error."""
+
+    def __init__(self, settings: Settings, engine: Engine, metrics: Metrics | None = None):
+        self.settings = settings
+        self.engine = engine
+        self.metrics = metrics or Metrics()
+        self.stop = threading.Event()
+        self.lock: InstanceLock = lock_for(engine)
+        self.fatal: str | None = None
+        self._client: AnalyticsClient | None = None
+
+    def request_stop(self, signum: int | None = None, _frame: FrameType | None = None) -> None:
+        """Finish the transaction in flight, then stop (safe from a signal handler)."""
+        if signum is not None:
+            log.info(
+                "received %s: stopping after the transaction in flight", signal.Signals(signum).name
+            )
+        self.stop.set()
+        if self._client is not None:
+            self._client.cancel()
+
+    def install_signal_handlers(self) -> None:
+        """SIGTERM and SIGINT stop the service gracefully."""
+        signal.signal(signal.SIGTERM, self.request_stop)
+        signal.signal(signal.SIGINT, self.request_stop)
+
+    def run(self) -> int:
+        """Wait as a standby until active, then run cycles; returns the exit code."""
+        self.settings.require_token()
+        db.upgrade(self.engine)
+        if self.settings.metrics_port:
+            self.metrics.serve(self.settings.metrics_port)
+            log.info("metrics on port %d", self.settings.metrics_port)
+        if not self._become_active():
+            return 0
+        try:
+            return self._run_active()
+        finally:
+            self.lock.release()
+            self.metrics.active.set(0)
+
+    def _become_active(self) -> bool:
+        announced = False
+        while not self.stop.is_set():
+            if self.lock.try_acquire():
+                log.info("active: holding the %s", self.lock.describe())
+                self.metrics.active.set(1)
+                return True
+            if not announced:
+                log.info(
+                    "standby: another archiver is active (%s is taken); checking every %gs",
+                    self.lock.describe(),
+                    self.settings.standby_poll_seconds,
+                )
+                announced = True
+            self.stop.wait(self.settings.standby_poll_seconds)
+        return False
+
+    def _trigger(self) -> Any:
+        if self.settings.schedule_interval_seconds:
+            return IntervalTrigger(seconds=self.settings.schedule_interval_seconds, timezone=UTC)
+        return CronTrigger(minute=self.settings.schedule_minutes, timezone=UTC)
+
+    def _run_active(self) -> int:
+        scheduler = BackgroundScheduler(
+            timezone=UTC,
+            job_defaults={
+                "coalesce": True,
+                "max_instances": 1,
+                # APScheduler's default grace of 1 s would silently skip a late cycle.
+                "misfire_grace_time": self.settings.misfire_grace_seconds,
+            },
+        )
+        scheduler.add_job(
+            self.cycle,
+            self._trigger(),
+            id="cycle",
+            name="archiver cycle",
+            next_run_time=datetime.now(UTC),  # the catch-up cycle, at once
+        )
+        scheduler.start()
+        try:
+            while not self.stop.wait(self.settings.standby_poll_seconds):
+                if not self.lock.still_held() and not self.lock.try_acquire():
+                    log.error(
+                        "lost the %s; stopping so another instance can take over",
+                        self.lock.describe(),
+                    )
+                    self.fatal = "instance lock lost"
+                    self.request_stop()
+        finally:
+            scheduler.shutdown(wait=True)
+        if self.fatal:
+            log.error("stopped: %s", self.fatal)
+            return 1
+        log.info("stopped")
+        return 0
+
+    def cycle(self) -> None:
+        """One scheduled cycle; failures are logged, never raised into the scheduler."""
+        if self.stop.is_set():
+            return
+        settings = self.settings
+        try:
+            with AnalyticsClient.from_settings(
+                settings, on_response=self.metrics.on_response
+            ) as client:
+                self._client = client
+                if self.stop.is_set():
+                    client.cancel()
+                report = run_cycle(
+                    engine=self.engine,
+                    client=client,
+                    settings=settings,
+                    kind="service",
+                    stop=self.stop,
+                )
+        except AuthenticationError as exc:
+            # A wrong secret will not fix itself: stop with the reason instead of looping.
+            log.error("%s", exc)
+            self.fatal = str(exc)
+            self.request_stop()
+            return
+        except (ApiError, ArchiverError) as exc:
+            log.error("cycle failed: %s", exc)
+            self.metrics.cycles.labels(status="failed").inc()
+            return
+        except Exception:
+            log.exception("cycle failed unexpectedly")
+            self.metrics.cycles.labels(status="failed").inc()
+            return
+        finally:
+            self._client = None
+        self.metrics.cycles.labels(status="ok" if report.ok else "partial").inc()
+        for table, rows in report.rows_by_table.items():
+            self.metrics.rows.labels(table=table).inc(rows)
+        self.metrics.cycle_seconds.observe(report.duration)
+        log.info(
+            "cycle done: %s",
+            report.summary(),
+            extra={
+                "fields": {
+                    "requests": report.requests,
+                    "failed": report.failed,
+                    "rows": report.rows,
+                    "gaps": len(report.gaps),
+                    "duration_s": round(report.duration, 3),
+                }
+            },
+        )
+        self.refresh_gauges()
+
+    def refresh_gauges(self) -> None:
+        """Set the metrics that mirror the database (rows, gaps, risk, streams)."""
+        try:
+            with db.transaction(self.engine) as conn:
+                status = read_status(
+                    conn,
+                    now=current_time(self.settings),
+                    policy=Policy.from_settings(self.settings),
+                    schedule_minutes=self.settings.schedule_minutes,
+                )
+                counts = {
+                    name: int(conn.execute(sa.select(sa.func.count()).select_from(t)).scalar_one())
+                    for name, t in USAGE_TABLES.items()
+                }
+        except ArchiverError as exc:
+            log.warning("could not refresh metrics: %s", exc)
+            return
+        self.metrics.gaps.set(status.gaps)
+        self.metrics.gap_buckets.set(status.gap_buckets)
+        self.metrics.at_risk.set(status.at_risk_buckets)
+        if status.last_success_at is not None:
+            self.metrics.last_success.set(status.last_success_at.timestamp())
+        for name, count in status.streams.items():
+            self.metrics.streams.labels(status=name).set(count)
+        for name, count in counts.items():
+            self.metrics.rows_stored.labels(table=name).set(count)

@@ -1,0 +1,245 @@
+"""`archiver run` as a real process: cycles, graceful stop, one active instance, metrics."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+import httpx
+import pytest
+import sqlalchemy as sa
+
+from archiver.simulator import SimConfig, Simulator
+from archiver.store.tables import USAGE_TABLES, sync_runs, tracked_streams
+from tests.simhelpers import TOKEN
+
+pytestmark = pytest.mark.e2e
+
+
+@dataclass
+class Process:
+    popen: subprocess.Popen[bytes]
+    log: Path
+    handle: IO[bytes]
+
+    def text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 30.0, what: str = "") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture
+def simulator() -> Iterator[Simulator]:
+    with Simulator(SimConfig(streams=8, seed=2), token=TOKEN, clock="real") as sim:
+        yield sim
+
+
+@pytest.fixture
+def start_service(tmp_path: Path, simulator: Simulator) -> Iterator[Callable[..., Process]]:
+    started: list[Process] = []
+
+    def start(name: str, database_url: str, **env: str) -> Process:
+        log = tmp_path / f"{name}.log"
+        settings = {k: v for k, v in os.environ.items() if not k.startswith("ARCHIVER_")}
+        settings.update(
+            {
+                "ARCHIVER_DATABASE_URL": database_url,
+                "ARCHIVER_API_BASE_URL": simulator.url,
+                "ARCHIVER_API_TOKEN": TOKEN,
+                "ARCHIVER_SCHEDULE_INTERVAL_SECONDS": "1",
+                "ARCHIVER_STANDBY_POLL_SECONDS": "0.2",
+                "ARCHIVER_BACKOFF_BASE_SECONDS": "0.01",
+            }
+        )
+        settings.update(env)
+        handle = log.open("wb")
+        popen = subprocess.Popen(
+            [sys.executable, "-m", "archiver", "run"],
+            cwd=tmp_path,
+            env=settings,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+        )
+        process = Process(popen, log, handle)
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        if process.popen.poll() is None:
+            process.popen.kill()
+            process.popen.wait(10)
+        process.handle.close()
+
+
+def service_cycles(url: str) -> int:
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return int(
+                conn.execute(
+                    sa.select(sa.func.count())
+                    .select_from(sync_runs)
+                    .where(sync_runs.c.kind == "service", sync_runs.c.status == "ok")
+                ).scalar_one()
+            )
+    except sa.exc.OperationalError:
+        return 0
+    except sa.exc.ProgrammingError:
+        return 0
+    finally:
+        engine.dispose()
+
+
+def test_cycles_run_and_sigterm_stops_cleanly(
+    start_service: Callable[..., Process], tmp_path: Path
+) -> None:
+    url = f"sqlite:///{tmp_path / 'archive.db'}"
+    process = start_service("one", url)
+    wait_for(lambda: service_cycles(url) >= 2, what="two cycles")
+    process.popen.send_signal(signal.SIGTERM)
+    began = time.monotonic()
+    assert process.popen.wait(10) == 0
+    assert time.monotonic() - began < 10
+    text = process.text()
+    assert "received SIGTERM" in text
+    assert "cycle done: service:" in text
+    assert text.rstrip().endswith("stopped")
+    assert TOKEN not in text
+
+
+def _standby_takeover(start_service: Callable[..., Process], url: str) -> None:
+    first = start_service("first", url)
+    wait_for(lambda: "active: holding" in first.text(), what="first active")
+    second = start_service("second", url)
+    wait_for(lambda: "standby: another archiver is active" in second.text(), what="second standby")
+    assert "active: holding" not in second.text()
+    cycles = service_cycles(url)
+    first.popen.kill()  # SIGKILL: no chance to release anything
+    first.popen.wait(10)
+    wait_for(lambda: "active: holding" in second.text(), timeout=20, what="takeover")
+    wait_for(lambda: service_cycles(url) > cycles + 1, what="cycles after takeover")
+    second.popen.send_signal(signal.SIGINT)
+    assert second.popen.wait(10) == 0
+
+
+def test_second_instance_on_sqlite_waits_then_takes_over(
+    start_service: Callable[..., Process], tmp_path: Path
+) -> None:
+    _standby_takeover(start_service, f"sqlite:///{tmp_path / 'archive.db'}")
+
+
+@pytest.mark.postgres
+def test_second_instance_on_postgresql_waits_then_takes_over(
+    start_service: Callable[..., Process], postgres_url: str
+) -> None:
+    engine = sa.create_engine(postgres_url)
+    with engine.begin() as conn:
+        conn.execute(sync_runs.delete())
+    engine.dispose()
+    _standby_takeover(start_service, postgres_url)
+
+
+def test_status_and_metrics_match_the_database(
+    start_service: Callable[..., Process], tmp_path: Path
+) -> None:
+    url = f"sqlite:///{tmp_path / 'archive.db'}"
+    port = free_port()
+    process = start_service(
+        "metrics", url, ARCHIVER_METRICS_PORT=str(port), ARCHIVER_SCHEDULE_INTERVAL_SECONDS="3600"
+    )
+    wait_for(lambda: service_cycles(url) >= 1, what="the catch-up cycle")
+
+    def scrape() -> dict[str, float]:
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics").text
+        values = {}
+        for line in text.splitlines():
+            if line.startswith("archiver_") and " " in line:
+                key, value = line.rsplit(" ", 1)
+                values[key] = float(value)
+        return values
+
+    wait_for(lambda: 'archiver_rows_stored{table="account_usage"}' in scrape(), what="gauges")
+    metrics = scrape()
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        for name, table in USAGE_TABLES.items():
+            count = conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
+            assert metrics[f'archiver_rows_stored{{table="{name}"}}'] == count
+        active = conn.execute(
+            sa.select(sa.func.count())
+            .select_from(tracked_streams)
+            .where(tracked_streams.c.status == "active")
+        ).scalar_one()
+        requests = conn.execute(sa.select(sync_runs.c.requests)).scalar_one()
+    engine.dispose()
+    assert metrics['archiver_tracked_streams{status="active"}'] == active
+    assert metrics['archiver_cycles_total{status="ok"}'] == 1
+    assert metrics["archiver_active"] == 1
+    served = sum(
+        v
+        for k, v in metrics.items()
+        if k.startswith("archiver_requests_total") and 'status="200"' in k
+    )
+    assert served == requests + 1  # every planned request plus discovery's one page
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ARCHIVER_")}
+    env["ARCHIVER_DATABASE_URL"] = url
+    status = subprocess.run(
+        [sys.executable, "-m", "archiver", "status", "--json"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    payload = json.loads(status.stdout)
+    assert payload["streams"]["active"] == active
+    assert payload["last_run"]["requests"] == requests
+    assert payload["gaps"] == 0
+    health = subprocess.run(
+        [sys.executable, "-m", "archiver", "health"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert health.returncode == 0, health.stderr
+    process.popen.send_signal(signal.SIGTERM)
+    assert process.popen.wait(10) == 0
+
+
+def test_a_wrong_token_stops_the_service_with_the_setting_named(
+    start_service: Callable[..., Process], tmp_path: Path
+) -> None:
+    process = start_service(
+        "badtoken", f"sqlite:///{tmp_path / 'a.db'}", ARCHIVER_API_TOKEN="not-the-token-42"
+    )
+    assert process.popen.wait(30) == 1
+    text = process.text()
+    assert "check ARCHIVER_API_TOKEN" in text.strip().splitlines()[-1]
+    assert "not-the-token-42" not in text
