@@ -5,11 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import NoReturn
 
@@ -22,6 +23,7 @@ from archiver.config import Settings, get_settings
 from archiver.errors import ArchiverError, InputError
 from archiver.observability import setup_logging
 from archiver.plan import Plan, Policy, Selection, StreamEntry
+from archiver.report import EXPORTABLE, export_rows, render, usage_report, write_export
 from archiver.status import Status, read_status
 from archiver.store import db
 from archiver.streams import (
@@ -366,6 +368,46 @@ def cmd_health(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    from archiver.demo import run_demo
+
+    run_demo(Path.cwd(), streams=args.streams, days=args.days, out=out)
+    return 0
+
+
+def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
+    now = current_time(settings)
+    stop = args.to or now
+    start = (
+        args.from_
+        or stop
+        - {"hour": timedelta(days=1), "day": timedelta(days=31), "month": timedelta(days=366)}[
+            args.by
+        ]
+    )
+    if start >= stop:
+        raise InputError("--from must be before --to")
+    with archive(settings) as engine, db.transaction(engine) as conn:
+        rows = usage_report(conn, stream=args.stream, start=start, stop=stop, by=args.by)
+    out(render(rows, args.format))
+    return 0
+
+
+def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
+    with archive(settings) as engine, db.transaction(engine) as conn:
+        rows = export_rows(conn, args.table)
+        if args.output:
+            try:
+                with open(args.output, "w", encoding="utf-8", newline="") as handle:
+                    count = write_export(rows, args.format, handle)
+            except OSError as exc:
+                raise InputError(f"cannot write {args.output}: {exc.strerror}") from exc
+            sys.stderr.write(f"archiver: wrote {count} rows to {args.output}\n")
+        else:
+            write_export(rows, args.format, sys.stdout)
+    return 0
+
+
 def _instant(what: str) -> Callable[[str], datetime]:
     def parse(text: str) -> datetime:
         try:
@@ -561,6 +603,51 @@ def build_parser() -> argparse.ArgumentParser:
     )
     health.set_defaults(handler=cmd_health)
 
+    demo = commands.add_parser(
+        "demo",
+        help="archive a simulated account into demo.db",
+        description="Start the simulator on a free loopback port, archive a few simulated days "
+        "of a handful of streams into demo.db in this folder (replacing it), and show what the "
+        "archive holds. Needs no account and no settings.",
+    )
+    demo.add_argument("--streams", type=int, default=5, help="simulated streams (default 5)")
+    demo.add_argument("--days", type=int, default=2, help="simulated days of cycles")
+    demo.set_defaults(handler=cmd_demo)
+
+    rep = commands.add_parser(
+        "report",
+        help="bytes in/out per hour, day or month",
+        description="Bytes in and out of one stream (or, without --stream, the account) per "
+        "hour, day or month, from the archive.",
+    )
+    rep.add_argument("--stream", help="stream name (default: the whole account)")
+    rep.add_argument(
+        "--from",
+        dest="from_",
+        type=_instant("--from"),
+        help="first instant, UTC (default: a day, month or year before --to)",
+    )
+    rep.add_argument("--to", type=_instant("--to"), help="exclusive end, UTC (default: now)")
+    rep.add_argument("--by", choices=("hour", "day", "month"), default="day")
+    rep.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    rep.set_defaults(handler=cmd_report)
+
+    exp = commands.add_parser(
+        "export",
+        help="dump a table or view as CSV or JSON lines",
+        description="Write every row of a table or view to stdout or --output.",
+    )
+    exp.add_argument(
+        "--table",
+        required=True,
+        choices=EXPORTABLE,
+        metavar="TABLE",
+        help=f"one of: {', '.join(EXPORTABLE)}",
+    )
+    exp.add_argument("--format", choices=("csv", "jsonl"), default="csv")
+    exp.add_argument("--output", help="file to write (default: stdout)")
+    exp.set_defaults(handler=cmd_export)
+
     sim = commands.add_parser(
         "simulate",
         help="serve a local stand-in for the vendor API",
@@ -617,3 +704,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("archiver: interrupted\n")
         return 130
+    except BrokenPipeError:
+        # `archiver export | head`: the reader left; that is not an error of ours.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0

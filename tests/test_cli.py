@@ -186,3 +186,22 @@ def test_backfill_then_sync_against_the_simulator(tmp_path: Path, simulator: Sim
     sync = run(["sync"], tmp_path, **env)
     assert sync.returncode == 0, sync.stderr
     assert "requests ok" in sync.stdout
+
+
+@pytest.mark.e2e
+def test_demo_runs_end_to_end_in_a_clean_folder(tmp_path: Path) -> None:
+    result = run(["demo", "--streams", "3", "--days", "1"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "25/25 cycles" in result.stdout
+    assert "top countries" in result.stdout
+    assert "ARCHIVER_API_TOKEN" in result.stdout
+    status = run(["status", "--json"], tmp_path, ARCHIVER_DATABASE_URL="sqlite:///demo.db")
+    assert status.returncode == 0, status.stderr
+    assert '"gaps": 0' in status.stdout
+    report = run(
+        ["report", "--by", "day", "--from", "2000-01-01"],
+        tmp_path,
+        ARCHIVER_DATABASE_URL="sqlite:///demo.db",
+    )
+    assert report.returncode == 0
+    assert report.stdout.strip().splitlines()[-1].startswith("total")
