@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+from pydantic import TypeAdapter
 
 from archiver import __version__
 from archiver.api import models
@@ -213,8 +214,10 @@ class AnalyticsClient:
         if self._on_response is not None:
             self._on_response(path.removeprefix("/api/"), status)
 
-    def get(self, path: str, params: list[tuple[str, str]], *, what: str) -> object:
-        """GET `path` with retries; the `data` of the success envelope."""
+    def get(
+        self, path: str, params: list[tuple[str, str]], *, what: str, body: TypeAdapter[Any]
+    ) -> Any:
+        """GET `path` with retries; the typed `data` of the success envelope."""
         attempt = 0
         while True:
             attempt += 1
@@ -227,7 +230,7 @@ class AnalyticsClient:
                 response = self._http.get(path, params=httpx.QueryParams(tuple(params)))
                 self._count(path, str(response.status_code))
                 if response.status_code == 200:
-                    return models.unwrap(response.content, endpoint=what)
+                    return models.decode(response.content, body, endpoint=what)
                 error = self._status_error(response, what)
                 if not isinstance(error, RateLimitedError | ServerError):
                     raise error
@@ -275,7 +278,9 @@ class AnalyticsClient:
     def fetch(self, request: ApiRequest) -> FetchResult:
         """Fetch and parse one request; raises ApiError."""
         what = request.describe()
-        data = self.get(request.endpoint.path, request.params(), what=what)
+        data = self.get(
+            request.endpoint.path, request.params(), what=what, body=request.endpoint.body
+        )
         fetched_at = self._now()
         rows = request.endpoint.parser(data, request.window(), what)
         return FetchResult(request, rows, fetched_at)
@@ -291,8 +296,8 @@ class AnalyticsClient:
     def fetch_all(self, requests: Iterable[ApiRequest]) -> Generator[FetchResult, None, None]:
         """Fetch requests `concurrency` at a time, yielding results as they complete.
 
-        At most `2 * concurrency` results are in memory; failures come back as results with
-        `error` set, except AuthenticationError, which stops everything.
+        At most `concurrency + 2` responses are in memory at once; failures come back as
+        results with `error` set, except AuthenticationError, which stops everything.
         """
         pending: set[Future[FetchResult]] = set()
         pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="fetch")
@@ -302,7 +307,7 @@ class AnalyticsClient:
                 if self._cancelled.is_set():
                     break
                 pending.add(pool.submit(self._fetch_captured, request))
-                if len(pending) >= 2 * self.concurrency:
+                if len(pending) >= self.concurrency + 2:
                     done, pending = wait(pending, return_when=FIRST_COMPLETED)
                     for future in done:
                         yield future.result()
@@ -322,8 +327,9 @@ class AnalyticsClient:
         while page <= max_pages:
             what = f"monitoring/streams page {page}"
             params = [("page", str(page)), ("itemsOnPage", str(page_size))]
-            data = self.get(MONITORING_STREAMS_PATH, params, what=what)
-            listing: models.StreamPage = models.validate(models.STREAM_PAGE, data, endpoint=what)
+            listing: models.StreamPage = self.get(
+                MONITORING_STREAMS_PATH, params, what=what, body=models.STREAM_PAGE_BODY
+            )
             items = listing.data or []
             for item in items:
                 yield item.streamName

@@ -5,6 +5,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
+
+from pydantic import TypeAdapter
 
 from archiver.api import models
 from archiver.errors import RefusedStreamNameError
@@ -23,6 +26,7 @@ class Endpoint:
     path: str
     resolutions: tuple[Resolution, ...]
     takes_streams: bool
+    body: TypeAdapter[Any] = field(repr=False, compare=False)
     parser: models.Parser = field(repr=False, compare=False)
 
     @property
@@ -36,6 +40,7 @@ ACCOUNT_SERIES = Endpoint(
     path="/api/analytics/account/series",
     resolutions=(Resolution.HOUR, Resolution.DAY, Resolution.MONTH),
     takes_streams=False,
+    body=models.ACCOUNT_SERIES_BODY,
     parser=models.parse_account_series,
 )
 ACCOUNT_GEO_SERIES = Endpoint(
@@ -43,6 +48,7 @@ ACCOUNT_GEO_SERIES = Endpoint(
     path="/api/analytics/account/geo_series",
     resolutions=(Resolution.HOUR, Resolution.DAY),
     takes_streams=False,
+    body=models.ACCOUNT_GEO_BODY,
     parser=models.parse_account_geo,
 )
 STREAMS_SERIES = Endpoint(
@@ -50,6 +56,7 @@ STREAMS_SERIES = Endpoint(
     path="/api/analytics/streams/series",
     resolutions=(Resolution.HOUR, Resolution.DAY),
     takes_streams=True,
+    body=models.STREAMS_SERIES_BODY,
     parser=models.parse_streams_series,
 )
 STREAMS_GEO_SERIES = Endpoint(
@@ -57,6 +64,7 @@ STREAMS_GEO_SERIES = Endpoint(
     path="/api/analytics/streams/geo_series",
     resolutions=(Resolution.HOUR, Resolution.DAY),
     takes_streams=True,
+    body=models.STREAMS_GEO_BODY,
     parser=models.parse_streams_geo,
 )
 ENDPOINTS = (ACCOUNT_SERIES, ACCOUNT_GEO_SERIES, STREAMS_SERIES, STREAMS_GEO_SERIES)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal, TypeAlias
+from typing import Any, Generic, Literal, TypeAlias, TypeVar
 
 from pydantic import BaseModel, ConfigDict, StrictInt, TypeAdapter, ValidationError
 
@@ -18,6 +18,7 @@ from archiver.api.errors import ResponseFormatError
 from archiver.timeutil import Resolution, floor, utc
 
 Row: TypeAlias = dict[str, Any]
+DataT = TypeVar("DataT")
 
 
 class _Model(BaseModel):
@@ -77,12 +78,11 @@ class StreamPage(_Model):
     data: list[StreamSummary] | None = None
 
 
-class _Envelope(_Model):
+class Envelope(_Model, Generic[DataT]):
+    """The vendor's success envelope around a typed `data`."""
+
     status: Literal["success"]
-    data: Any
-
-
-_ENVELOPE = TypeAdapter(_Envelope)
+    data: DataT
 
 
 @dataclass(frozen=True)
@@ -99,29 +99,27 @@ def _where(error: Any) -> str:
     return ".".join(str(part) for part in error["loc"]) or "body"
 
 
-def validate(adapter: TypeAdapter[Any], data: object, *, endpoint: str) -> Any:
-    """Validate `data` against `adapter`; a mismatch names the endpoint and the part."""
-    try:
-        return adapter.validate_python(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        raise ResponseFormatError(
-            f"{endpoint}: unexpected response at data.{_where(first)}: {first['msg']}"
-        ) from None
+def decode(body: bytes, schema: TypeAdapter[Any], *, endpoint: str) -> Any:
+    """Parse and validate a success body in one pass; returns its typed `data`.
 
-
-def unwrap(body: bytes, *, endpoint: str) -> object:
-    """The `data` of a success envelope; truncated or foreign bodies raise ResponseFormatError."""
+    A truncated body, a foreign envelope or data of the wrong shape raise
+    ResponseFormatError naming the endpoint and the part that did not match.
+    """
     try:
-        envelope = _ENVELOPE.validate_json(body)
+        envelope = schema.validate_json(body)
     except ValidationError as exc:
         first = exc.errors()[0]
         if first["type"] == "json_invalid":
             raise ResponseFormatError(
                 f"{endpoint}: response is not complete JSON ({len(body)} bytes)", truncated=True
             ) from None
+        where = _where(first)
+        if where == "data" or where.startswith("data."):
+            raise ResponseFormatError(
+                f"{endpoint}: unexpected response at {where}: {first['msg']}"
+            ) from None
         raise ResponseFormatError(
-            f"{endpoint}: unexpected envelope at {_where(first)}: {first['msg']}"
+            f"{endpoint}: unexpected envelope at {where}: {first['msg']}"
         ) from None
     return envelope.data
 
@@ -212,32 +210,31 @@ def _geo_rows(buckets: GeoBuckets, window: Window, endpoint: str) -> Iterable[Ro
                 yield row
 
 
-_SERIES = TypeAdapter(Series)
-_STREAMS_SERIES = TypeAdapter(dict[str, Series])
-_ACCOUNT_GEO = TypeAdapter(AccountGeo)
-_STREAMS_GEO = TypeAdapter(StreamsGeo)
-STREAM_PAGE = TypeAdapter(StreamPage)
+ACCOUNT_SERIES_BODY: TypeAdapter[Envelope[Series]] = TypeAdapter(Envelope[Series])
+STREAMS_SERIES_BODY: TypeAdapter[Envelope[dict[str, Series]]] = TypeAdapter(
+    Envelope[dict[str, Series]]
+)
+ACCOUNT_GEO_BODY: TypeAdapter[Envelope[AccountGeo]] = TypeAdapter(Envelope[AccountGeo])
+STREAMS_GEO_BODY: TypeAdapter[Envelope[StreamsGeo]] = TypeAdapter(Envelope[StreamsGeo])
+STREAM_PAGE_BODY: TypeAdapter[Envelope[StreamPage]] = TypeAdapter(Envelope[StreamPage])
 
 
 def _known_streams(names: Iterable[str], window: Window) -> Iterable[str]:
     return (name for name in names if name in window.streams)
 
 
-def parse_account_series(data: object, window: Window, endpoint: str) -> list[Row]:
+def parse_account_series(series: Series, window: Window, endpoint: str) -> list[Row]:
     """`account/series` -> `account_usage` rows."""
-    series: Series = validate(_SERIES, data, endpoint=endpoint)
     return list(_usage_rows(series, window, endpoint))
 
 
-def parse_account_geo(data: object, window: Window, endpoint: str) -> list[Row]:
+def parse_account_geo(model: AccountGeo, window: Window, endpoint: str) -> list[Row]:
     """`account/geo_series` -> `account_geo_usage` rows."""
-    model: AccountGeo = validate(_ACCOUNT_GEO, data, endpoint=endpoint)
     return list(_geo_rows(model.geo, window, endpoint))
 
 
-def parse_streams_series(data: object, window: Window, endpoint: str) -> list[Row]:
+def parse_streams_series(per_stream: dict[str, Series], window: Window, endpoint: str) -> list[Row]:
     """`streams/series` (stream first, then block) -> `stream_usage` rows."""
-    per_stream: dict[str, Series] = validate(_STREAMS_SERIES, data, endpoint=endpoint)
     rows: list[Row] = []
     for name in _known_streams(per_stream, window):
         for row in _usage_rows(per_stream[name], window, endpoint):
@@ -246,9 +243,8 @@ def parse_streams_series(data: object, window: Window, endpoint: str) -> list[Ro
     return rows
 
 
-def parse_streams_geo(data: object, window: Window, endpoint: str) -> list[Row]:
+def parse_streams_geo(model: StreamsGeo, window: Window, endpoint: str) -> list[Row]:
     """`streams/geo_series` (`geo` first, then stream) -> `stream_geo_usage` rows."""
-    model: StreamsGeo = validate(_STREAMS_GEO, data, endpoint=endpoint)
     rows: list[Row] = []
     for name in _known_streams(model.geo, window):
         for row in _geo_rows(model.geo[name], window, endpoint):
@@ -257,4 +253,4 @@ def parse_streams_geo(data: object, window: Window, endpoint: str) -> list[Row]:
     return rows
 
 
-Parser: TypeAlias = Callable[[object, Window, str], list[Row]]
+Parser: TypeAlias = Callable[[Any, Window, str], list[Row]]

@@ -113,22 +113,23 @@ def store_response(
         row["is_final"] = policy.is_final(resolution, row["period_start"], fetched_at)
     written = upsert_rows(conn=conn, table=USAGE_TABLES[dataset], rows=rows)
     target = max(chunk_start, min(chunk_stop, policy.first_unfinal(resolution, fetched_at)))
-    advanced = 0
-    for scope in scopes:
-        advanced += conn.execute(
-            sa.update(sync_state)
-            .where(
-                _key_clause(scope),
-                sync_state.c.watermark >= chunk_start,
-                sync_state.c.watermark < target,
-            )
-            .values(watermark=target)
-        ).rowcount
-        conn.execute(
-            sa.update(sync_state)
-            .where(_key_clause(scope))
-            .values(last_success_at=fetched_at, last_error=None, last_error_at=None)
-        )
+    names = [scope.stream for scope in scopes]
+    # One statement for every scope of the request: they share dataset and resolution.
+    same = sa.and_(
+        sync_state.c.dataset == dataset,
+        sync_state.c.resolution == resolution.value,
+        sync_state.c.stream_name.in_(names),
+    )
+    advanced = conn.execute(
+        sa.update(sync_state)
+        .where(same, sync_state.c.watermark >= chunk_start, sync_state.c.watermark < target)
+        .values(watermark=target)
+    ).rowcount
+    conn.execute(
+        sa.update(sync_state)
+        .where(same)
+        .values(last_success_at=fetched_at, last_error=None, last_error_at=None)
+    )
     return Written(written, advanced)
 
 
