@@ -34,7 +34,7 @@ def _postgres_unreachable(reason: str) -> None:
 def postgres_url() -> Iterator[str]:
     """A fresh, migrated PostgreSQL database for this test session, dropped at the end."""
     admin_url = sa.make_url(postgres_admin_url())
-    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT", pool_pre_ping=True)
     name = f"archiver_test_{uuid.uuid4().hex[:10]}"
     try:
         with admin.connect() as conn:

@@ -39,6 +39,20 @@ class Faults:
 
 
 @dataclass(frozen=True)
+class LoggedRequest:
+    """One analytics request as answered: for tests that judge what the archiver could know."""
+
+    now: datetime
+    path: str
+    resolution: str
+    start: datetime
+    stop: datetime
+    streams: tuple[str, ...]
+    status: int
+    truncated: bool
+
+
+@dataclass(frozen=True)
 class _Series:
     kind: str  # "series" or "geo"
     per_stream: bool
@@ -156,6 +170,7 @@ class Simulator:
         faults: Faults | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
+        log_requests: bool = False,
     ) -> None:
         self.config = config or SimConfig()
         self.traffic = Traffic(self.config)
@@ -166,6 +181,8 @@ class Simulator:
         self._lock = threading.Lock()
         self._random = random.Random(self.faults.seed)
         self.stats: Counter[tuple[str, int]] = Counter()
+        self.log_requests = log_requests
+        self.request_log: list[LoggedRequest] = []
         self._host, self._port = host, port
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -204,7 +221,7 @@ class Simulator:
         class Handler(_Handler):
             sim = simulator
 
-        self._server = ThreadingHTTPServer((self._host, self._port), Handler)
+        self._server = _Server((self._host, self._port), Handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="simulator", daemon=True
@@ -263,8 +280,10 @@ class Simulator:
             return _json(404, {"status": "fail", "data": {"message": "Not found"}})
         if self.token is not None and headers.get("authorization") != f"Bearer {self.token}":
             return _json(401, {"status": "fail", "data": {"message": "Unauthorized"}})
+        now = self.now()
         fault = self._fault()
         if fault is not None:
+            self._log(now, path, query, fault[0], truncated=False)
             return fault
         try:
             if path == MONITORING:
@@ -276,7 +295,37 @@ class Simulator:
                 answer = _json(200, {"status": "success", "data": self._series(name, query)})
         except BadRequest as exc:
             return _fail(exc.field, exc.message)
-        return self._maybe_truncate(answer)
+        final = self._maybe_truncate(answer)
+        self._log(now, path, query, final[0], truncated=final[2] is not answer[2])
+        return final
+
+    def _log(
+        self,
+        now: datetime,
+        path: str,
+        query: dict[str, list[str]],
+        status: int,
+        *,
+        truncated: bool,
+    ) -> None:
+        if not self.log_requests or not path.startswith(ANALYTICS):
+            return
+        try:
+            start, stop = _parse_time(query, "startDate"), _parse_time(query, "stopDate")
+        except BadRequest:
+            return
+        entry = LoggedRequest(
+            now,
+            path,
+            (query.get("resolution") or [""])[0],
+            start,
+            stop,
+            tuple(query.get("streamNames", [])),
+            status,
+            truncated,
+        )
+        with self._lock:
+            self.request_log.append(entry)
 
     def _fault(self) -> Answer | None:
         faults = self.faults
@@ -494,6 +543,12 @@ class Simulator:
                     rows.append({**key, **usage_row(usage)})
                 bucket = next_start(bucket, resolution)
         return rows
+
+
+class _Server(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that hung up (killed, timed out) is routine here, not a server fault.
+        log.debug("simulator: connection from %s ended early", client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):

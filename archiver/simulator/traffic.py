@@ -98,6 +98,7 @@ class SimConfig:
     day_retention_days: int = 90
     stream_retention_days: int = 7
     history_days: int = 60
+    lifetime_days: float | None = None  # if set, every third stream stops this long after it starts
 
 
 @dataclass(frozen=True)
@@ -107,6 +108,7 @@ class Stream:
     index: int
     name: str
     born_hour: int
+    died_hour: int | None
     countries: tuple[str, ...]
     restreams: bool
     cascades: bool
@@ -137,7 +139,12 @@ class Traffic:
             count = 1 + h % 4
             first = (h >> 8) % len(COUNTRIES)
             countries = tuple(COUNTRIES[(first + k * 5) % len(COUNTRIES)] for k in range(count))
-            streams.append(Stream(i, name, born, countries, (h >> 16) % 5 == 0, (h >> 20) % 3 == 0))
+            died = None
+            if config.lifetime_days is not None and i % 3 == 2:
+                died = max(born, origin_hour) + int(config.lifetime_days * 24)
+            streams.append(
+                Stream(i, name, born, died, countries, (h >> 16) % 5 == 0, (h >> 20) % 3 == 0)
+            )
         self.streams = streams
         self.by_name = {s.name: s for s in streams}
         self._sessions = lru_cache(maxsize=200_000)(self._sessions_uncached)
@@ -153,7 +160,7 @@ class Traffic:
             return None
         start = day * 24 + 5 + (h >> 8) % 19  # 05:00 to 23:00 UTC, some cross midnight
         length = 1 + (h >> 16) % 5
-        if start < stream.born_hour:
+        if start < stream.born_hour or (stream.died_hour is not None and start >= stream.died_hour):
             return None
         return start, length
 
