@@ -26,6 +26,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from archiver.api.endpoints import ENDPOINTS, Endpoint
+from archiver.errors import DatabaseError
 from archiver.plan import Policy
 from archiver.simulator import SimConfig, Simulator
 from archiver.simulator.server import Faults
@@ -261,6 +262,9 @@ def restart_postgres_mid_cycle(sim: Simulator, harness: Harness, moment: datetim
     finally:
         worker.join(120)
         sim.faults = FAULTS
+    # The restart landed inside the cycle: its next transaction failed, cleanly.
+    assert len(errors) == 1
+    assert isinstance(errors[0], DatabaseError), repr(errors[0])
 
 
 @pytest.fixture
