@@ -12,7 +12,9 @@ from jsonschema import Draft202012Validator
 
 from archiver.simulator import SimConfig, Traffic
 from archiver.simulator.server import Faults
+from archiver.timeutil import Resolution
 from tests.conftest import SHARED_API
+from tests.harness import truth
 from tests.simhelpers import get_data, running_simulator
 
 NOW = datetime(2026, 11, 20, 12, 20, tzinfo=UTC)
@@ -180,16 +182,8 @@ def test_refresh_visibility_grows_by_quarters_then_is_final() -> None:
         assert seen[:2] == [0, 0]
         assert seen[2] == seen[3] > 0
         assert seen[2] < seen[4] < seen[5] < seen[6] == final
-        truth = http.get(
-            "/_sim/truth",
-            params={
-                "dataset": "account_usage",
-                "resolution": "Hour",
-                "start": "2026-11-19T18:00:00Z",
-                "stop": "2026-11-19T19:00:00Z",
-            },
-        ).json()["rows"]
-        assert [r["bytes_out"] for r in truth] == [final]
+        rows = truth(http, "account_usage", Resolution.HOUR, hour, hour + timedelta(hours=1))
+        assert [r["bytes_out"] for r in rows] == [final]
 
 
 def test_purges_read_back_as_zeros_and_empty_buckets() -> None:

@@ -11,7 +11,15 @@ from sqlalchemy.engine import Engine
 
 from archiver.simulator import SimConfig, Simulator
 from archiver.store.tables import account_usage, sync_gaps, sync_runs, tracked_streams
-from tests.harness import Harness, compare_with_truth, quarter_hours, table_dump, tracked_names
+from archiver.timeutil import Resolution
+from tests.harness import (
+    Harness,
+    compare_with_truth,
+    quarter_hours,
+    table_dump,
+    tracked_names,
+    truth,
+)
 from tests.simhelpers import TOKEN
 
 pytestmark = pytest.mark.e2e
@@ -112,15 +120,9 @@ def test_a_partial_bucket_is_updated_and_final_only_after_settle(engine: Engine)
         assert settled == complete
         assert fetched == hour + timedelta(minutes=122)
         with httpx.Client(base_url=sim.url) as http:
-            (truth_row,) = http.get(
-                "/_sim/truth",
-                params={
-                    "dataset": "account_usage",
-                    "resolution": "Hour",
-                    "start": "2026-11-19T18:00:00Z",
-                    "stop": "2026-11-19T19:00:00Z",
-                },
-            ).json()["rows"]
+            (truth_row,) = truth(
+                http, "account_usage", Resolution.HOUR, hour, hour + timedelta(hours=1)
+            )
         assert truth_row["bytes_out"] == settled
         # Final rows are no longer asked for: the watermark moved past them.
         harness.cycle(hour + timedelta(minutes=137))
