@@ -205,3 +205,62 @@ def test_demo_runs_end_to_end_in_a_clean_folder(tmp_path: Path) -> None:
     )
     assert report.returncode == 0
     assert report.stdout.strip().splitlines()[-1].startswith("total")
+
+
+def test_simulate_serves_until_stopped(tmp_path: Path) -> None:
+    # Regression: `simulate` once bound its port twice and died with "Address already in use".
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("ARCHIVER_")}
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "archiver",
+            "simulate",
+            "--port",
+            "0",
+            "--clock",
+            "manual",
+            "--start",
+            "2026-11-20T12:00:00Z",
+        ],
+        cwd=tmp_path,
+        env=clean,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        url = process.stdout.readline().split(" on ")[1].split(" ")[0]
+        import httpx
+
+        assert httpx.get(f"{url}/_sim/clock").json()["now"] == "2026-11-20T12:00:00Z"
+        assert process.poll() is None
+    finally:
+        process.terminate()
+        process.wait(10)
+        assert process.stderr is not None
+        assert "Traceback" not in process.stderr.read()
+        process.stdout.close() if process.stdout else None
+        process.stderr.close()
+
+
+def test_export_into_a_closed_pipe_is_not_an_error(tmp_path: Path) -> None:
+    # Regression: `archiver export ... | head -1` printed a BrokenPipeError traceback.
+    assert (
+        run(["streams", "add", *[f"stream-name-{i:05d}" for i in range(3000)]], tmp_path).returncode
+        == 0
+    )
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("ARCHIVER_")}
+    result = subprocess.run(
+        f"{sys.executable} -m archiver export --table tracked_streams --format jsonl | head -1",
+        shell=True,
+        cwd=tmp_path,
+        env=clean,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert result.stdout.count("\n") == 1
+    assert "Traceback" not in result.stderr
