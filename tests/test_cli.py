@@ -28,6 +28,12 @@ COMMANDS = [
     ["streams", "import"],
     ["streams", "discover"],
     ["simulate"],
+    ["run"],
+    ["status"],
+    ["health"],
+    ["demo"],
+    ["report"],
+    ["export"],
 ]
 
 
