@@ -181,7 +181,9 @@ class Service:
                 }
             },
         )
-        self.refresh_gauges()
+        if self.settings.metrics_port:
+            # COUNT(*) over the archive is not free on a large database: only when scraped.
+            self.refresh_gauges()
 
     def refresh_gauges(self) -> None:
         """Set the metrics that mirror the database (rows, gaps, risk, streams)."""
