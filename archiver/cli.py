@@ -28,8 +28,8 @@ from archiver.status import Status, read_status
 from archiver.store import db
 from archiver.streams import (
     add_streams,
+    discover_names,
     list_streams,
-    matches,
     read_names_file,
     remove_streams,
 )
@@ -176,8 +176,6 @@ def cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
             with db.transaction(engine) as conn:
                 add_streams(conn=conn, names=names, source="cli", now=now)
         with AnalyticsClient.from_settings(settings) as client:
-            preview = plan_cycle(engine=engine, settings=settings, now=now, selection=selection)
-            _report_purged(preview)
             report = run_cycle(
                 engine=engine,
                 client=client,
@@ -186,6 +184,7 @@ def cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
                 selection=selection,
                 discover=names is None,
                 progress=_ProgressLine(),
+                on_plan=_report_purged,
             )
     return _print_report(report)
 
@@ -207,16 +206,24 @@ def cmd_streams_import(args: argparse.Namespace, settings: Settings) -> int:
     return _add(settings, read_names_file(Path(args.file)), source="cli")
 
 
-def _add(settings: Settings, names: list[str], *, source: str) -> int:
+def _add(settings: Settings, names: list[str], *, source: str, seen: bool = False) -> int:
+    """Track names and say what happened; refusals fail only names the user typed."""
     with archive(settings) as engine, db.transaction(engine) as conn:
-        result = add_streams(conn=conn, names=names, source=source, now=current_time(settings))
+        result = add_streams(
+            conn=conn, names=names, source=source, now=current_time(settings), seen=seen
+        )
+    verb = "discovered" if source == "discovered" else "tracking"
     for name in result.added:
-        out(f"tracking {name}")
-    for name in result.existing:
-        out(f"already tracked: {name}")
+        out(f"{verb} {name}")
+    if source == "discovered":
+        out(f"{len(result.added)} new, {len(result.existing)} already tracked")
+    else:
+        for name in result.existing:
+            out(f"already tracked: {name}")
     for name, reason in result.refused.items():
         sys.stderr.write(f"archiver: stream {name!r} refused: {reason}\n")
-    return 1 if result.refused else 0
+    # Wildcard tokens create names nobody chose: refusing those is not the user's error.
+    return 1 if result.refused and source != "discovered" else 0
 
 
 def cmd_streams_remove(args: argparse.Namespace, settings: Settings) -> int:
@@ -251,25 +258,12 @@ def cmd_streams_list(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_streams_discover(args: argparse.Namespace, settings: Settings) -> int:
     settings.require_token()
     with AnalyticsClient.from_settings(settings) as client:
-        found = [n for n in client.discover_streams() if matches(n, settings.discovery_pattern)]
+        found = discover_names(client, settings.discovery_pattern)
     if args.dry_run:
         for name in found:
             out(name)
         return 0
-    return _add_discovered(settings, found)
-
-
-def _add_discovered(settings: Settings, names: list[str]) -> int:
-    with archive(settings) as engine, db.transaction(engine) as conn:
-        result = add_streams(
-            conn=conn, names=names, source="discovered", now=current_time(settings), seen=True
-        )
-    for name in result.added:
-        out(f"discovered {name}")
-    for name, reason in result.refused.items():
-        sys.stderr.write(f"archiver: stream {name!r} refused: {reason}\n")
-    out(f"{len(result.added)} new, {len(result.existing)} already tracked")
-    return 0
+    return _add(settings, found, source="discovered", seen=True)
 
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any, TextIO
@@ -43,11 +44,21 @@ def _bind_time(conn: Connection, value: datetime) -> Any:
     return utc(value)
 
 
+# How SQLAlchemy stores times in SQLite, and so how SQLite views return them.
+_SQLITE_TIME = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6}")
+
+
+def _is_time(value: Any) -> bool:
+    return isinstance(value, datetime) or (
+        isinstance(value, str) and _SQLITE_TIME.fullmatch(value) is not None
+    )
+
+
 def _as_text(value: Any) -> str:
     if isinstance(value, datetime):
         return utc(value).strftime("%Y-%m-%dT%H:%M:%SZ")
     text = str(value)
-    if len(text) == 26 and text[10] == " ":  # SQLite view text: 'YYYY-MM-DD HH:MM:SS.ffffff'
+    if _is_time(text):
         return text[:10] + "T" + text[11:19] + "Z"
     return text
 
@@ -107,11 +118,7 @@ def export_rows(conn: Connection, table: str) -> Iterator[dict[str, Any]]:
 
 
 def _json_value(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return _as_text(value)
-    if isinstance(value, str) and len(value) == 26 and value[10] == " " and value[4] == "-":
-        return _as_text(value)
-    return value
+    return _as_text(value) if _is_time(value) else value
 
 
 def write_export(rows: Iterator[dict[str, Any]], fmt: str, stream: TextIO) -> int:

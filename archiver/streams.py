@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -16,6 +17,9 @@ from archiver.api.endpoints import refusal_reason
 from archiver.errors import InputError
 from archiver.plan import StreamEntry
 from archiver.store.tables import tracked_streams
+
+if TYPE_CHECKING:
+    from archiver.api.client import AnalyticsClient
 
 log = logging.getLogger(__name__)
 
@@ -140,6 +144,11 @@ def list_streams(conn: Connection) -> list[dict[str, object]]:
     """Every tracked stream, by name."""
     rows = conn.execute(sa.select(tracked_streams).order_by(tracked_streams.c.stream_name))
     return [dict(row._mapping) for row in rows]
+
+
+def discover_names(client: AnalyticsClient, pattern: str | None) -> list[str]:
+    """Names the monitoring endpoint lists now that pass the include pattern."""
+    return [name for name in client.discover_streams() if matches(name, pattern)]
 
 
 def matches(name: str, pattern: str | None) -> bool:

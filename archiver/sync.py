@@ -21,8 +21,8 @@ from archiver.store import state as store_state
 from archiver.store.db import transaction
 from archiver.streams import (
     add_streams,
+    discover_names,
     mark_seen,
-    matches,
     plannable,
     update_dormancy,
 )
@@ -30,6 +30,7 @@ from archiver.streams import (
 log = logging.getLogger(__name__)
 
 Progress = Callable[["CycleReport"], None]
+PlanHook = Callable[[Plan], None]
 
 
 @dataclass
@@ -87,7 +88,7 @@ def _config_and_discovery(
     if not (discover and settings.discovery):
         return
     try:
-        found = [n for n in client.discover_streams() if matches(n, settings.discovery_pattern)]
+        found = discover_names(client, settings.discovery_pattern)
     except (AuthenticationError, TransportError):
         # The first call of a cycle: if the API cannot be reached at all, every other
         # request would only repeat the same retries.
@@ -132,6 +133,7 @@ def run_cycle(
     discover: bool = True,
     progress: Progress | None = None,
     stop: threading.Event | None = None,
+    on_plan: PlanHook | None = None,
 ) -> CycleReport:
     """Run one cycle; failed requests are reported and retried by the next cycle.
 
@@ -164,6 +166,8 @@ def run_cycle(
             )
         report.gaps = plan.gaps
         report.planned = len(plan.requests)
+        if on_plan is not None:
+            on_plan(plan)
         for gap in plan.gaps:
             log.warning(
                 "lost data: %s %s %s buckets %s..%s were purged by the vendor before they "
