@@ -20,12 +20,13 @@ from archiver import __version__
 from archiver.api.client import AnalyticsClient
 from archiver.api.endpoints import ApiRequest, check_stream_name, refusal_reason
 from archiver.config import Settings, get_settings
-from archiver.errors import ArchiverError, InputError
+from archiver.errors import ArchiverError, ConfigError, InputError, LockError
 from archiver.observability import setup_logging
 from archiver.plan import Plan, Policy, Selection, StreamEntry
 from archiver.report import EXPORTABLE, export_rows, render, usage_report, write_export
 from archiver.status import Status, read_status
 from archiver.store import db
+from archiver.store.state import interrupt_stale_runs
 from archiver.streams import (
     add_streams,
     discover_names,
@@ -69,10 +70,54 @@ def cmd_db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
 
 @contextmanager
 def archive(settings: Settings) -> Iterator[Engine]:
-    """The migrated archive the settings name; one clear error if it cannot be reached."""
+    """The migrated archive the settings name, for commands that write; one clear error if
+    it cannot be reached."""
+    if db.is_memory_sqlite(settings.database_url):
+        raise ConfigError(
+            "invalid setting ARCHIVER_DATABASE_URL: an in-memory SQLite database keeps "
+            "nothing; name a file such as sqlite:///archiver.db"
+        )
     engine = db.make_engine(settings.database_url)
     try:
         db.upgrade(engine)
+        yield engine
+    finally:
+        engine.dispose()
+
+
+@contextmanager
+def sole_writer(settings: Settings) -> Iterator[Engine]:
+    """The migrated archive, with the instance lock `archiver run` holds: one writer at a time.
+
+    A one-shot `sync` or `backfill` beside a running service exits with one line instead of
+    waiting: the service already keeps the archive up to date.
+    """
+    from archiver.service.lock import lock_for
+
+    with archive(settings) as engine:
+        lock = lock_for(engine)
+        if not lock.try_acquire():
+            holder = lock.holder()
+            who = f" ({holder.describe()})" if holder else ""
+            raise LockError(
+                f"another archiver is writing to this database{who}; it already keeps the "
+                "archive up to date. Run this command when it has stopped."
+            )
+        try:
+            with db.transaction(engine) as conn:
+                stale = interrupt_stale_runs(conn=conn, at=current_time(settings))
+            if stale:
+                log.warning("marked %d run(s) left running by a stopped process interrupted", stale)
+            yield engine
+        finally:
+            lock.release()
+
+
+@contextmanager
+def archive_readonly(settings: Settings) -> Iterator[Engine]:
+    """The existing archive, opened so that nothing can be written or migrated."""
+    engine = db.open_readonly(settings.database_url)
+    try:
         yield engine
     finally:
         engine.dispose()
@@ -90,7 +135,7 @@ def _print_report(report: CycleReport) -> int:
 
 def cmd_sync(args: argparse.Namespace, settings: Settings) -> int:
     settings.require_token()
-    with archive(settings) as engine, AnalyticsClient.from_settings(settings) as client:
+    with sole_writer(settings) as engine, AnalyticsClient.from_settings(settings) as client:
         report = run_cycle(engine=engine, client=client, settings=settings, kind="sync")
     return _print_report(report)
 
@@ -156,7 +201,9 @@ def cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
         streams=None if names is None else frozenset(names),
     )
     now = current_time(settings)
-    with archive(settings) as engine:
+    if not args.dry_run:
+        settings.require_token()
+    with (archive if args.dry_run else sole_writer)(settings) as engine:
         if args.dry_run:
             extra = [
                 StreamEntry(n, "active")
@@ -171,7 +218,6 @@ def cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
             for line in _describe_plan(plan):
                 out(line)
             return 0
-        settings.require_token()
         if names:
             with db.transaction(engine) as conn:
                 add_streams(conn=conn, names=names, source="cli", now=now)
@@ -238,7 +284,7 @@ def cmd_streams_remove(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_streams_list(args: argparse.Namespace, settings: Settings) -> int:
-    with archive(settings) as engine, db.transaction(engine) as conn:
+    with archive_readonly(settings) as engine, db.transaction(engine) as conn:
         rows = list_streams(conn)
     if args.json:
         out(json.dumps(rows, default=str, indent=2))
@@ -282,20 +328,34 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     return code
 
 
-def _read_status(settings: Settings) -> Status:
-    with archive(settings) as engine, db.transaction(engine) as conn:
-        return read_status(
-            conn,
-            now=current_time(settings),
-            policy=Policy.from_settings(settings),
-            schedule_minutes=settings.schedule_minutes,
-        )
+def _read_status(settings: Settings, *, with_holder: bool = True) -> Status:
+    with archive_readonly(settings) as engine:
+        with db.transaction(engine) as conn:
+            status = read_status(
+                conn,
+                now=current_time(settings),
+                policy=Policy.from_settings(settings),
+                schedule_minutes=settings.schedule_minutes,
+                interval_seconds=settings.schedule_interval_seconds,
+            )
+        if with_holder:
+            from archiver.service.lock import current_holder
+
+            holder = current_holder(settings.database_url, engine)
+            status.active = (
+                None
+                if holder is None
+                else {"host": holder.host, "pid": holder.pid, "since": holder.since}
+            )
+    return status
 
 
 def _ago(now: datetime, then: datetime | None) -> str:
     if then is None:
         return "never"
     seconds = int((now - then).total_seconds())
+    if seconds < 0:
+        return f"{-seconds // 60} min ahead of this host's clock"
     if seconds < 3600:
         return f"{seconds // 60} min ago"
     if seconds < 172800:
@@ -322,8 +382,21 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
         if last["error"]:
             out(f"               first error: {last['error']}")
     out(f"last success:  {_ago(now, status.last_success_at)}")
-    if status.next_cycle_at is not None:
-        out(f"next cycle:    {status.next_cycle_at:%Y-%m-%d %H:%M} UTC (if `archiver run` is up)")
+    if status.active is None:
+        out("service:       no service holding the lock (`archiver run` is not running)")
+    else:
+        active = status.active
+        out(
+            f"service:       active, pid {active['pid']} on host {active['host']} since "
+            f"{active['since']:%Y-%m-%d %H:%M} UTC"
+        )
+        if status.next_cycle_at is not None:
+            every = (
+                f"every {settings.schedule_interval_seconds} s"
+                if settings.schedule_interval_seconds
+                else f"at minutes {settings.schedule_minutes}"
+            )
+            out(f"next cycle:    {status.next_cycle_at:%Y-%m-%d %H:%M:%S} UTC ({every})")
     streams = ", ".join(f"{count} {name}" for name, count in status.streams.items())
     out(f"streams:       {streams}")
     out(f"gaps:          {status.gaps} ranges, {status.gap_buckets} buckets lost")
@@ -345,13 +418,21 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_health(args: argparse.Namespace, settings: Settings) -> int:
-    status = _read_status(settings)
+    # Read-only and lock-free: the container health check must never write or wait.
+    status = _read_status(settings, with_holder=False)
     limit = settings.health_max_age_minutes
     last = status.last_success_at
     if last is None:
         sys.stderr.write("archiver: unhealthy: no successful cycle yet\n")
         return 1
     age = (status.now - last).total_seconds() / 60
+    if age < 0:
+        # The host clock went back (or the archive was written by a host whose clock ran ahead).
+        out(
+            f"healthy: last successful cycle at {last:%Y-%m-%d %H:%M} UTC, {-age:.0f} min "
+            "ahead of this host's clock (check the clock)"
+        )
+        return 0
     if age > limit:
         sys.stderr.write(
             f"archiver: unhealthy: last successful cycle {age:.0f} min ago "
@@ -381,14 +462,14 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
     )
     if start >= stop:
         raise InputError("--from must be before --to")
-    with archive(settings) as engine, db.transaction(engine) as conn:
+    with archive_readonly(settings) as engine, db.transaction(engine) as conn:
         rows = usage_report(conn, stream=args.stream, start=start, stop=stop, by=args.by)
     out(render(rows, args.format))
     return 0
 
 
 def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
-    with archive(settings) as engine, db.transaction(engine) as conn:
+    with archive_readonly(settings) as engine, db.transaction(engine) as conn:
         rows = export_rows(conn, args.table)
         if args.output:
             try:
@@ -693,7 +774,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         setup_logging(settings)
         return handler(args, settings)
     except ArchiverError as exc:
-        sys.stderr.write(f"archiver: error: {exc}\n")
+        # Settings report every problem at once, a line each.
+        for line in str(exc).splitlines() or [type(exc).__name__]:
+            sys.stderr.write(f"archiver: error: {line}\n")
         return 1
     except KeyboardInterrupt:
         sys.stderr.write("archiver: interrupted\n")

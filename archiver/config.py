@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 from datetime import datetime
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
@@ -15,6 +16,8 @@ from archiver.timeutil import utc
 
 DEFAULT_API_BASE_URL = "https://api.millicast.com"
 TOKEN_SETTING = "ARCHIVER_API_TOKEN"
+# Shorter secrets are typos; redacting a 1-letter token would also mangle every log line.
+MIN_TOKEN_LENGTH = 8
 
 
 def is_loopback_host(host: str) -> bool:
@@ -42,6 +45,8 @@ class Settings(BaseSettings):
         env_file_encoding="utf-8",
         extra="ignore",
         frozen=True,
+        # `ARCHIVER_NOW=` in .env means "not set", as the example file's comments say.
+        env_ignore_empty=True,
     )
 
     api_token: SecretStr | None = None
@@ -59,22 +64,24 @@ class Settings(BaseSettings):
     max_buckets_per_request: int = Field(default=744, ge=1)
 
     concurrency: int = Field(default=8, ge=1, le=64)
-    max_requests_per_second: float = Field(default=20.0, gt=0)
-    max_attempts: int = Field(default=5, ge=1)
-    backoff_base_seconds: float = Field(default=0.5, ge=0)
-    max_backoff_seconds: float = Field(default=60.0, ge=0)
-    request_timeout_seconds: float = Field(default=30.0, gt=0)
+    # Bounded on both sides: a rate of 1e-9 would wait for years, inf would disable the cap.
+    max_requests_per_second: float = Field(default=20.0, ge=0.01, le=10_000, allow_inf_nan=False)
+    max_attempts: int = Field(default=5, ge=1, le=100)
+    backoff_base_seconds: float = Field(default=0.5, ge=0, le=3600, allow_inf_nan=False)
+    max_backoff_seconds: float = Field(default=60.0, ge=0, le=3600, allow_inf_nan=False)
+    request_timeout_seconds: float = Field(default=30.0, gt=0, le=3600, allow_inf_nan=False)
 
     discovery: bool = True
     discovery_pattern: str | None = None
     dormant_check_hours: int = Field(default=24, ge=1)
 
     schedule_minutes: str = "2,17,32,47"
-    schedule_interval_seconds: int | None = Field(default=None, ge=1)
+    schedule_interval_seconds: int | None = Field(default=None, ge=1, le=86_400)
     misfire_grace_seconds: int = Field(default=300, ge=1)
-    standby_poll_seconds: float = Field(default=15.0, gt=0)
+    standby_poll_seconds: float = Field(default=15.0, ge=0.05, le=3600, allow_inf_nan=False)
     health_max_age_minutes: int = Field(default=45, ge=1)
     metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    metrics_address: str = "127.0.0.1"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["text", "json"] = "text"
 
@@ -98,7 +105,11 @@ class Settings(BaseSettings):
     def _blank_token_is_none(cls, value: SecretStr | None) -> SecretStr | None:
         if value is None or not value.get_secret_value().strip():
             return None
-        return SecretStr(value.get_secret_value().strip())
+        token = value.get_secret_value().strip()
+        # It travels in an HTTP header: CR/LF or non-ASCII would break (or smuggle) headers.
+        if not all(0x21 <= ord(char) <= 0x7E for char in token):
+            raise ValueError("must be printable ASCII without spaces (paste the secret again)")
+        return SecretStr(token)
 
     @field_validator("api_base_url")
     @classmethod
@@ -132,10 +143,46 @@ class Settings(BaseSettings):
             raise ValueError("must be comma-separated minutes 0-59, such as 2,17,32,47")
         return ",".join(str(int(p)) for p in parts)
 
+    @field_validator("metrics_address")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        value = value.strip().strip("[]")
+        try:
+            ipaddress.ip_address(value)
+        except ValueError:
+            if not re.fullmatch(r"[A-Za-z0-9.-]+", value):
+                raise ValueError(
+                    "must be an address to listen on, such as 127.0.0.1 or 0.0.0.0"
+                ) from None
+        return value
+
     @model_validator(mode="after")
-    def _windows_make_sense(self) -> Settings:
+    def _settings_agree(self) -> Settings:
+        problems: list[str] = []
         if self.stream_retention_days > self.day_retention_days:
-            raise ValueError("stream_retention_days cannot exceed day_retention_days")
+            problems.append(
+                "ARCHIVER_STREAM_RETENTION_DAYS cannot exceed ARCHIVER_DAY_RETENTION_DAYS"
+            )
+        shortest = min(self.hour_retention_days, self.stream_retention_days) * 24 * 60
+        if self.retention_margin_minutes >= shortest:
+            # A margin as long as the window would record gaps for data the vendor still holds.
+            problems.append(
+                f"ARCHIVER_RETENTION_MARGIN_MINUTES must be below the shortest retention "
+                f"window ({shortest} minutes)"
+            )
+        if self.max_backoff_seconds < self.backoff_base_seconds:
+            problems.append(
+                "ARCHIVER_MAX_BACKOFF_SECONDS cannot be below ARCHIVER_BACKOFF_BASE_SECONDS"
+            )
+        token = self.api_token.get_secret_value() if self.api_token else ""
+        host = urlsplit(self.api_base_url).hostname or ""
+        if token and len(token) < MIN_TOKEN_LENGTH and not is_loopback_host(host):
+            problems.append(
+                f"{TOKEN_SETTING} is too short to be an API secret "
+                f"(at least {MIN_TOKEN_LENGTH} characters)"
+            )
+        if problems:
+            raise ValueError("; ".join(problems))
         return self
 
     def require_token(self) -> str:
@@ -149,12 +196,16 @@ class Settings(BaseSettings):
 
 
 def _describe(exc: ValidationError) -> str:
-    first = exc.errors()[0]
-    location = [str(part) for part in first.get("loc", ()) if part != "__root__"]
-    name = f"ARCHIVER_{location[0].upper()}" if location else "settings"
-    message = str(first.get("msg", "invalid value")).removeprefix("Value error, ")
-    more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
-    return f"invalid setting {name}: {message}{more}"
+    """One line per problem, each naming its `ARCHIVER_*` variable (never echoing the value)."""
+    lines: list[str] = []
+    for error in exc.errors():
+        location = [str(part) for part in error.get("loc", ()) if part != "__root__"]
+        message = str(error.get("msg", "invalid value")).removeprefix("Value error, ")
+        if location:
+            lines.append(f"invalid setting ARCHIVER_{location[0].upper()}: {message}")
+        else:
+            lines.extend(f"invalid settings: {part}" for part in message.split("; "))
+    return "\n".join(lines)
 
 
 def get_settings(**overrides: object) -> Settings:

@@ -122,6 +122,6 @@ class Metrics:
         """Count one HTTP response, or a timeout or transport error (the client's hook)."""
         self.requests.labels(endpoint=endpoint, status=status).inc()
 
-    def serve(self, port: int) -> None:
-        """Expose the metrics on `port` (all interfaces: scraped from outside a container)."""
-        start_http_server(port, registry=self.registry)
+    def serve(self, port: int, address: str = "127.0.0.1") -> None:
+        """Expose the metrics on `address:port`; OSError if the port is taken."""
+        start_http_server(port, addr=address, registry=self.registry)

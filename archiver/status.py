@@ -12,7 +12,7 @@ from sqlalchemy.engine import Connection
 from archiver.api.endpoints import BY_DATASET
 from archiver.plan import Policy
 from archiver.store.tables import sync_gaps, sync_runs, sync_state, tracked_streams
-from archiver.timeutil import Resolution, buckets
+from archiver.timeutil import Resolution, count_buckets
 
 
 @dataclass
@@ -41,6 +41,7 @@ class Status:
     gaps: int = 0
     gap_buckets: int = 0
     at_risk_buckets: int = 0
+    active: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON types, times as ISO 8601."""
@@ -71,10 +72,23 @@ def next_cycle(now: datetime, minutes: str) -> datetime:
     raise AssertionError("unreachable: some minute of the next hour is always later")
 
 
+def next_interval_cycle(now: datetime, last_start: datetime | None, seconds: int) -> datetime:
+    """The next cycle of an interval schedule: one interval after the last cycle began."""
+    if last_start is None:
+        return now
+    return max(now, last_start + timedelta(seconds=seconds))
+
+
 def read_status(
-    conn: Connection, *, now: datetime, policy: Policy, schedule_minutes: str
+    conn: Connection,
+    *,
+    now: datetime,
+    policy: Policy,
+    schedule_minutes: str,
+    interval_seconds: int | None = None,
 ) -> Status:
-    """Compute the status from the database alone."""
+    """Compute the status from the database alone, in time linear in the tracked scopes
+    (never in how far behind they are)."""
     last = conn.execute(sa.select(sync_runs).order_by(sync_runs.c.id.desc()).limit(1)).first()
     last_success = conn.execute(
         sa.select(sa.func.max(sync_runs.c.finished_at)).where(sync_runs.c.status == "ok")
@@ -89,7 +103,11 @@ def read_status(
         now=now,
         last_run=None if last is None else dict(last._mapping),
         last_success_at=last_success,
-        next_cycle_at=next_cycle(now, schedule_minutes),
+        next_cycle_at=(
+            next_interval_cycle(now, last.started_at if last else None, interval_seconds)
+            if interval_seconds
+            else next_cycle(now, schedule_minutes)
+        ),
         streams={s: counts.get(s, 0) for s in ("active", "dormant", "refused")},
     )
     risk_line = now + timedelta(hours=24)
@@ -103,8 +121,7 @@ def read_status(
         oldest = min(r.watermark for r in rows)
         at_risk = 0
         for row in rows:
-            if row.watermark < soon:
-                at_risk += sum(1 for _ in buckets(row.watermark, soon, resolution))
+            at_risk += count_buckets(row.watermark, soon, resolution)
         status.scopes.append(
             ScopeSummary(
                 dataset=dataset,
@@ -122,6 +139,6 @@ def read_status(
     ).all()
     status.gaps = len(gap_rows)
     status.gap_buckets = sum(
-        sum(1 for _ in buckets(start, stop, Resolution(res))) for res, start, stop in gap_rows
+        count_buckets(start, stop, Resolution(res)) for res, start, stop in gap_rows
     )
     return status

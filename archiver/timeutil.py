@@ -111,3 +111,15 @@ def parse_instant(text: str, *, what: str = "time") -> datetime:
             f"invalid {what} {text!r}: use YYYY-MM-DD or an ISO 8601 time such as "
             "2024-06-25T14:00:00Z"
         ) from None
+
+
+def count_buckets(start: datetime, stop: datetime, resolution: Resolution) -> int:
+    """How many buckets start in `[start, stop)`, in constant time; `start` is a bucket start."""
+    if stop <= start:
+        return 0
+    if resolution is not Resolution.MONTH:
+        size = 3600 if resolution is Resolution.HOUR else 86400
+        return -(-int((stop - start).total_seconds()) // size)
+    first = floor(stop, Resolution.MONTH)
+    months = (first.year - start.year) * 12 + first.month - start.month
+    return months + (1 if stop > first else 0)

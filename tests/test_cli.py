@@ -115,7 +115,7 @@ def test_database_problems_are_one_line(tmp_path: Path, env: dict[str, str], exp
     ],
 )
 def test_bad_input_is_one_line(tmp_path: Path, args: list[str], expected: str) -> None:
-    result = run(args, tmp_path, ARCHIVER_API_TOKEN="x")
+    result = run(args, tmp_path, ARCHIVER_API_TOKEN="x-token-0123")
     assert result.returncode != 0
     assert expected in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr

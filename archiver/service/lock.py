@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import fcntl
+import json
 import logging
 import os
+import socket
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Protocol
 
@@ -18,6 +22,23 @@ log = logging.getLogger(__name__)
 
 # pg_advisory_lock key: "archiver" folded into a signed 64-bit integer.
 ADVISORY_KEY = int.from_bytes(b"archiver", "big") - (1 << 63)
+
+
+@dataclass(frozen=True)
+class Holder:
+    """Who holds the lock: for `archiver status` and for the message a second writer gets."""
+
+    host: str
+    pid: int
+    since: datetime
+
+    def describe(self) -> str:
+        """`pid 123 on host db1 since 2026-11-26 12:00 UTC`."""
+        return f"pid {self.pid} on host {self.host} since {self.since:%Y-%m-%d %H:%M} UTC"
+
+
+def _me() -> Holder:
+    return Holder(host=socket.gethostname(), pid=os.getpid(), since=datetime.now(UTC))
 
 
 class InstanceLock(Protocol):
@@ -35,6 +56,9 @@ class InstanceLock(Protocol):
     def describe(self) -> str:
         """What is locked, for log lines."""
 
+    def holder(self) -> Holder | None:
+        """Who holds the lock now (any process), or None when it is free."""
+
 
 class FileLock:
     """An exclusive `flock` on `<database file>.lock`; the kernel frees it if we die."""
@@ -50,9 +74,11 @@ class FileLock:
         except BlockingIOError:
             handle.close()
             return False
+        me = _me()
         handle.seek(0)
         handle.truncate()
-        handle.write(f"{os.getpid()}\n")
+        handle.write(json.dumps({"host": me.host, "pid": me.pid, "since": me.since.isoformat()}))
+        handle.write("\n")
         handle.flush()
         self._file = handle
         return True
@@ -68,6 +94,37 @@ class FileLock:
 
     def describe(self) -> str:
         return f"lock file {self.path}"
+
+    def holder(self) -> Holder | None:
+        """The process holding the lock file, read without taking it; None when free."""
+        try:
+            handle = self.path.open("r")
+        except OSError:
+            return None
+        with handle:
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return _parse_holder(handle.read())
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+            return None
+
+
+def _parse_holder(text: str) -> Holder:
+    try:
+        data = json.loads(text)
+        return Holder(
+            host=str(data["host"]),
+            pid=int(data["pid"]),
+            since=datetime.fromisoformat(data["since"]),
+        )
+    except (ValueError, KeyError, TypeError):
+        # Written by an older archiver (a bare pid), or mid-write.
+        return Holder(
+            host="?",
+            pid=int(text.strip() or 0) if text.strip().isdigit() else 0,
+            since=datetime.fromtimestamp(0, UTC),
+        )
 
 
 class AdvisoryLock:
@@ -88,10 +145,43 @@ class AdvisoryLock:
             log.warning("cannot take the instance lock: %s", str(exc).splitlines()[0])
             return False
         if got:
+            me = _me()
+            # application_name tells `archiver status` (and pg_stat_activity) who is active.
+            label = f"archiver {me.pid} {int(me.since.timestamp())} {me.host}"[:63]
+            try:
+                conn.execute(
+                    sa.text("SELECT set_config('application_name', :label, false)"),
+                    {"label": label},
+                )
+                conn.commit()
+            except SQLAlchemyError:
+                pass
             self._conn = conn
             return True
         conn.close()
         return False
+
+    def holder(self) -> Holder | None:
+        """The session holding the advisory lock, from pg_locks; None when free."""
+        unsigned = ADVISORY_KEY & 0xFFFFFFFFFFFFFFFF
+        query = sa.text(
+            "SELECT a.application_name, a.client_addr::text, a.backend_start "
+            "FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+            "WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 "
+            "AND l.classid::bigint = :high AND l.objid::bigint = :low"
+        )
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                query, {"high": unsigned >> 32, "low": unsigned & 0xFFFFFFFF}
+            ).first()
+        if row is None:
+            return None
+        parts = str(row[0] or "").split(" ", 3)
+        if len(parts) == 4 and parts[0] == "archiver" and parts[1].isdigit() and parts[2].isdigit():
+            return Holder(
+                host=parts[3], pid=int(parts[1]), since=datetime.fromtimestamp(int(parts[2]), UTC)
+            )
+        return Holder(host=str(row[1] or "local socket"), pid=0, since=row[2])
 
     def still_held(self) -> bool:
         if self._conn is None:
@@ -119,6 +209,7 @@ class AdvisoryLock:
             return
         try:
             self._conn.execute(sa.text("SELECT pg_advisory_unlock(:key)"), {"key": ADVISORY_KEY})
+            self._conn.execute(sa.text("RESET application_name"))
             self._conn.commit()
             self._conn.close()
         except SQLAlchemyError:
@@ -139,3 +230,11 @@ def lock_for(engine: Engine) -> InstanceLock:
             raise LockError("archiver run needs a SQLite file, not an in-memory database")
         return FileLock(Path(database + ".lock"))
     raise LockError(f"no instance lock for the {engine.dialect.name} dialect")
+
+
+def current_holder(database_url: str, engine: Engine) -> Holder | None:
+    """Who holds the instance lock of the archive at `database_url`, read without taking it."""
+    url = sa.make_url(database_url)
+    if url.get_backend_name() == "sqlite":
+        return FileLock(Path(str(url.database) + ".lock")).holder() if url.database else None
+    return AdvisoryLock(engine).holder()

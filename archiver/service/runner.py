@@ -24,6 +24,7 @@ from archiver.plan import Policy
 from archiver.service.lock import InstanceLock, lock_for
 from archiver.status import read_status
 from archiver.store import db
+from archiver.store.state import interrupt_stale_runs
 from archiver.store.tables import USAGE_TABLES
 from archiver.sync import current_time, run_cycle
 
@@ -58,19 +59,56 @@ class Service:
         signal.signal(signal.SIGINT, self.request_stop)
 
     def run(self) -> int:
-        """Wait as a standby until active, then run cycles; returns the exit code."""
+        """Wait as a standby until active, then run cycles; returns the exit code.
+
+        Losing the lock (a PostgreSQL restart ends the session that held it) sends the
+        service back to standby until it can take the lock again: it never exits for that.
+        """
         self.settings.require_token()
         db.upgrade(self.engine)
-        if self.settings.metrics_port:
-            self.metrics.serve(self.settings.metrics_port)
-            log.info("metrics on port %d", self.settings.metrics_port)
-        if not self._become_active():
-            return 0
+        self._serve_metrics()
+        while self._become_active():
+            try:
+                self._interrupt_stale_runs()
+                lost = self._run_active()
+            finally:
+                self.lock.release()
+                self.metrics.active.set(0)
+            if not lost:
+                break
+        if self.fatal:
+            log.error("stopped: %s", self.fatal)
+            return 1
+        log.info("stopped")
+        return 0
+
+    def _serve_metrics(self) -> None:
+        port, address = self.settings.metrics_port, self.settings.metrics_address
+        if not port:
+            return
         try:
-            return self._run_active()
-        finally:
-            self.lock.release()
-            self.metrics.active.set(0)
+            self.metrics.serve(port, address)
+        except OSError as exc:
+            # A second instance on the same host (a standby) must not die for its metrics.
+            log.warning(
+                "metrics not served: cannot listen on %s:%d (%s); set ARCHIVER_METRICS_PORT "
+                "to a free port",
+                address,
+                port,
+                exc.strerror or exc,
+            )
+            return
+        log.info("metrics on %s:%d", address, port)
+
+    def _interrupt_stale_runs(self) -> None:
+        try:
+            with db.transaction(self.engine) as conn:
+                stale = interrupt_stale_runs(conn=conn, at=current_time(self.settings))
+        except ArchiverError as exc:
+            log.warning("could not mark stale runs: %s", exc)
+            return
+        if stale:
+            log.warning("marked %d run(s) left running by a stopped process interrupted", stale)
 
     def _become_active(self) -> bool:
         announced = False
@@ -94,7 +132,8 @@ class Service:
             return IntervalTrigger(seconds=self.settings.schedule_interval_seconds, timezone=UTC)
         return CronTrigger(minute=self.settings.schedule_minutes, timezone=UTC)
 
-    def _run_active(self) -> int:
+    def _run_active(self) -> bool:
+        """Run cycles while the lock is ours; True if it was lost (go back to standby)."""
         scheduler = BackgroundScheduler(
             timezone=UTC,
             job_defaults={
@@ -112,22 +151,23 @@ class Service:
             next_run_time=datetime.now(UTC),  # the catch-up cycle, at once
         )
         scheduler.start()
+        lost = False
         try:
             while not self.stop.wait(self.settings.standby_poll_seconds):
                 if not self.lock.still_held() and not self.lock.try_acquire():
-                    log.error(
-                        "lost the %s; stopping so another instance can take over",
+                    log.warning(
+                        "lost the %s (database restarted or unreachable?); standing by until "
+                        "it can be taken again",
                         self.lock.describe(),
                     )
-                    self.fatal = "instance lock lost"
-                    self.request_stop()
+                    lost = True
+                    break
         finally:
+            client = self._client
+            if lost and client is not None:
+                client.cancel()
             scheduler.shutdown(wait=True)
-        if self.fatal:
-            log.error("stopped: %s", self.fatal)
-            return 1
-        log.info("stopped")
-        return 0
+        return lost and not self.stop.is_set()
 
     def cycle(self) -> None:
         """One scheduled cycle; failures are logged, never raised into the scheduler."""
@@ -194,6 +234,7 @@ class Service:
                     now=current_time(self.settings),
                     policy=Policy.from_settings(self.settings),
                     schedule_minutes=self.settings.schedule_minutes,
+                    interval_seconds=self.settings.schedule_interval_seconds,
                 )
                 counts = {
                     name: int(conn.execute(sa.select(sa.func.count()).select_from(t)).scalar_one())

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
+from importlib import resources
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -14,7 +17,13 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 
 from archiver.errors import DatabaseError
 
-MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
+# pg_advisory_xact_lock key serialising migrations: "archmigr" as a signed 64-bit integer.
+MIGRATION_LOCK_KEY = int.from_bytes(b"archmigr", "big") - (1 << 63)
+
+
+def migrations_dir() -> Path:
+    """Where the Alembic environment is: `migrations/` in the source tree, shipped as a package."""
+    return Path(str(resources.files("archiver.migrations")))
 
 
 def safe_url(url: str) -> str:
@@ -75,35 +84,142 @@ def transaction(engine: Engine) -> Iterator[Connection]:
 
 
 def alembic_config(connection: Connection | None = None) -> Any:
-    """Alembic's configuration pointing at `migrations/`, optionally bound to a connection."""
+    """Alembic's configuration pointing at the migrations, optionally bound to a connection."""
     from alembic.config import Config
 
-    if not (MIGRATIONS_DIR / "env.py").is_file():
-        raise DatabaseError(
-            f"migrations not found at {MIGRATIONS_DIR}: install archiver from its source tree"
-        )
     config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.set_main_option("script_location", str(migrations_dir()))
     if connection is not None:
         config.attributes["connection"] = connection
     return config
 
 
+def head_revision() -> str:
+    """The newest schema revision this archiver knows."""
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    if head is None:  # pragma: no cover - the package always ships its migrations
+        raise DatabaseError("this archiver ships no migrations: reinstall it")
+    return str(head)
+
+
+def _known_revisions() -> set[str]:
+    from alembic.script import ScriptDirectory
+
+    return {
+        script.revision for script in ScriptDirectory.from_config(alembic_config()).walk_revisions()
+    }
+
+
+def _newer_than_us(current: str) -> DatabaseError:
+    return DatabaseError(
+        f"the archive is at schema revision {current}, newer than this archiver knows "
+        f"(latest {head_revision()}): upgrade archiver"
+    )
+
+
 def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Apply every migration up to `revision` in one transaction."""
+    """Apply every migration up to `revision` in one transaction, one process at a time."""
     from alembic import command
+    from alembic.util import CommandError
 
     check_connection(engine)
     try:
         with engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                # Two archivers starting on a new database would race to create the same types.
+                conn.execute(
+                    sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY}
+                )
+            current = _current(conn)
+            if current is not None and current not in _known_revisions():
+                raise _newer_than_us(current)
             command.upgrade(alembic_config(conn), revision)
     except SQLAlchemyError as exc:
         raise DatabaseError(f"migration failed: {_first_line(exc)}") from exc
+    except CommandError as exc:
+        raise DatabaseError(f"migration failed: {str(exc).splitlines()[0]}") from exc
+
+
+def _current(conn: Connection) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
+    return MigrationContext.configure(conn).get_current_revision()
 
 
 def current_revision(engine: Engine) -> str | None:
     """The revision the database is at, or None before the first migration."""
-    from alembic.runtime.migration import MigrationContext
-
     with engine.connect() as conn:
-        return MigrationContext.configure(conn).get_current_revision()
+        return _current(conn)
+
+
+def _sqlite_path(url: sa.URL) -> Path | None:
+    database = url.database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return Path(database)
+
+
+def is_memory_sqlite(url: str) -> bool:
+    """True for `sqlite://` and `sqlite:///:memory:`: an archive that vanishes on exit."""
+    parsed = sa.make_url(url)
+    return parsed.get_backend_name() == "sqlite" and _sqlite_path(parsed) is None
+
+
+def open_readonly(url: str) -> Engine:
+    """An engine that can only read an existing archive at the current schema revision.
+
+    Read-only commands (status, health, report, export) use this: a mistyped path must not
+    create an empty archive, and a health check must never write or migrate.
+    """
+    try:
+        parsed = sa.make_url(url)
+    except ArgumentError as exc:
+        raise DatabaseError(f"cannot use database URL {safe_url(url)}: {exc}") from exc
+    if parsed.get_backend_name() == "sqlite":
+        path = _sqlite_path(parsed)
+        if path is None or not path.is_file():
+            shown = "an in-memory database" if path is None else str(path)
+            raise DatabaseError(
+                f"no archive at {shown}; run `archiver db upgrade` or `archiver backfill` first"
+            )
+        target = f"file:{quote(str(path.resolve()))}?mode=ro"
+
+        def connect() -> sqlite3.Connection:
+            return sqlite3.connect(target, uri=True, timeout=30, check_same_thread=False)
+
+        engine = sa.create_engine("sqlite://", creator=connect)
+        where = str(path)
+    else:
+        engine = sa.create_engine(
+            url,
+            pool_pre_ping=True,
+            # The server refuses any write in these sessions.
+            connect_args={"options": "-c default_transaction_read_only=on"},
+        )
+        where = safe_url(url)
+    try:
+        check_connection(engine)
+        _check_schema(engine, where)
+    except BaseException:
+        engine.dispose()
+        raise
+    return engine
+
+
+def _check_schema(engine: Engine, where: str) -> None:
+    current = current_revision(engine)
+    if current is None:
+        raise DatabaseError(
+            f"no archive tables in {where}; run `archiver db upgrade` or `archiver backfill` first"
+        )
+    head = head_revision()
+    if current == head:
+        return
+    if current not in _known_revisions():
+        raise _newer_than_us(current)
+    raise DatabaseError(
+        f"the archive's schema (revision {current}) is behind this archiver ({head}): "
+        "run `archiver db upgrade`"
+    )

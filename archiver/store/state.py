@@ -187,3 +187,13 @@ def finish_run(
             error=None if error is None else error[:4000],
         )
     )
+
+
+def interrupt_stale_runs(*, conn: Connection, at: datetime) -> int:
+    """Mark runs left `running` by a dead process `interrupted`; call only with the lock held."""
+    result = conn.execute(
+        sa.update(sync_runs)
+        .where(sync_runs.c.status == "running")
+        .values(status="interrupted", finished_at=at, error="the process ended mid-cycle")
+    )
+    return int(result.rowcount or 0)

@@ -1,0 +1,1 @@
+"""Alembic environment and versions of the archive schema (shipped as archiver.migrations)."""
