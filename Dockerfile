@@ -10,8 +10,8 @@ COPY pyproject.toml README.md alembic.ini ./
 COPY archiver ./archiver
 COPY migrations ./migrations
 COPY config ./config
-# Editable, so that `archiver db upgrade` finds migrations/ beside the package.
-RUN pip install --no-cache-dir -e .
+# As a user installs it: a regular (non-editable) install; the migrations ship in the package.
+RUN pip install --no-cache-dir .
 
 RUN useradd --create-home --uid 10001 archiver && mkdir -p /data && chown archiver /data
 USER archiver

@@ -56,7 +56,7 @@ def out(text: str = "") -> None:
 
 
 def cmd_db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
-    engine = db.make_engine(settings.database_url)
+    engine = db.make_engine(_writable_url(settings))
     try:
         db.upgrade(engine, args.revision)
         out(
@@ -68,16 +68,20 @@ def cmd_db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-@contextmanager
-def archive(settings: Settings) -> Iterator[Engine]:
-    """The migrated archive the settings name, for commands that write; one clear error if
-    it cannot be reached."""
+def _writable_url(settings: Settings) -> str:
     if db.is_memory_sqlite(settings.database_url):
         raise ConfigError(
             "invalid setting ARCHIVER_DATABASE_URL: an in-memory SQLite database keeps "
             "nothing; name a file such as sqlite:///archiver.db"
         )
-    engine = db.make_engine(settings.database_url)
+    return settings.database_url
+
+
+@contextmanager
+def archive(settings: Settings) -> Iterator[Engine]:
+    """The migrated archive the settings name, for commands that write; one clear error if
+    it cannot be reached."""
+    engine = db.make_engine(_writable_url(settings))
     try:
         db.upgrade(engine)
         yield engine

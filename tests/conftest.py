@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from archiver.simulator import Simulator
 from archiver.store import db
 from archiver.store.tables import metadata
+from tests.processes import Process
+from tests.simhelpers import TOKEN
 
 DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 SHARED_API = Path(__file__).resolve().parents[1].parent / "shared" / "api"
@@ -80,3 +85,42 @@ def engine(database_url: str) -> Iterator[Engine]:
     eng = db.make_engine(database_url)
     yield eng
     eng.dispose()
+
+
+@pytest.fixture
+def start_service(tmp_path: Path, simulator: Simulator) -> Iterator[Callable[..., Process]]:
+    """Start `archiver run` processes against the test module's `simulator`; killed at the end."""
+    started: list[Process] = []
+
+    def start(name: str, database_url: str, **env: str) -> Process:
+        log = tmp_path / f"{name}.log"
+        settings = {k: v for k, v in os.environ.items() if not k.startswith("ARCHIVER_")}
+        settings.update(
+            {
+                "ARCHIVER_DATABASE_URL": database_url,
+                "ARCHIVER_API_BASE_URL": simulator.url,
+                "ARCHIVER_API_TOKEN": TOKEN,
+                "ARCHIVER_SCHEDULE_INTERVAL_SECONDS": "1",
+                "ARCHIVER_STANDBY_POLL_SECONDS": "0.2",
+                "ARCHIVER_BACKOFF_BASE_SECONDS": "0.01",
+            }
+        )
+        settings.update(env)
+        handle = log.open("wb")
+        popen = subprocess.Popen(
+            [sys.executable, "-m", "archiver", "run"],
+            cwd=tmp_path,
+            env=settings,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+        )
+        process = Process(popen, log, handle)
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        if process.popen.poll() is None:
+            process.popen.kill()
+            process.popen.wait(10)
+        process.handle.close()

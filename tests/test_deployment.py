@@ -84,10 +84,19 @@ def test_compose_services_volumes_health_checks_and_commands() -> None:
     assert demo["environment"]["ARCHIVER_API_BASE_URL"].startswith("http://127.0.0.1:")
     assert "archiver simulate" in demo["command"][-1]
     assert "archiver run" in demo["command"][-1]
+    # Simulated streams never reach the production archive.
+    assert (
+        demo["environment"]["ARCHIVER_DATABASE_URL"] != app["environment"]["ARCHIVER_DATABASE_URL"]
+    )
+    assert demo["environment"]["ARCHIVER_DATABASE_URL"].startswith("sqlite:////data/")
+    assert "db" not in demo.get("depends_on", {})
+    assert app["environment"]["ARCHIVER_METRICS_ADDRESS"] == "0.0.0.0"
 
 
 def test_dockerfile_shape() -> None:
     steps = dockerfile()
+    # Installed as a user would install it, so the image proves the packaged migrations work.
+    assert ("RUN", "pip install --no-cache-dir .") in steps
     assert steps[0][0] == "FROM"
     assert steps[0][1].startswith("python:3.11")
     assert steps[0][1].endswith("-slim")
@@ -140,6 +149,20 @@ def test_dockerfile_commands_work_in_a_fresh_virtual_environment(tmp_path: Path)
         assert result.returncode == 0, result.stderr[-2000:]
     data = tmp_path / "data"
     data.mkdir()
+    # The package and its migrations come from site-packages, not from the copied tree.
+    where = subprocess.run(
+        [
+            str(env_dir / "bin" / "python"),
+            "-c",
+            "from archiver.store import db; print(db.migrations_dir())",
+        ],
+        cwd=data,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert where.startswith(str(env_dir)), where
     env["ARCHIVER_DATABASE_URL"] = f"sqlite:///{data / 'archiver.db'}"
     archiver = str(env_dir / "bin" / "archiver")
     assert (

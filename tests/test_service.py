@@ -5,14 +5,11 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
 
 import httpx
 import pytest
@@ -20,98 +17,16 @@ import sqlalchemy as sa
 
 from archiver.simulator import SimConfig, Simulator
 from archiver.store.tables import USAGE_TABLES, sync_runs, tracked_streams
+from tests.processes import Process, free_port, service_cycles, wait_for
 from tests.simhelpers import TOKEN
 
 pytestmark = pytest.mark.e2e
-
-
-@dataclass
-class Process:
-    popen: subprocess.Popen[bytes]
-    log: Path
-    handle: IO[bytes]
-
-    def text(self) -> str:
-        return self.log.read_text(errors="replace")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float = 30.0, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture
 def simulator() -> Iterator[Simulator]:
     with Simulator(SimConfig(streams=8, seed=2), token=TOKEN, clock="real") as sim:
         yield sim
-
-
-@pytest.fixture
-def start_service(tmp_path: Path, simulator: Simulator) -> Iterator[Callable[..., Process]]:
-    started: list[Process] = []
-
-    def start(name: str, database_url: str, **env: str) -> Process:
-        log = tmp_path / f"{name}.log"
-        settings = {k: v for k, v in os.environ.items() if not k.startswith("ARCHIVER_")}
-        settings.update(
-            {
-                "ARCHIVER_DATABASE_URL": database_url,
-                "ARCHIVER_API_BASE_URL": simulator.url,
-                "ARCHIVER_API_TOKEN": TOKEN,
-                "ARCHIVER_SCHEDULE_INTERVAL_SECONDS": "1",
-                "ARCHIVER_STANDBY_POLL_SECONDS": "0.2",
-                "ARCHIVER_BACKOFF_BASE_SECONDS": "0.01",
-            }
-        )
-        settings.update(env)
-        handle = log.open("wb")
-        popen = subprocess.Popen(
-            [sys.executable, "-m", "archiver", "run"],
-            cwd=tmp_path,
-            env=settings,
-            stdout=handle,
-            stderr=subprocess.STDOUT,
-        )
-        process = Process(popen, log, handle)
-        started.append(process)
-        return process
-
-    yield start
-    for process in started:
-        if process.popen.poll() is None:
-            process.popen.kill()
-            process.popen.wait(10)
-        process.handle.close()
-
-
-def service_cycles(url: str) -> int:
-    engine = sa.create_engine(url)
-    try:
-        with engine.connect() as conn:
-            return int(
-                conn.execute(
-                    sa.select(sa.func.count())
-                    .select_from(sync_runs)
-                    .where(sync_runs.c.kind == "service", sync_runs.c.status == "ok")
-                ).scalar_one()
-            )
-    except sa.exc.OperationalError:
-        return 0
-    except sa.exc.ProgrammingError:
-        return 0
-    finally:
-        engine.dispose()
 
 
 def test_cycles_run_and_sigterm_stops_cleanly(
