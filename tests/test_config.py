@@ -94,3 +94,91 @@ def test_every_setting_is_documented_in_config() -> None:
     documented = set(re.findall(r"^ARCHIVER_([A-Z_]+)=", EXAMPLE.read_text(), re.MULTILINE))
     fields = {name.upper() for name in Settings.model_fields}
     assert documented == fields
+
+
+def test_the_example_file_loads_as_shipped(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text(EXAMPLE.read_text())
+    settings = get_settings()
+    # Empty values in the file mean "not set": the defaults apply.
+    assert settings.now is None
+    assert settings.schedule_interval_seconds is None
+    assert settings.metrics_port is None
+    assert settings.api_token is None
+    assert settings == Settings(_env_file=None)
+
+
+def test_every_invalid_setting_is_reported_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ARCHIVER_NOW", "yesterday")
+    monkeypatch.setenv("ARCHIVER_CONCURRENCY", "0")
+    monkeypatch.setenv("ARCHIVER_METRICS_PORT", "70000")
+    with pytest.raises(ConfigError) as info:
+        get_settings()
+    lines = str(info.value).splitlines()
+    assert len(lines) == 3
+    assert [line.split(":")[0] for line in lines] == [
+        "invalid setting ARCHIVER_NOW",
+        "invalid setting ARCHIVER_CONCURRENCY",
+        "invalid setting ARCHIVER_METRICS_PORT",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({"ARCHIVER_REQUEST_TIMEOUT_SECONDS": "inf"}, "ARCHIVER_REQUEST_TIMEOUT_SECONDS"),
+        ({"ARCHIVER_REQUEST_TIMEOUT_SECONDS": "nan"}, "ARCHIVER_REQUEST_TIMEOUT_SECONDS"),
+        ({"ARCHIVER_MAX_REQUESTS_PER_SECOND": "1e-9"}, "ARCHIVER_MAX_REQUESTS_PER_SECOND"),
+        ({"ARCHIVER_MAX_BACKOFF_SECONDS": "inf"}, "ARCHIVER_MAX_BACKOFF_SECONDS"),
+        ({"ARCHIVER_METRICS_PORT": "70000"}, "ARCHIVER_METRICS_PORT"),
+        ({"ARCHIVER_METRICS_ADDRESS": "0.0.0.0 ; rm"}, "ARCHIVER_METRICS_ADDRESS"),
+        ({"ARCHIVER_STANDBY_POLL_SECONDS": "0"}, "ARCHIVER_STANDBY_POLL_SECONDS"),
+        ({"ARCHIVER_RETENTION_MARGIN_MINUTES": "10080"}, "ARCHIVER_RETENTION_MARGIN_MINUTES"),
+        (
+            {"ARCHIVER_STREAM_RETENTION_DAYS": "2", "ARCHIVER_RETENTION_MARGIN_MINUTES": "2880"},
+            "ARCHIVER_RETENTION_MARGIN_MINUTES",
+        ),
+        ({"ARCHIVER_API_TOKEN": "abc"}, "ARCHIVER_API_TOKEN is too short"),
+        ({"ARCHIVER_API_TOKEN": "secret-\r\nX-Evil: 1"}, "ARCHIVER_API_TOKEN"),
+        ({"ARCHIVER_API_TOKEN": "sécret-token-123"}, "ARCHIVER_API_TOKEN"),
+        ({"ARCHIVER_DAY_RETENTION_DAYS": "3"}, "ARCHIVER_STREAM_RETENTION_DAYS"),
+    ],
+)
+def test_values_that_cannot_work_are_refused(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], expected: str
+) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError) as info:
+        get_settings()
+    message = str(info.value)
+    assert expected in message
+    for value in env.values():
+        if "TOKEN" in expected:
+            assert value not in message  # the secret is never echoed back
+
+
+def test_a_short_token_is_fine_for_a_loopback_simulator(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ARCHIVER_API_TOKEN", "sim")
+    monkeypatch.setenv("ARCHIVER_API_BASE_URL", "http://127.0.0.1:8765")
+    assert get_settings().require_token() == "sim"
+
+
+def test_setup_logging_redacts_the_exact_token_and_nothing_else(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import logging
+
+    from archiver.observability import setup_logging
+
+    monkeypatch.setenv("ARCHIVER_API_TOKEN", "tok-very-secret-123")
+    root = logging.getLogger()
+    saved = (list(root.handlers), root.level)
+    try:
+        setup_logging(get_settings())
+        logging.getLogger("archiver.test").warning("vendor said: bad tok-very-secret-123 token")
+    finally:
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
+    err = capsys.readouterr().err
+    assert "tok-very-secret-123" not in err
+    assert "vendor said: bad [redacted] token" in err
