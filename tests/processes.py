@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import time
@@ -58,3 +59,14 @@ def service_cycles(url: str) -> int:
         return 0
     finally:
         engine.dispose()
+
+
+def postgres_server(action: str) -> None:
+    """`pg_ctlcluster ... main ACTION` on this machine's PostgreSQL (start, stop, restart)."""
+    version = sorted(os.listdir("/etc/postgresql"))[0]
+    subprocess.run(
+        ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", action],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 
 from archiver.simulator import SimConfig, Simulator
 from archiver.store.tables import USAGE_TABLES, sync_runs, tracked_streams
-from tests.processes import Process, free_port, service_cycles, wait_for
+from tests.processes import Process, free_port, postgres_server, service_cycles, wait_for
 from tests.simhelpers import TOKEN
 
 pytestmark = pytest.mark.e2e
@@ -158,3 +158,26 @@ def test_a_wrong_token_stops_the_service_with_the_setting_named(
     text = process.text()
     assert "check ARCHIVER_API_TOKEN" in text.strip().splitlines()[-1]
     assert "not-the-token-42" not in text
+
+
+@pytest.mark.postgres
+@pytest.mark.completeness  # restarts the machine's PostgreSQL server, like the completeness proof
+def test_the_service_outlives_a_postgresql_outage(
+    start_service: Callable[..., Process], postgres_url: str
+) -> None:
+    process = start_service("outage", postgres_url, ARCHIVER_STANDBY_POLL_SECONDS="0.5")
+    wait_for(lambda: "active: holding" in process.text(), what="active")
+    wait_for(lambda: service_cycles(postgres_url) >= 2, what="cycles before the outage")
+    try:
+        postgres_server("stop")
+        wait_for(lambda: "standing by until it can be taken again" in process.text(), what="lost")
+        time.sleep(2)
+    finally:
+        postgres_server("start")
+    before = service_cycles(postgres_url)
+    wait_for(lambda: service_cycles(postgres_url) >= before + 2, timeout=60, what="cycles after")
+    assert process.popen.poll() is None
+    assert process.text().count("active: holding") == 2
+    process.popen.send_signal(signal.SIGTERM)
+    assert process.popen.wait(15) == 0
+    assert "Traceback" not in process.text()
