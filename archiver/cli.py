@@ -506,6 +506,18 @@ def _resolution_choice(text: str) -> str:
         raise argparse.ArgumentTypeError(f"{exc} or all") from None
 
 
+def _port(text: str) -> int:
+    if not text.isdigit() or not 0 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (0-65535)")
+    return int(text)
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
+    return int(text)
+
+
 def _rate(text: str) -> float:
     try:
         value = float(text)
@@ -689,8 +701,8 @@ def build_parser() -> argparse.ArgumentParser:
         "of a handful of streams into demo.db in this folder (replacing it), and show what the "
         "archive holds. Needs no account and no settings.",
     )
-    demo.add_argument("--streams", type=int, default=5, help="simulated streams (default 5)")
-    demo.add_argument("--days", type=int, default=2, help="simulated days of cycles")
+    demo.add_argument("--streams", type=_positive, default=5, help="simulated streams (default 5)")
+    demo.add_argument("--days", type=_positive, default=2, help="simulated days of cycles")
     demo.set_defaults(handler=cmd_demo)
 
     rep = commands.add_parser(
@@ -735,7 +747,7 @@ def build_parser() -> argparse.ArgumentParser:
         "a manual clock set by POST /_sim/clock.",
     )
     sim.add_argument("--host", default="127.0.0.1", help="address to listen on (loopback)")
-    sim.add_argument("--port", type=int, default=8765, help="port (0: any free port)")
+    sim.add_argument("--port", type=_port, default=8765, help="port (0: any free port)")
     sim.add_argument("--streams", type=int, default=20, help="number of simulated streams")
     sim.add_argument("--seed", type=int, default=1, help="seed of the synthetic traffic")
     sim.add_argument("--token", default="sim-token", help="the API secret it accepts")
@@ -789,3 +801,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         # `archiver export | head`: the reader left; that is not an error of ours.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except (OverflowError, ValueError, OSError) as exc:
+        # A last net, never the plan: every known bad input has its own message. The detail
+        # goes to the log (at DEBUG with the traceback), the user gets one line.
+        log.debug("unexpected error", exc_info=True)
+        sys.stderr.write(
+            f"archiver: error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            " (ARCHIVER_LOG_LEVEL=DEBUG shows where)\n"
+        )
+        return 1

@@ -12,7 +12,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from archiver.errors import ConfigError
-from archiver.timeutil import utc
+from archiver.timeutil import EARLIEST, LATEST, utc
 
 DEFAULT_API_BASE_URL = "https://api.millicast.com"
 TOKEN_SETTING = "ARCHIVER_API_TOKEN"
@@ -55,13 +55,14 @@ class Settings(BaseSettings):
     streams: Annotated[list[str], NoDecode] = Field(default_factory=list)
     now: datetime | None = None
 
-    hour_retention_days: int = Field(default=7, ge=1)
-    day_retention_days: int = Field(default=90, ge=1)
-    stream_retention_days: int = Field(default=7, ge=1)
+    # Upper bounds keep every date computed from these inside the calendar.
+    hour_retention_days: int = Field(default=7, ge=1, le=3660)
+    day_retention_days: int = Field(default=90, ge=1, le=3660)
+    stream_retention_days: int = Field(default=7, ge=1, le=3660)
     retention_margin_minutes: int = Field(default=60, ge=0)
-    month_history_months: int = Field(default=24, ge=0)
-    settle_minutes: int = Field(default=60, ge=0)
-    max_buckets_per_request: int = Field(default=744, ge=1)
+    month_history_months: int = Field(default=24, ge=0, le=1200)
+    settle_minutes: int = Field(default=60, ge=0, le=10_080)
+    max_buckets_per_request: int = Field(default=744, ge=1, le=100_000)
 
     concurrency: int = Field(default=8, ge=1, le=64)
     # Bounded on both sides: a rate of 1e-9 would wait for years, inf would disable the cap.
@@ -73,13 +74,13 @@ class Settings(BaseSettings):
 
     discovery: bool = True
     discovery_pattern: str | None = None
-    dormant_check_hours: int = Field(default=24, ge=1)
+    dormant_check_hours: int = Field(default=24, ge=1, le=8760)
 
     schedule_minutes: str = "2,17,32,47"
     schedule_interval_seconds: int | None = Field(default=None, ge=1, le=86_400)
-    misfire_grace_seconds: int = Field(default=300, ge=1)
+    misfire_grace_seconds: int = Field(default=300, ge=1, le=86_400)
     standby_poll_seconds: float = Field(default=15.0, ge=0.05, le=3600, allow_inf_nan=False)
-    health_max_age_minutes: int = Field(default=45, ge=1)
+    health_max_age_minutes: int = Field(default=45, ge=1, le=525_600)
     metrics_port: int | None = Field(default=None, ge=1, le=65535)
     metrics_address: str = "127.0.0.1"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -98,7 +99,12 @@ class Settings(BaseSettings):
     @field_validator("now")
     @classmethod
     def _now_is_utc(cls, value: datetime | None) -> datetime | None:
-        return None if value is None else utc(value)
+        if value is None:
+            return None
+        value = utc(value)
+        if not EARLIEST <= value < LATEST:
+            raise ValueError(f"must be between {EARLIEST:%Y-%m-%d} and {LATEST:%Y-%m-%d}")
+        return value
 
     @field_validator("api_token")
     @classmethod

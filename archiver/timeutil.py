@@ -8,6 +8,11 @@ from datetime import UTC, date, datetime, timedelta
 
 from archiver.errors import InputError
 
+# The instants the archiver reasons about: far enough from the calendar's ends that every
+# window, margin and month arithmetic stays inside it.
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST = datetime(3000, 1, 1, tzinfo=UTC)
+
 
 class Resolution(enum.StrEnum):
     """A bucket size, spelled as the vendor spells it."""
@@ -104,13 +109,19 @@ def parse_instant(text: str, *, what: str = "time") -> datetime:
     try:
         if len(raw) == 10:
             parsed_date = date.fromisoformat(raw)
-            return datetime(parsed_date.year, parsed_date.month, parsed_date.day, tzinfo=UTC)
-        return utc(datetime.fromisoformat(raw.replace("Z", "+00:00")))
-    except ValueError:
+            value = datetime(parsed_date.year, parsed_date.month, parsed_date.day, tzinfo=UTC)
+        else:
+            value = utc(datetime.fromisoformat(raw.replace("Z", "+00:00")))
+    except (ValueError, OverflowError):
         raise InputError(
             f"invalid {what} {text!r}: use YYYY-MM-DD or an ISO 8601 time such as "
             "2024-06-25T14:00:00Z"
         ) from None
+    if not EARLIEST <= value < LATEST:
+        raise InputError(
+            f"invalid {what} {text!r}: must be between {EARLIEST:%Y-%m-%d} and {LATEST:%Y-%m-%d}"
+        )
+    return value
 
 
 def count_buckets(start: datetime, stop: datetime, resolution: Resolution) -> int:
