@@ -10,7 +10,6 @@ import socket
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ import sqlalchemy as sa
 import yaml
 
 from archiver.simulator import SimConfig, Simulator
+from archiver.simulator.server import Faults
 from archiver.store import db
 from archiver.store.tables import sync_runs
 from tests.conftest import postgres_admin_url
@@ -238,21 +238,37 @@ def test_one_writer_sync_beside_the_service_exits_and_dead_runs_are_interrupted(
         "ARCHIVER_API_BASE_URL": simulator.url,
         "ARCHIVER_API_TOKEN": TOKEN,
     }
-    # A run left `running` by a process killed mid-cycle.
+    # A run left `running` by a `sync` killed with SIGKILL mid-cycle (slow vendor answers).
+    simulator.faults = Faults(latency_ms=400)
+    log = (tmp_path / "killed.log").open("wb")
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("ARCHIVER_")}
+    killed = subprocess.Popen(
+        [sys.executable, "-m", "archiver", "sync"],
+        cwd=tmp_path,
+        env={**clean, **env},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     engine = db.make_engine(url)
-    db.upgrade(engine)
-    with engine.begin() as conn:
-        conn.execute(
-            sa.insert(sync_runs).values(
-                kind="sync",
-                started_at=datetime.now(UTC),
-                status="running",
-                requests=0,
-                failed_requests=0,
-                rows_written=0,
-                gaps=0,
-            )
-        )
+
+    def running() -> bool:
+        try:
+            with engine.connect() as conn:
+                return (
+                    conn.execute(
+                        sa.select(sync_runs.c.id).where(sync_runs.c.status == "running")
+                    ).first()
+                    is not None
+                )
+        except sa.exc.OperationalError:  # not migrated yet
+            return False
+
+    wait_for(running, what="the sync's cycle")
+    killed.kill()
+    killed.wait(10)
+    log.close()
+    simulator.faults = Faults()
+    assert running()
     service = start_service("service", url, ARCHIVER_SCHEDULE_INTERVAL_SECONDS="3600")
     wait_for(lambda: service_cycles(url) >= 1, what="the catch-up cycle")
     with engine.connect() as conn:
