@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import sqlalchemy as sa
 import yaml
@@ -22,7 +23,7 @@ from archiver.simulator.server import Faults
 from archiver.store import db
 from archiver.store.tables import sync_runs
 from tests.conftest import postgres_admin_url
-from tests.processes import Process, service_cycles, wait_for
+from tests.processes import Process, free_port, service_cycles, wait_for
 from tests.simhelpers import TOKEN
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -313,6 +314,12 @@ def test_a_taken_metrics_port_is_one_line_and_the_service_stands_by(
     assert f"metrics not served: cannot listen on 127.0.0.1:{port}" in text
     assert "Traceback" not in text
     assert second.popen.poll() is None
-    for process in (first, second):
+    # A standby with a free port serves its metrics, saying it is not the active one.
+    free = str(free_port())
+    third = start_service("third", url, ARCHIVER_METRICS_PORT=free)
+    wait_for(lambda: "standby: another archiver is active" in third.text(), what="third standby")
+    metrics = httpx.get(f"http://127.0.0.1:{free}/metrics", timeout=10).text
+    assert "archiver_active 0.0" in metrics.splitlines()
+    for process in (first, second, third):
         process.popen.send_signal(signal.SIGTERM)
         assert process.popen.wait(15) == 0
