@@ -91,16 +91,21 @@ def archive(settings: Settings) -> Iterator[Engine]:
 
 @contextmanager
 def sole_writer(settings: Settings) -> Iterator[Engine]:
-    """The migrated archive, with the instance lock `archiver run` holds: one writer at a time.
+    """The archive, locked with the instance lock `archiver run` holds, then migrated: one
+    writer at a time.
 
     A one-shot `sync` or `backfill` beside a running service exits with one line instead of
     waiting: the service already keeps the archive up to date.
     """
     from archiver.service.lock import lock_for
 
-    with archive(settings) as engine:
+    engine = db.make_engine(_writable_url(settings))
+    try:
+        db.check_connection(engine)
         lock = lock_for(engine)
         if not lock.try_acquire():
+            if lock.problem:
+                raise LockError(f"cannot take the instance lock: {lock.problem}")
             holder = lock.holder()
             who = f" ({holder.describe()})" if holder else ""
             raise LockError(
@@ -108,6 +113,9 @@ def sole_writer(settings: Settings) -> Iterator[Engine]:
                 "archive up to date. Run this command when it has stopped."
             )
         try:
+            # Only the lock holder migrates: a newer cron `sync` must not change the schema
+            # under a running older service.
+            db.upgrade(engine)
             with db.transaction(engine) as conn:
                 stale = interrupt_stale_runs(conn=conn, at=current_time(settings))
             if stale:
@@ -115,6 +123,8 @@ def sole_writer(settings: Settings) -> Iterator[Engine]:
             yield engine
         finally:
             lock.release()
+    finally:
+        engine.dispose()
 
 
 @contextmanager
@@ -349,8 +359,15 @@ def _read_status(settings: Settings, *, with_holder: bool = True) -> Status:
             status.active = (
                 None
                 if holder is None
-                else {"host": holder.host, "pid": holder.pid, "since": holder.since}
+                else {
+                    "host": holder.host,
+                    "pid": holder.pid,
+                    "since": holder.since,
+                    "description": holder.describe(),
+                }
             )
+            if holder is None:
+                status.next_cycle_at = None  # nothing is scheduled without a service
     return status
 
 
@@ -390,10 +407,7 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
         out("service:       no service holding the lock (`archiver run` is not running)")
     else:
         active = status.active
-        out(
-            f"service:       active, pid {active['pid']} on host {active['host']} since "
-            f"{active['since']:%Y-%m-%d %H:%M} UTC"
-        )
+        out(f"service:       active, {active['description']}")
         if status.next_cycle_at is not None:
             every = (
                 f"every {settings.schedule_interval_seconds} s"
@@ -430,13 +444,19 @@ def cmd_health(args: argparse.Namespace, settings: Settings) -> int:
         sys.stderr.write("archiver: unhealthy: no successful cycle yet\n")
         return 1
     age = (status.now - last).total_seconds() / 60
-    if age < 0:
-        # The host clock went back (or the archive was written by a host whose clock ran ahead).
+    if -limit <= age < 0:
+        # A little skew between the host that wrote the archive and this one's clock.
         out(
             f"healthy: last successful cycle at {last:%Y-%m-%d %H:%M} UTC, {-age:.0f} min "
             "ahead of this host's clock (check the clock)"
         )
         return 0
+    if age < 0:
+        sys.stderr.write(
+            f"archiver: unhealthy: last successful cycle at {last:%Y-%m-%d %H:%M} UTC is "
+            f"{-age:.0f} min in the future: this host's clock (or the archive writer's) is wrong\n"
+        )
+        return 1
     if age > limit:
         sys.stderr.write(
             f"archiver: unhealthy: last successful cycle {age:.0f} min ago "
@@ -512,10 +532,13 @@ def _port(text: str) -> int:
     return int(text)
 
 
-def _positive(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
-    return int(text)
+def _count(most: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        if not text.isdigit() or not 1 <= int(text) <= most:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number from 1 to {most}")
+        return int(text)
+
+    return parse
 
 
 def _rate(text: str) -> float:
@@ -701,8 +724,12 @@ def build_parser() -> argparse.ArgumentParser:
         "of a handful of streams into demo.db in this folder (replacing it), and show what the "
         "archive holds. Needs no account and no settings.",
     )
-    demo.add_argument("--streams", type=_positive, default=5, help="simulated streams (default 5)")
-    demo.add_argument("--days", type=_positive, default=2, help="simulated days of cycles")
+    demo.add_argument(
+        "--streams", type=_count(200), default=5, help="simulated streams (default 5, at most 200)"
+    )
+    demo.add_argument(
+        "--days", type=_count(14), default=2, help="simulated days of cycles (at most 14)"
+    )
     demo.set_defaults(handler=cmd_demo)
 
     rep = commands.add_parser(

@@ -86,6 +86,14 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["text", "json"] = "text"
 
+    @model_validator(mode="before")
+    @classmethod
+    def _blank_is_unset(cls, data: object) -> object:
+        # `ARCHIVER_NOW=` is already dropped (env_ignore_empty); `ARCHIVER_NOW="  "` too.
+        if isinstance(data, dict):
+            return {k: v for k, v in data.items() if not (isinstance(v, str) and not v.strip())}
+        return data
+
     @field_validator("streams", mode="before")
     @classmethod
     def _split_streams(cls, value: object) -> object:
@@ -156,7 +164,9 @@ class Settings(BaseSettings):
         try:
             ipaddress.ip_address(value)
         except ValueError:
-            if not re.fullmatch(r"[A-Za-z0-9.-]+", value):
+            # A host name: labels of letters, digits and inner hyphens, not all digits.
+            label = r"[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?"
+            if not re.fullmatch(rf"{label}(\.{label})*", value) or value.replace(".", "").isdigit():
                 raise ValueError(
                     "must be an address to listen on, such as 127.0.0.1 or 0.0.0.0"
                 ) from None

@@ -4,35 +4,45 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 from datetime import UTC, datetime
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
-from archiver.config import Settings
+from archiver.config import MIN_TOKEN_LENGTH, Settings
 
 REDACTED = "[redacted]"
 
 
+def _pattern(secret: str) -> re.Pattern[str]:
+    # A real secret (8+ characters) is removed wherever it stands. A short one, accepted only
+    # for a loopback simulator, is removed only as a whole word: redacting every letter `t`
+    # would mangle every log line.
+    if len(secret) >= MIN_TOKEN_LENGTH:
+        return re.compile(re.escape(secret))
+    return re.compile(rf"(?<![\w-]){re.escape(secret)}(?![\w-])")
+
+
 class SecretFilter(logging.Filter):
-    """Replaces any occurrence of the given secrets in a record's final message."""
+    """Replaces every occurrence of the given secrets in a record's final message."""
 
     def __init__(self, secrets: list[str]) -> None:
         super().__init__()
-        self._secrets = [s for s in secrets if s]
+        self._patterns = [_pattern(s) for s in secrets if s]
+
+    def _clean(self, text: str) -> str:
+        for pattern in self._patterns:
+            text = pattern.sub(REDACTED, text)
+        return text
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if not self._secrets:
+        if not self._patterns:
             return True
-        message = record.getMessage()
-        for secret in self._secrets:
-            message = message.replace(secret, REDACTED)
-        record.msg, record.args = message, None
+        record.msg, record.args = self._clean(record.getMessage()), None
         if record.exc_info and record.exc_info[1] is not None:
             text = logging.Formatter().formatException(record.exc_info)
-            for secret in self._secrets:
-                text = text.replace(secret, REDACTED)
-            record.exc_info, record.exc_text = None, text
+            record.exc_info, record.exc_text = None, self._clean(text)
         return True
 
 

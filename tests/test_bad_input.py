@@ -24,8 +24,8 @@ CASES: list[tuple[list[str], dict[str, str], str]] = [
     (["report", "--to", "0001-01-01"], {}, "invalid --to"),
     (["report", "--from", "2999-01-01"], {}, "--from must be before --to"),
     (["simulate", "--port", "70000"], {}, "not a port number"),
-    (["demo", "--streams", "0"], {}, "at least 1"),
-    (["demo", "--days", "-1"], {}, "at least 1"),
+    (["demo", "--streams", "0"], {}, "from 1 to"),
+    (["demo", "--days", "-1"], {}, "from 1 to"),
     (["status"], {"ARCHIVER_REQUEST_TIMEOUT_SECONDS": "inf"}, "ARCHIVER_REQUEST_TIMEOUT_SECONDS"),
     (["sync"], {"ARCHIVER_MAX_REQUESTS_PER_SECOND": "1e-9"}, "ARCHIVER_MAX_REQUESTS_PER_SECOND"),
     (["run"], {"ARCHIVER_METRICS_PORT": "70000"}, "ARCHIVER_METRICS_PORT"),
@@ -43,6 +43,12 @@ CASES: list[tuple[list[str], dict[str, str], str]] = [
     (["status"], {"ARCHIVER_DATABASE_URL": "sqlite:///missing.db"}, "no archive at missing.db"),
     (["streams", "import", "missing.txt"], {}, "cannot read missing.txt"),
     (["export", "--table", "stream_usage", "--output", "/nonexistent/x.csv"], {}, "no archive"),
+    (["status"], {"ARCHIVER_DATABASE_URL": "sqlite:///."}, "is not a file"),
+    (["status"], {"ARCHIVER_DATABASE_URL": "sqlite:///file:x.db?uri=true"}, "URI-style"),
+    (["status"], {"ARCHIVER_DATABASE_URL": "postgresql+nosuchdriver://u@h/d"}, "cannot use"),
+    (["sync"], {"ARCHIVER_DATABASE_URL": "postgresql+nosuchdriver://u@h/d"}, "cannot use"),
+    (["demo", "--streams", "100000000"], {}, "from 1 to 200"),
+    (["demo", "--days", "10000000"], {}, "from 1 to 14"),
 ]
 
 
@@ -84,3 +90,16 @@ def test_bad_input_is_one_clear_line(
     assert "Traceback" not in err
     assert TOKEN not in err
     assert list(tmp_path.iterdir()) == []  # nothing written
+
+
+def test_a_file_that_is_not_an_archive_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "archive.db").write_text("not a database, just text\n" * 100)
+    before = (tmp_path / "archive.db").read_bytes()
+    for command in (["status"], ["health"], ["streams", "list"]):
+        assert main(command) == 1
+        err = capsys.readouterr().err
+        assert len(err.strip().splitlines()) == 1, err
+        assert "cannot read the archive" in err
+    assert (tmp_path / "archive.db").read_bytes() == before

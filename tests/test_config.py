@@ -182,3 +182,47 @@ def test_setup_logging_redacts_the_exact_token_and_nothing_else(
     err = capsys.readouterr().err
     assert "tok-very-secret-123" not in err
     assert "vendor said: bad [redacted] token" in err
+
+
+def test_whitespace_only_values_mean_not_set(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("ARCHIVER_NOW", "   ")
+    (tmp_path / ".env").write_text(
+        'ARCHIVER_METRICS_PORT="  "\nARCHIVER_SCHEDULE_INTERVAL_SECONDS=\n'
+    )
+    settings = get_settings()
+    assert settings.now is None
+    assert settings.metrics_port is None
+
+
+@pytest.mark.parametrize("address", ["-", "999.999.999.999", "a b", "host:80", ""])
+def test_a_metrics_address_that_cannot_be_listened_on_is_refused(
+    monkeypatch: pytest.MonkeyPatch, address: str
+) -> None:
+    monkeypatch.setenv("ARCHIVER_METRICS_ADDRESS", address or "''")
+    with pytest.raises(ConfigError, match="ARCHIVER_METRICS_ADDRESS"):
+        get_settings()
+
+
+@pytest.mark.parametrize(
+    "address", ["127.0.0.1", "0.0.0.0", "::1", "[::]", "localhost", "db-1.lan"]
+)
+def test_metrics_addresses(monkeypatch: pytest.MonkeyPatch, address: str) -> None:
+    monkeypatch.setenv("ARCHIVER_METRICS_ADDRESS", address)
+    assert get_settings().metrics_address == address.strip("[]")
+
+
+def test_a_short_loopback_token_does_not_mangle_log_lines() -> None:
+    import logging
+
+    from archiver.observability import SecretFilter
+
+    record = logging.LogRecord(
+        "x", logging.INFO, "x", 1, "started the test with t at the station", None, None
+    )
+    SecretFilter(["t"]).filter(record)
+    assert record.getMessage() == "started the test with [redacted] at the station"
+    long = logging.LogRecord("x", logging.INFO, "x", 1, "key=abcdefgh12;xabcdefgh12y", None, None)
+    SecretFilter(["abcdefgh12"]).filter(long)
+    assert long.getMessage() == "key=[redacted];x[redacted]y"

@@ -78,8 +78,10 @@ def _health(tmp_path: Path, url: str, now: str) -> subprocess.CompletedProcess[s
     [
         ("2026-11-26T12:10:00Z", 0, "healthy: last successful cycle 10 min ago"),
         ("2026-11-26T13:00:00Z", 1, "unhealthy: last successful cycle 60 min ago"),
-        # The host clock went back three days: not "-4320 min ago".
-        ("2026-11-23T12:00:00Z", 0, "4320 min ahead of this host's clock"),
+        # The host clock went back a little: healthy, with the skew named.
+        ("2026-11-26T11:30:00Z", 0, "30 min ahead of this host's clock"),
+        # Three days back: not "-4320 min ago", and no free pass for a dead service.
+        ("2026-11-23T12:00:00Z", 1, "4320 min in the future"),
     ],
 )
 def test_health_reads_the_age_of_the_last_success(

@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import socket
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,19 +31,23 @@ class Holder:
 
     host: str
     pid: int
-    since: datetime
+    since: datetime | None
 
     def describe(self) -> str:
         """`pid 123 on host db1 since 2026-11-26 12:00 UTC`."""
-        return f"pid {self.pid} on host {self.host} since {self.since:%Y-%m-%d %H:%M} UTC"
+        since = "" if self.since is None else f" since {self.since:%Y-%m-%d %H:%M} UTC"
+        return f"pid {self.pid} on host {self.host}{since}"
 
 
-def _me() -> Holder:
-    return Holder(host=socket.gethostname(), pid=os.getpid(), since=datetime.now(UTC))
+def _me() -> tuple[str, int, datetime]:
+    """This process: host, pid, and now (when it takes the lock)."""
+    return socket.gethostname(), os.getpid(), datetime.now(UTC)
 
 
 class InstanceLock(Protocol):
     """Held by the active instance for as long as it runs."""
+
+    problem: str | None  # why the last try_acquire could not even ask, if it could not
 
     def try_acquire(self) -> bool:
         """Take the lock if free; never blocks."""
@@ -66,25 +71,42 @@ class FileLock:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._file: IO[str] | None = None
+        self.problem: str | None = None  # a failure to take it is raised, never kept
 
     def try_acquire(self) -> bool:
-        handle = self.path.open("a+")
         try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.close()
-            return False
-        me = _me()
+            handle = self.path.open("a+")
+        except OSError as exc:
+            raise LockError(f"cannot use the lock file {self.path}: {exc.strerror}") from exc
+        # `archiver status` probes the lock with a brief shared flock: try a few times.
+        for attempt in range(5):
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if attempt == 4:
+                    handle.close()
+                    return False
+                time.sleep(0.02)
+        host, pid, since = _me()
         handle.seek(0)
         handle.truncate()
-        handle.write(json.dumps({"host": me.host, "pid": me.pid, "since": me.since.isoformat()}))
+        handle.write(json.dumps({"host": host, "pid": pid, "since": since.isoformat()}))
         handle.write("\n")
         handle.flush()
         self._file = handle
         return True
 
     def still_held(self) -> bool:
-        return self._file is not None
+        # The lock is on the open file: if the path was deleted or replaced, a second writer
+        # could lock the new file, so ours no longer counts.
+        if self._file is None:
+            return False
+        try:
+            ours, there = os.fstat(self._file.fileno()), os.stat(self.path)
+        except OSError:
+            return False
+        return (ours.st_dev, ours.st_ino) == (there.st_dev, there.st_ino)
 
     def release(self) -> None:
         if self._file is not None:
@@ -122,8 +144,8 @@ def _parse_holder(text: str) -> Holder:
         # Written by an older archiver (a bare pid), or mid-write.
         return Holder(
             host="?",
-            pid=int(text.strip() or 0) if text.strip().isdigit() else 0,
-            since=datetime.fromtimestamp(0, UTC),
+            pid=int(text.strip()) if text.strip().isdigit() else 0,
+            since=None,
         )
 
 
@@ -133,8 +155,10 @@ class AdvisoryLock:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._conn: Connection | None = None
+        self.problem: str | None = None
 
     def try_acquire(self) -> bool:
+        self.problem = None
         try:
             conn = self.engine.connect()
             got = conn.execute(
@@ -142,12 +166,14 @@ class AdvisoryLock:
             ).scalar()
             conn.commit()
         except SQLAlchemyError as exc:
-            log.warning("cannot take the instance lock: %s", str(exc).splitlines()[0])
+            # Not "someone else holds it": the database could not be asked at all.
+            self.problem = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
+            log.warning("cannot take the instance lock: %s", self.problem)
             return False
         if got:
-            me = _me()
+            host, pid, since = _me()
             # application_name tells `archiver status` (and pg_stat_activity) who is active.
-            label = f"archiver {me.pid} {int(me.since.timestamp())} {me.host}"[:63]
+            label = f"archiver {pid} {int(since.timestamp())} {host}"[:63]
             try:
                 conn.execute(
                     sa.text("SELECT set_config('application_name', :label, false)"),
@@ -165,7 +191,7 @@ class AdvisoryLock:
         """The session holding the advisory lock, from pg_locks; None when free."""
         unsigned = ADVISORY_KEY & 0xFFFFFFFFFFFFFFFF
         query = sa.text(
-            "SELECT a.application_name, a.client_addr::text, a.backend_start "
+            "SELECT a.application_name, a.client_addr::text, a.backend_start, a.pid "
             "FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
             "WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 "
             "AND l.classid::bigint = :high AND l.objid::bigint = :low"
@@ -181,7 +207,8 @@ class AdvisoryLock:
             return Holder(
                 host=parts[3], pid=int(parts[1]), since=datetime.fromtimestamp(int(parts[2]), UTC)
             )
-        return Holder(host=str(row[1] or "local socket"), pid=0, since=row[2])
+        # Not an archiver's label (another client, or an older archiver): the session's view.
+        return Holder(host=str(row[1] or "local socket"), pid=int(row[3] or 0), since=row[2])
 
     def still_held(self) -> bool:
         if self._conn is None:
@@ -220,6 +247,12 @@ class AdvisoryLock:
         return f"advisory lock on {self.engine.url.render_as_string(hide_password=True)}"
 
 
+def lock_path(database: str) -> Path:
+    """The lock file of a SQLite archive: beside the real file (symlinks resolved), so that
+    every name of one database shares one lock."""
+    return Path(str(Path(database).resolve()) + ".lock")
+
+
 def lock_for(engine: Engine) -> InstanceLock:
     """The right lock for the engine's database."""
     if engine.dialect.name == "postgresql":
@@ -228,7 +261,7 @@ def lock_for(engine: Engine) -> InstanceLock:
         database = engine.url.database
         if not database or database == ":memory:":
             raise LockError("archiver run needs a SQLite file, not an in-memory database")
-        return FileLock(Path(database + ".lock"))
+        return FileLock(lock_path(database))
     raise LockError(f"no instance lock for the {engine.dialect.name} dialect")
 
 
@@ -236,5 +269,5 @@ def current_holder(database_url: str, engine: Engine) -> Holder | None:
     """Who holds the instance lock of the archive at `database_url`, read without taking it."""
     url = sa.make_url(database_url)
     if url.get_backend_name() == "sqlite":
-        return FileLock(Path(str(url.database) + ".lock")).holder() if url.database else None
+        return FileLock(lock_path(url.database)).holder() if url.database else None
     return AdvisoryLock(engine).holder()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import signal
 import threading
@@ -65,10 +66,13 @@ class Service:
         service back to standby until it can take the lock again: it never exits for that.
         """
         self.settings.require_token()
-        db.upgrade(self.engine)
+        db.check_connection(self.engine)
         self._serve_metrics()
         while self._become_active():
             try:
+                # Only the active instance migrates: a standby of a newer version must not
+                # change the schema under the older one still running.
+                db.upgrade(self.engine)
                 self._interrupt_stale_runs()
                 lost = self._run_active()
             finally:
@@ -90,12 +94,17 @@ class Service:
             self.metrics.serve(port, address)
         except OSError as exc:
             # A second instance on the same host (a standby) must not die for its metrics.
+            advice = (
+                "the port is taken: set ARCHIVER_METRICS_PORT to a free one"
+                if exc.errno == errno.EADDRINUSE
+                else "check ARCHIVER_METRICS_ADDRESS"
+            )
             log.warning(
-                "metrics not served: cannot listen on %s:%d (%s); set ARCHIVER_METRICS_PORT "
-                "to a free port",
+                "metrics not served: cannot listen on %s:%d (%s); %s",
                 address,
                 port,
                 exc.strerror or exc,
+                advice,
             )
             return
         log.info("metrics on %s:%d", address, port)
@@ -154,7 +163,11 @@ class Service:
         lost = False
         try:
             while not self.stop.wait(self.settings.standby_poll_seconds):
-                if not self.lock.still_held() and not self.lock.try_acquire():
+                if self.lock.still_held():
+                    continue
+                if self.lock.try_acquire():
+                    log.warning("lost the %s and took it again", self.lock.describe())
+                else:
                     log.warning(
                         "lost the %s (database restarted or unreachable?); standing by until "
                         "it can be taken again",
@@ -172,6 +185,10 @@ class Service:
     def cycle(self) -> None:
         """One scheduled cycle; failures are logged, never raised into the scheduler."""
         if self.stop.is_set():
+            return
+        if not self.lock.still_held():
+            # Never write without the lock; the watcher takes it again or stands by.
+            log.warning("skipping a cycle: the %s is not held", self.lock.describe())
             return
         settings = self.settings
         try:

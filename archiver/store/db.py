@@ -26,12 +26,20 @@ def migrations_dir() -> Path:
     return Path(str(resources.files("archiver.migrations")))
 
 
+_SECRET_QUERY_KEYS = ("password", "sslpassword", "passfile")
+
+
 def safe_url(url: str) -> str:
-    """The URL with any password masked, for messages and logs."""
+    """The URL with any password masked (in the user part or the query), for messages."""
     try:
-        return sa.make_url(url).render_as_string(hide_password=True)
+        parsed = sa.make_url(url)
     except ArgumentError:
         return "<unparseable database URL>"
+    hidden = {
+        key: "***" if key.lower() in _SECRET_QUERY_KEYS else value
+        for key, value in parsed.query.items()
+    }
+    return parsed.set(query=hidden).render_as_string(hide_password=True)
 
 
 def _first_line(exc: BaseException) -> str:
@@ -164,7 +172,10 @@ def _sqlite_path(url: sa.URL) -> Path | None:
 def is_memory_sqlite(url: str) -> bool:
     """True for `sqlite://` and `sqlite:///:memory:`: an archive that vanishes on exit."""
     parsed = sa.make_url(url)
-    return parsed.get_backend_name() == "sqlite" and _sqlite_path(parsed) is None
+    database = parsed.database or ""
+    return parsed.get_backend_name() == "sqlite" and (
+        database in ("", ":memory:") or "mode=memory" in database
+    )
 
 
 def open_readonly(url: str) -> Engine:
@@ -179,11 +190,17 @@ def open_readonly(url: str) -> Engine:
         raise DatabaseError(f"cannot use database URL {safe_url(url)}: {exc}") from exc
     if parsed.get_backend_name() == "sqlite":
         path = _sqlite_path(parsed)
-        if path is None or not path.is_file():
-            shown = "an in-memory database" if path is None else str(path)
+        if path is None:
             raise DatabaseError(
-                f"no archive at {shown}; run `archiver db upgrade` or `archiver backfill` first"
+                "ARCHIVER_DATABASE_URL names an in-memory or URI-style SQLite database; "
+                "name the archive's file, such as sqlite:///archiver.db"
             )
+        if not path.exists():
+            raise DatabaseError(
+                f"no archive at {path}; run `archiver db upgrade` or `archiver backfill` first"
+            )
+        if not path.is_file():
+            raise DatabaseError(f"{path} is not a file: ARCHIVER_DATABASE_URL names the archive")
         target = f"file:{quote(str(path.resolve()))}?mode=ro"
 
         def connect() -> sqlite3.Connection:
@@ -192,20 +209,28 @@ def open_readonly(url: str) -> Engine:
         engine = sa.create_engine("sqlite://", creator=connect)
         where = str(path)
     else:
-        engine = sa.create_engine(
-            url,
-            pool_pre_ping=True,
-            # The server refuses any write in these sessions.
-            connect_args={"options": "-c default_transaction_read_only=on"},
-        )
+        engine = make_engine(url)
+        # The server refuses any write in these sessions (set per connection, so that the
+        # URL's own `options` and poolers that refuse startup parameters keep working).
+        event.listen(engine, "connect", _read_only_session)
         where = safe_url(url)
     try:
         check_connection(engine)
         _check_schema(engine, where)
+    except SQLAlchemyError as exc:
+        engine.dispose()
+        raise DatabaseError(f"cannot read the archive at {where}: {_first_line(exc)}") from exc
     except BaseException:
         engine.dispose()
         raise
     return engine
+
+
+def _read_only_session(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
+    cursor.close()
+    dbapi_connection.commit()
 
 
 def _check_schema(engine: Engine, where: str) -> None:
