@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import logging
 import os
@@ -12,7 +13,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from sqlalchemy.engine import Engine
 
@@ -442,6 +443,7 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
         growth_days=args.growth_days,
         unreportable_streams=args.unreportable_streams,
         **({"origin": args.origin} if args.origin else {}),
+        **_simulated_sources(args),
     )
     faults = Faults(
         latency_ms=args.latency_ms,
@@ -459,6 +461,7 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
             faults=faults,
             host=args.host,
             port=args.port,
+            webhook=_simulated_webhook(args),
         )
         sim.start()
     except OSError as exc:
@@ -475,6 +478,65 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
     except KeyboardInterrupt:
         out("simulator stopped")
     return 0
+
+
+def _session_minutes(text: str) -> tuple[int, int]:
+    try:
+        shortest, longest = (int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not SHORTEST,LONGEST in minutes") from None
+    if not 1 <= shortest <= longest <= 360:
+        raise argparse.ArgumentTypeError("sessions last 1 to 360 minutes, shortest first")
+    return shortest, longest
+
+
+def _add_simulated_source_options(sim: argparse.ArgumentParser) -> None:
+    sim.add_argument(
+        "--session-minutes",
+        type=_session_minutes,
+        help="SHORTEST,LONGEST session length in minutes, such as 5,360 (default: 1-5 hours)",
+    )
+    sim.add_argument(
+        "--exact-token-streams",
+        type=int,
+        default=0,
+        help="streams published under exact-name tokens (the rest under regex tokens)",
+    )
+    sim.add_argument(
+        "--names-per-exact-token", type=int, default=3, help="exact names per publish token"
+    )
+    sim.add_argument("--webhook-url", help="POST signed feed events here as sessions start/end")
+    sim.add_argument("--webhook-secret", help="the webhook secret (base64) that signs events")
+    sim.add_argument(
+        "--webhook-loss-rate", type=_rate, default=0.0, help="fraction of events never sent"
+    )
+
+
+def _simulated_sources(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "session_minutes": args.session_minutes,
+        "exact_token_streams": args.exact_token_streams,
+        "names_per_exact_token": args.names_per_exact_token,
+    }
+
+
+def _simulated_webhook(args: argparse.Namespace) -> Any:
+    from archiver.simulator.server import WebhookTarget
+
+    if args.webhook_url is None:
+        return None
+    if not args.webhook_secret:
+        raise InputError("--webhook-url needs --webhook-secret (base64, as the dashboard shows)")
+    try:
+        base64.b64decode(args.webhook_secret, validate=True)
+    except ValueError:
+        raise InputError("--webhook-secret must be base64") from None
+    return WebhookTarget(
+        url=args.webhook_url,
+        secret=args.webhook_secret,
+        loss_rate=args.webhook_loss_rate,
+        seed=args.seed,
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -679,6 +741,7 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument(
         "--truncate-rate", type=_rate, default=0.0, help="fraction of bodies cut short"
     )
+    _add_simulated_source_options(sim)
     sim.set_defaults(handler=cmd_simulate)
     return parser
 
