@@ -31,11 +31,13 @@ from archiver.streams import (
     add_streams,
     discover_names,
     list_streams,
+    plannable,
     read_names_file,
     remove_streams,
 )
 from archiver.sync import CycleReport, current_time, plan_cycle, run_cycle
 from archiver.timeutil import Resolution, parse_instant
+from archiver.tokens import TokenPattern, load_patterns, matching
 
 log = logging.getLogger(__name__)
 
@@ -168,6 +170,8 @@ def cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
                 engine=engine, settings=settings, now=now, selection=selection, extra_streams=extra
             )
             _report_purged(plan)
+            if not extra:
+                _warn_if_no_streams(engine)
             out("dry run: these requests would be made (nothing is fetched or written)")
             for line in _describe_plan(plan):
                 out(line)
@@ -187,7 +191,24 @@ def cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
                 progress=_ProgressLine(),
                 on_plan=_report_purged,
             )
+        if not names:
+            _warn_if_no_streams(engine)
     return _print_report(report)
+
+
+NO_STREAMS = (
+    "archiver: no stream is tracked, so no per-stream history is saved (account totals only): "
+    "name streams (ARCHIVER_STREAMS, `archiver streams add`), let publish tokens list them "
+    "(ARCHIVER_PUBLISH_TOKENS), or catch them live (discovery, feed webhooks: "
+    "ARCHIVER_WEBHOOK_PORT); README: Never miss a stream\n"
+)
+
+
+def _warn_if_no_streams(engine: Engine) -> None:
+    """One line when the backfill has no per-stream scope: never a silent empty backfill."""
+    with db.transaction(engine) as conn:
+        if not plannable(conn):
+            sys.stderr.write(NO_STREAMS)
 
 
 def _report_purged(plan: Plan) -> None:
@@ -241,19 +262,34 @@ def cmd_streams_remove(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_streams_list(args: argparse.Namespace, settings: Settings) -> int:
     with archive(settings) as engine, db.transaction(engine) as conn:
         rows = list_streams(conn)
+        patterns = load_patterns(conn)
+    for row in rows:
+        row["token"] = ", ".join(p.describe() for p in matching(str(row["stream_name"]), patterns))
     if args.json:
         out(json.dumps(rows, default=str, indent=2))
         return 0
-    out(f"{'stream':<40} {'source':<10} {'status':<8} {'added':<17} last seen")
+    out(f"{'stream':<40} {'source':<10} {'status':<8} {'added':<17} {'last seen':<17} token")
     for row in rows:
         seen = row["last_seen_at"]
         added = row["added_at"]
         out(
             f"{row['stream_name']!s:<40} {row['source']!s:<10} {row['status']!s:<8} "
-            f"{added:%Y-%m-%d %H:%M} {'' if seen is None else format(seen, '%Y-%m-%d %H:%M')}"
+            f"{added:%Y-%m-%d %H:%M} "
+            f"{'' if seen is None else format(seen, '%Y-%m-%d %H:%M'):<17} {row['token']}".rstrip()
         )
     out(f"{len(rows)} streams")
+    _list_token_patterns(patterns)
     return 0
+
+
+def _list_token_patterns(patterns: list[TokenPattern]) -> None:
+    if not patterns:
+        return
+    out(f"publish token patterns ({len(patterns)}):")
+    for pattern in patterns:
+        state = "" if pattern.is_active is not False else " (inactive)"
+        unreadable = "" if pattern.compiled() is not None else " (not a readable regex)"
+        out(f"  {pattern.describe()}{state}{unreadable}")
 
 
 def cmd_streams_discover(args: argparse.Namespace, settings: Settings) -> int:

@@ -22,6 +22,7 @@ from archiver.errors import ArchiverError
 from archiver.observability import Metrics
 from archiver.plan import Policy
 from archiver.service.lock import InstanceLock, lock_for
+from archiver.service.webhooks import WebhookReceiver, WebhookServer
 from archiver.status import read_status
 from archiver.store import db
 from archiver.store.tables import USAGE_TABLES
@@ -64,13 +65,43 @@ class Service:
         if self.settings.metrics_port:
             self.metrics.serve(self.settings.metrics_port)
             log.info("metrics on port %d", self.settings.metrics_port)
-        if not self._become_active():
-            return 0
+        webhooks = self._serve_webhooks()
         try:
-            return self._run_active()
+            if not self._become_active():
+                return 0
+            try:
+                return self._run_active()
+            finally:
+                self.lock.release()
+                self.metrics.active.set(0)
         finally:
-            self.lock.release()
-            self.metrics.active.set(0)
+            if webhooks is not None:
+                webhooks.stop()
+
+    def _serve_webhooks(self) -> WebhookServer | None:
+        """Feed webhooks are served by every instance, active or standby: no event is lost
+        while the vendor's URL points at a standby."""
+        settings = self.settings
+        if settings.webhook_port is None or settings.webhook_secret is None:
+            return None
+        receiver = WebhookReceiver(
+            engine=self.engine,
+            secret=settings.webhook_secret.get_secret_value(),
+            now=lambda: current_time(settings),
+            max_body_bytes=settings.webhook_max_body_bytes,
+            metrics=self.metrics,
+        )
+        try:
+            server = WebhookServer(
+                receiver, address=settings.webhook_address, port=settings.webhook_port
+            ).start()
+        except OSError as exc:
+            raise ArchiverError(
+                f"cannot serve webhooks on {settings.webhook_address}:{settings.webhook_port} "
+                f"(ARCHIVER_WEBHOOK_PORT): {exc.strerror}"
+            ) from exc
+        log.info("feed webhooks on %s", server.url)
+        return server
 
     def _become_active(self) -> bool:
         announced = False
