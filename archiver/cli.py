@@ -20,6 +20,7 @@ from sqlalchemy.engine import Engine
 from archiver import __version__
 from archiver.api.client import AnalyticsClient
 from archiver.api.endpoints import ApiRequest, check_stream_name, refusal_reason
+from archiver.attribution import Attribution, read_attribution, unexplained_warning
 from archiver.config import Settings, get_settings
 from archiver.errors import ArchiverError, InputError
 from archiver.observability import setup_logging
@@ -340,10 +341,39 @@ def _ago(now: datetime, then: datetime | None) -> str:
     return f"{seconds // 86400} days ago"
 
 
+def _read_attribution(settings: Settings) -> Attribution | None:
+    try:
+        with archive(settings) as engine, db.transaction(engine) as conn:
+            return read_attribution(conn, now=current_time(settings))
+    except ArchiverError as exc:
+        # An archive not yet upgraded has no attribution view: the rest of status still holds.
+        log.warning("cannot read the usage attribution: %s", exc)
+        return None
+
+
+def _print_attribution(attribution: Attribution | None, settings: Settings) -> None:
+    if attribution is None:
+        out("explained:     unknown (run `archiver db upgrade`)")
+        return
+    share = attribution.explained_share
+    if share is None:
+        out("explained:     no account egress archived over the last 7 days")
+        return
+    out(
+        f"explained:     {share * 100:.1f}% of account egress over the last 7 days is "
+        f"explained by archived streams ({attribution.unattributed_bytes_out} bytes are not)"
+    )
+    warning = unexplained_warning(attribution, settings.unattributed_warn_percent)
+    if warning is not None:
+        sys.stderr.write(f"archiver: warning: {warning}\n")
+
+
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     status = _read_status(settings)
+    attribution = _read_attribution(settings)
     if args.json:
-        out(json.dumps(status.to_json(), indent=2))
+        explained = None if attribution is None else attribution.to_json()
+        out(json.dumps({**status.to_json(), "attribution": explained}, indent=2))
         return 0
     now = status.now
     last = status.last_run
@@ -365,6 +395,7 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     out(f"streams:       {streams}")
     out(f"gaps:          {status.gaps} ranges, {status.gap_buckets} buckets lost")
     out(f"at risk:       {status.at_risk_buckets} buckets purged within 24 h, not yet final")
+    _print_attribution(attribution, settings)
     out("")
     out(
         f"{'dataset':<18} {'res':<5} {'scopes':>6} {'oldest watermark':<17} {'behind':>10} "

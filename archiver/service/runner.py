@@ -17,6 +17,7 @@ from sqlalchemy.engine import Engine
 
 from archiver.api.client import AnalyticsClient
 from archiver.api.errors import ApiError, AuthenticationError
+from archiver.attribution import read_attribution, unexplained_warning
 from archiver.config import Settings
 from archiver.errors import ArchiverError
 from archiver.observability import Metrics
@@ -242,3 +243,17 @@ class Service:
             self.metrics.streams.labels(status=name).set(count)
         for name, count in counts.items():
             self.metrics.rows_stored.labels(table=name).set(count)
+        self._refresh_attribution()
+
+    def _refresh_attribution(self) -> None:
+        try:
+            with db.transaction(self.engine) as conn:
+                attribution = read_attribution(conn, now=current_time(self.settings))
+        except ArchiverError as exc:
+            log.warning("could not refresh the explained-usage metric: %s", exc)
+            return
+        share = attribution.explained_share
+        self.metrics.explained_share.set(float("nan") if share is None else share)
+        warning = unexplained_warning(attribution, self.settings.unattributed_warn_percent)
+        if warning is not None:
+            log.warning("%s", warning)
