@@ -1,0 +1,63 @@
+"""The stream sources as a user meets them: backfill says when no stream is tracked, and
+`streams list` shows the publish tokens' patterns."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from archiver.simulator import SimConfig, Simulator
+from tests.simhelpers import TOKEN
+from tests.test_cli import run
+
+NOW = "2026-11-20T12:20:00Z"
+NO_STREAMS = "no stream is tracked, so no per-stream history is saved"
+
+
+@pytest.fixture
+def simulator() -> Iterator[Simulator]:
+    config = SimConfig(streams=12, seed=4, exact_token_streams=2)
+    with Simulator(config, token=TOKEN, start=datetime(2026, 11, 20, 12, 20, tzinfo=UTC)) as sim:
+        yield sim
+
+
+def test_backfill_says_in_one_line_when_no_stream_is_tracked(
+    tmp_path: Path, simulator: Simulator
+) -> None:
+    env = {"ARCHIVER_API_BASE_URL": simulator.url, "ARCHIVER_NOW": NOW}
+    dry = run(["backfill", "--dry-run"], tmp_path, **env)
+    assert dry.returncode == 0, dry.stderr
+    (line,) = [x for x in dry.stderr.splitlines() if NO_STREAMS in x]
+    for source in ("ARCHIVER_STREAMS", "ARCHIVER_PUBLISH_TOKENS", "ARCHIVER_WEBHOOK_PORT"):
+        assert source in line
+    named = run(["backfill", "--dry-run"], tmp_path, ARCHIVER_STREAMS="a", **env)
+    assert NO_STREAMS not in named.stderr
+    # Nothing tracked, no source that could tell a name: the real backfill says so too.
+    quiet = {**env, "ARCHIVER_API_TOKEN": TOKEN, "ARCHIVER_DISCOVERY": "false"}
+    empty = run(["backfill"], tmp_path, **quiet, ARCHIVER_PUBLISH_TOKENS="false")
+    assert empty.returncode == 0, empty.stderr
+    assert NO_STREAMS in empty.stderr
+
+
+def test_backfill_tracks_exact_token_names_and_lists_the_patterns(
+    tmp_path: Path, simulator: Simulator
+) -> None:
+    env = {
+        "ARCHIVER_API_BASE_URL": simulator.url,
+        "ARCHIVER_NOW": NOW,
+        "ARCHIVER_API_TOKEN": TOKEN,
+        "ARCHIVER_DISCOVERY": "false",
+    }
+    backfill = run(["backfill"], tmp_path, **env)
+    assert backfill.returncode == 0, backfill.stderr
+    assert NO_STREAMS not in backfill.stderr
+    listing = run(["streams", "list"], tmp_path, **env).stdout
+    lines = {line.split()[0]: line for line in listing.splitlines() if line.strip()}
+    assert " token " in lines["stream-0000"]
+    assert lines["stream-0000"].endswith("studio (stream-[0-9]+)")
+    assert "2 streams" in listing
+    assert "publish token patterns (3):" in listing
+    assert "numbered ([0-9]+)" in listing
