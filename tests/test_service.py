@@ -247,3 +247,43 @@ def test_a_wrong_token_stops_the_service_with_the_setting_named(
     text = process.text()
     assert "check ARCHIVER_API_TOKEN" in text.strip().splitlines()[-1]
     assert "not-the-token-42" not in text
+
+
+def test_active_and_standby_both_register_streams_from_feed_webhooks(
+    start_service: Callable[..., Process], tmp_path: Path
+) -> None:
+    import base64
+
+    from archiver.service.webhooks import sign
+
+    secret = base64.b64encode(b"webhook secret of the test").decode()
+    url = f"sqlite:///{tmp_path / 'hooks.db'}"
+    ports = [free_port(), free_port()]
+    common = {"ARCHIVER_WEBHOOK_SECRET": secret, "ARCHIVER_SCHEDULE_INTERVAL_SECONDS": "3600"}
+    active = start_service("hooks-active", url, ARCHIVER_WEBHOOK_PORT=str(ports[0]), **common)
+    wait_for(lambda: "active: holding" in active.text(), what="the active instance")
+    standby = start_service("hooks-standby", url, ARCHIVER_WEBHOOK_PORT=str(ports[1]), **common)
+    wait_for(lambda: "standby:" in standby.text(), what="the standby instance")
+    for port, name in zip(ports, ("via-active", "via-standby"), strict=True):
+        body = json.dumps(
+            {"type": "feeds", "event": "started", "timestamp": 1, "data": {"name": name}}
+        ).encode()
+        headers = {"X-Millicast-Signature": sign(base64.b64decode(secret), body)}
+        answer = httpx.post(f"http://127.0.0.1:{port}/webhooks", content=body, headers=headers)
+        assert answer.status_code == 200, answer.text
+        wrong = httpx.post(f"http://127.0.0.1:{port}/webhooks", content=body)
+        assert wrong.status_code == 400
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        sources = {
+            r.stream_name: r.source
+            for r in conn.execute(
+                sa.select(tracked_streams.c.stream_name, tracked_streams.c.source)
+            )
+        }
+    engine.dispose()
+    assert sources["via-active"] == sources["via-standby"] == "webhook"
+    for process in (standby, active):
+        process.popen.send_signal(signal.SIGTERM)
+        assert process.popen.wait(10) == 0
+        assert secret not in process.text()

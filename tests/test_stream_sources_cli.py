@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -61,3 +62,41 @@ def test_backfill_tracks_exact_token_names_and_lists_the_patterns(
     assert "2 streams" in listing
     assert "publish token patterns (3):" in listing
     assert "numbered ([0-9]+)" in listing
+
+
+def test_status_shows_the_explained_share_and_warns(tmp_path: Path, simulator: Simulator) -> None:
+    env = {
+        "ARCHIVER_API_BASE_URL": simulator.url,
+        "ARCHIVER_NOW": NOW,
+        "ARCHIVER_API_TOKEN": TOKEN,
+        "ARCHIVER_DISCOVERY": "false",
+    }
+    assert run(["backfill"], tmp_path, **env).returncode == 0
+    status = run(["status"], tmp_path, **env)
+    assert status.returncode == 0, status.stderr
+    (line,) = [x for x in status.stdout.splitlines() if x.startswith("explained:")]
+    share = float(line.split()[1].rstrip("%"))
+    assert 0 < share < 50  # 2 of 12 streams are named by tokens
+    assert "is explained by no archived stream (threshold 5%)" in status.stderr
+    relaxed = run(["status"], tmp_path, **env, ARCHIVER_UNATTRIBUTED_WARN_PERCENT="100")
+    assert "warning" not in relaxed.stderr
+    payload = json.loads(run(["status", "--json"], tmp_path, **env).stdout)
+    assert abs(payload["attribution"]["explained_share"] * 100 - share) < 0.1
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({"ARCHIVER_WEBHOOK_PORT": "8080"}, "ARCHIVER_WEBHOOK_PORT needs ARCHIVER_WEBHOOK_SECRET"),
+        (
+            {"ARCHIVER_WEBHOOK_PORT": "8080", "ARCHIVER_WEBHOOK_SECRET": "not base64 !"},
+            "invalid setting ARCHIVER_WEBHOOK_SECRET: must be the base64 webhook secret",
+        ),
+    ],
+)
+def test_webhook_settings_are_checked(tmp_path: Path, env: dict[str, str], expected: str) -> None:
+    result = run(["status"], tmp_path, **env)
+    assert result.returncode == 1
+    assert expected in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "not base64 !" not in result.stderr
