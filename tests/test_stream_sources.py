@@ -20,7 +20,7 @@ from sqlalchemy.engine import Engine
 from archiver.attribution import read_attribution, usage_attribution
 from archiver.plan import Policy
 from archiver.service.webhooks import WebhookReceiver, WebhookServer
-from archiver.simulator import SimConfig, Simulator, Traffic
+from archiver.simulator import SimConfig, Simulator, Traffic, vendor
 from archiver.simulator.server import WebhookTarget
 from archiver.simulator.traffic import EPOCH
 from archiver.store.tables import stream_usage, token_patterns, tracked_streams
@@ -56,7 +56,8 @@ def test_publish_tokens_page_until_an_empty_page() -> None:
     tokens = [t for page in pages for t in page]
     assert [len(p) for p in pages] == [2, 2, 2, 0]  # 3 exact tokens, 3 regex tokens
     exact = [s["streamName"] for t in tokens for s in t["streams"] if not s["isRegex"]]
-    assert exact == [s.name for s in Traffic(config).streams[:7]]
+    assert exact == vendor.exact_token_names(Traffic(config))
+    assert len(set(exact)) == 7
     regex = [s["streamName"] for t in tokens for s in t["streams"] if s["isRegex"]]
     assert regex
     assert all(isinstance(t["label"], str) for t in tokens)
@@ -220,7 +221,8 @@ def test_exact_token_names_are_archived_seven_days_back_on_a_fresh_install(
     engine: Engine,
 ) -> None:
     config = SimConfig(streams=12, seed=21, exact_token_streams=5, session_minutes=(5, 360))
-    exact = [s.name for s in Traffic(config).streams[:5]]
+    exact = vendor.exact_token_names(Traffic(config))
+    assert len(set(exact)) == 5
     with Simulator(config, token=TOKEN, start=NOW) as sim:
         # Discovery off: the exact names are never seen live by this install.
         harness = Harness(sim, engine, {"discovery": False, "retention_margin_minutes": 0})

@@ -654,7 +654,9 @@ class Simulator:
                 status = None if lost else self._post_event(target, event, stream, session)
                 self.webhook_log.append(WebhookDelivery(at, event, stream.name, lost, status))
                 if status is not None and 200 <= status < 300:
-                    self._reveal([stream.name], "webhook", at)
+                    # Revealed when delivered: a manual clock delivers a jump's events at
+                    # its end, and only then can the receiver act on them.
+                    self._reveal([stream.name], "webhook", until)
 
     def _post_event(
         self, target: WebhookTarget, event: str, stream: Any, session: Any

@@ -103,8 +103,8 @@ class SimConfig:
     lifetime_days: float | None = None  # if set, every third stream stops this long after it starts
     # (shortest, longest) session in minutes, at most 6 hours; None: the original 1-5 hours.
     session_minutes: tuple[int, int] | None = None
-    # Publish tokens: the first `exact_token_streams` streams publish under exact-name tokens
-    # (`names_per_exact_token` names each); the rest publish under regex tokens.
+    # Publish tokens: `exact_token_streams` streams (spread evenly over the indices) publish
+    # under exact-name tokens (`names_per_exact_token` names each); the rest under regex ones.
     exact_token_streams: int = 0
     names_per_exact_token: int = 3
 

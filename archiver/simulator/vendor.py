@@ -56,7 +56,7 @@ def _token(token_id: int, label: str, streams: list[dict[str, Any]]) -> dict[str
 def publish_tokens(traffic: Traffic) -> list[dict[str, Any]]:
     """The account's publish tokens: exact-name tokens first, then the regex tokens."""
     config = traffic.config
-    exact = traffic.streams[: config.exact_token_streams]
+    exact = exact_token_streams(traffic)
     size = max(config.names_per_exact_token, 1)
     tokens = []
     for k in range(0, len(exact), size):
@@ -67,9 +67,17 @@ def publish_tokens(traffic: Traffic) -> list[dict[str, Any]]:
     return tokens
 
 
+def exact_token_streams(traffic: Traffic) -> list[Stream]:
+    """The streams published under exact-name tokens: spread evenly over all streams, so
+    that early and late, long- and short-lived streams are among them."""
+    count = min(traffic.config.exact_token_streams, len(traffic.streams))
+    total = len(traffic.streams)
+    return [traffic.streams[k * total // count] for k in range(count)] if count else []
+
+
 def exact_token_names(traffic: Traffic) -> list[str]:
     """Names the token list reveals by themselves."""
-    return [s.name for s in traffic.streams[: traffic.config.exact_token_streams]]
+    return [s.name for s in exact_token_streams(traffic)]
 
 
 def _ms(moment: datetime) -> int:
