@@ -107,6 +107,7 @@ class SimConfig:
     # under exact-name tokens (`names_per_exact_token` names each); the rest under regex ones.
     exact_token_streams: int = 0
     names_per_exact_token: int = 3
+    session_chance_percent: int = 55  # the chance that a stream starts a session on a day
 
     def __post_init__(self) -> None:
         if self.session_minutes is not None:
@@ -207,7 +208,7 @@ class Traffic:
         stream = self.streams[index]
         seed = self.config.seed
         h = _hash(seed, 2, index, day)
-        if h % 100 >= 55:
+        if h % 100 >= self.config.session_chance_percent:
             return None
         if self.config.session_minutes is None:
             first = day * 24 + 5 + (h >> 8) % 19  # 05:00 to 23:00 UTC, some cross midnight
