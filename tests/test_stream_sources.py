@@ -298,3 +298,31 @@ def test_feed_webhooks_register_streams_as_their_sessions_start(engine: Engine) 
     assert reportable
     assert set(sources) == reportable == set(revealed)
     assert set(sources.values()) == {"webhook"}
+
+
+@pytest.mark.e2e
+def test_a_failing_token_list_is_logged_and_the_cycle_goes_on(
+    engine: Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    from archiver.api.client import AnalyticsClient
+    from archiver.api.errors import ServerError
+    from archiver.sync import run_cycle
+
+    class NoTokens(AnalyticsClient):
+        def publish_tokens(self, *, page_size: int = 100, max_pages: int = 1000) -> Any:
+            raise ServerError("publish_token/list page 1: server error 500: boom", status_code=500)
+
+    config = SimConfig(streams=6, seed=2, exact_token_streams=3)
+    with Simulator(config, token=TOKEN, start=NOW) as sim:
+        harness = Harness(sim, engine, {"streams": ["stream-0001"], "discovery": False})
+        settings = harness.settings(NOW)
+        with NoTokens.from_settings(settings, sleep=lambda _: None) as client:
+            report = run_cycle(engine=engine, client=client, settings=settings, kind="sync")
+    assert report.errors == ["publish tokens: publish_token/list page 1: server error 500: boom"]
+    assert report.planned > 0
+    assert report.requests == report.planned
+    assert report.failed == 0
+    assert "reading publish tokens failed" in caplog.text
+    with engine.connect() as conn:
+        names = set(conn.execute(sa.select(tracked_streams.c.stream_name)).scalars())
+    assert names == {"stream-0001"}

@@ -100,3 +100,11 @@ def test_webhook_settings_are_checked(tmp_path: Path, env: dict[str, str], expec
     assert expected in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert "not base64 !" not in result.stderr
+
+
+def test_simulate_webhook_options_are_checked(tmp_path: Path) -> None:
+    result = run(["simulate", "--port", "0", "--webhook-url", "http://127.0.0.1:1/w"], tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        "archiver: error: --webhook-url needs --webhook-secret (base64, as the dashboard shows)"
+    )
