@@ -775,8 +775,10 @@ def build_parser() -> argparse.ArgumentParser:
         "simulate",
         help="serve a local stand-in for the vendor API",
         description="Serve the vendor's analytics and monitoring endpoints from deterministic "
-        "synthetic traffic, with ground truth at /_sim/truth, request counts at /_sim/stats and "
-        "a manual clock set by POST /_sim/clock.",
+        "synthetic traffic, with ground truth at /_sim/truth (dataset=attribution: usage no "
+        "revealed stream explains), the names each source revealed at /_sim/revealed, request "
+        "counts at /_sim/stats and a manual clock set by POST /_sim/clock; also publish tokens "
+        "and signed feed webhooks.",
     )
     sim.add_argument("--host", default="127.0.0.1", help="address to listen on (loopback)")
     sim.add_argument("--port", type=int, default=8765, help="port (0: any free port)")

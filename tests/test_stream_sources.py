@@ -326,3 +326,38 @@ def test_a_failing_token_list_is_logged_and_the_cycle_goes_on(
     with engine.connect() as conn:
         names = set(conn.execute(sa.select(tracked_streams.c.stream_name)).scalars())
     assert names == {"stream-0001"}
+
+
+def test_a_real_clock_sends_webhooks_as_time_passes() -> None:
+    received: list[bytes] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            received.append(self.rfile.read(int(self.headers["Content-Length"])))
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    target = WebhookTarget(url=f"http://127.0.0.1:{server.server_address[1]}/", secret=SECRET)
+    config = SimConfig(streams=30, seed=9, session_minutes=(5, 360))
+    try:
+        sim = Simulator(config, token=TOKEN, clock="real", webhook=target)
+        # As if the simulator had been up for a day: the ticker catches up at once.
+        sim._webhook_until = sim.now() - timedelta(days=1)
+        with sim:
+            deadline = datetime.now(UTC) + timedelta(seconds=20)
+            while not sim.webhook_log and datetime.now(UTC) < deadline:
+                threading.Event().wait(0.1)
+        assert sim._ticker is not None
+        sim._ticker.join(20)  # stopping ends the ticker after the batch in flight
+        log = list(sim.webhook_log)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert log
+    assert len(received) == len(log)

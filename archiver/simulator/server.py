@@ -21,7 +21,9 @@ from archiver.api.endpoints import MAX_NAME_LENGTH, MAX_NAMES_PER_REQUEST, refus
 from archiver.simulator import vendor
 from archiver.simulator.traffic import (
     GEO_FIELDS,
+    Session,
     SimConfig,
+    Stream,
     Traffic,
     Usage,
     refresh_time,
@@ -659,7 +661,7 @@ class Simulator:
                     self._reveal([stream.name], "webhook", until)
 
     def _post_event(
-        self, target: WebhookTarget, event: str, stream: Any, session: Any
+        self, target: WebhookTarget, event: str, stream: Stream, session: Session
     ) -> int | None:
         body = vendor.feed_event(event, stream, session)
         headers = {

@@ -86,6 +86,12 @@ class Usage:
         return not any(any(v) for v in self.geo.values()) and not any(self.extra)
 
 
+MAX_SESSION_MINUTES = 360
+# Minute-resolution sessions start 06:00-23:59 UTC and last at most 6 hours, so one day's
+# session ends before the next day's can start: an hour never holds two sessions of a stream.
+SESSION_FIRST_MINUTE = 360
+
+
 @dataclass(frozen=True)
 class SimConfig:
     """What to simulate: how many streams, from which seed, and the vendor's retention."""
@@ -114,12 +120,6 @@ class SimConfig:
             shortest, longest = self.session_minutes
             if not 1 <= shortest <= longest <= MAX_SESSION_MINUTES:
                 raise ValueError("session_minutes must be 1 <= shortest <= longest <= 360")
-
-
-MAX_SESSION_MINUTES = 360
-# Minute-resolution sessions start 06:00-23:59 UTC and last at most 6 hours, so one day's
-# session ends before the next day's can start: an hour never holds two sessions of a stream.
-SESSION_FIRST_MINUTE = 360
 
 
 @dataclass(frozen=True)
