@@ -260,8 +260,23 @@ def test_active_and_standby_both_register_streams_from_feed_webhooks(
     url = f"sqlite:///{tmp_path / 'hooks.db'}"
     ports = [free_port(), free_port()]
     common = {"ARCHIVER_WEBHOOK_SECRET": secret, "ARCHIVER_SCHEDULE_INTERVAL_SECONDS": "3600"}
-    active = start_service("hooks-active", url, ARCHIVER_WEBHOOK_PORT=str(ports[0]), **common)
+    metrics_port = free_port()
+    active = start_service(
+        "hooks-active",
+        url,
+        ARCHIVER_WEBHOOK_PORT=str(ports[0]),
+        ARCHIVER_METRICS_PORT=str(metrics_port),
+        **common,
+    )
     wait_for(lambda: "active: holding" in active.text(), what="the active instance")
+    # The metrics include the share of egress explained by archived streams.
+    wait_for(
+        lambda: (
+            "archiver_explained_egress_ratio "
+            in httpx.get(f"http://127.0.0.1:{metrics_port}/metrics").text
+        ),
+        what="the explained-egress metric",
+    )
     standby = start_service("hooks-standby", url, ARCHIVER_WEBHOOK_PORT=str(ports[1]), **common)
     wait_for(lambda: "standby:" in standby.text(), what="the standby instance")
     for port, name in zip(ports, ("via-active", "via-standby"), strict=True):

@@ -361,3 +361,32 @@ def test_a_real_clock_sends_webhooks_as_time_passes() -> None:
         server.server_close()
     assert log
     assert len(received) == len(log)
+
+
+def test_token_patterns_are_replaced_each_read_and_a_bad_regex_matches_nothing(
+    engine: Engine,
+) -> None:
+    from archiver.api.models import PublishToken, TokenStream
+    from archiver.tokens import save_tokens
+
+    def token(token_id: int, label: str, *streams: tuple[str, bool]) -> PublishToken:
+        return PublishToken(
+            id=token_id,
+            label=label,
+            streams=[TokenStream(streamName=n, isRegex=r) for n, r in streams],
+        )
+
+    first = [
+        token(1, "stage", ("cooked", False), ("container1/.+", True), ("live-[0-9]+", True)),
+        token(2, "broken", ("live-([", True)),
+    ]
+    with engine.begin() as conn:
+        added = save_tokens(conn=conn, tokens=first, now=NOW)
+        patterns = load_patterns(conn)
+    assert added.added == ["cooked"]
+    assert [p.describe() for p in matching("live-42", patterns)] == ["stage (live-[0-9]+)"]
+    assert matching("xlive-42", patterns) == []  # the whole name must match
+    assert [p.pattern for p in patterns if p.compiled() is None] == ["live-(["]
+    with engine.begin() as conn:
+        save_tokens(conn=conn, tokens=[token(3, "other", (".*", True))], now=NOW)
+        assert [p.describe() for p in load_patterns(conn)] == ["other (.*)"]
