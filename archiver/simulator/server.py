@@ -17,7 +17,6 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
-from archiver.api.endpoints import MAX_NAME_LENGTH, MAX_NAMES_PER_REQUEST, refusal_reason
 from archiver.simulator import vendor
 from archiver.simulator.traffic import (
     GEO_FIELDS,
@@ -28,6 +27,7 @@ from archiver.simulator.traffic import (
     Usage,
     refresh_time,
 )
+from archiver.simulator.vendor import MAX_NAME_LENGTH, MAX_NAMES_PER_REQUEST, refusal_reason
 from archiver.timeutil import Resolution, floor, format_iso, next_start, utc
 
 log = logging.getLogger(__name__)

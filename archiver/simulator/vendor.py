@@ -16,7 +16,8 @@ from typing import Any
 from archiver.simulator.traffic import EPOCH, Session, Stream, Traffic
 
 ACCOUNT_ID = "simacct"
-NAME_LIMIT = 128
+MAX_NAMES_PER_REQUEST = 10
+MAX_NAME_LENGTH = 128
 _UNREPORTABLE = re.compile(r"[/*]|--")
 # Regex publish tokens the simulated account publishes under (label, pattern).
 REGEX_TOKENS = (
@@ -26,9 +27,20 @@ REGEX_TOKENS = (
 )
 
 
+def refusal_reason(name: str) -> str | None:
+    """Why the vendor reports nothing for `name` (it answers without it), or None."""
+    if not name:
+        return "empty"
+    if len(name) > MAX_NAME_LENGTH:
+        return "too long"
+    if _UNREPORTABLE.search(name):
+        return "contains '/', '*' or '--'"
+    return None
+
+
 def reportable(name: str) -> bool:
     """Whether the vendor reports analytics for `name`."""
-    return 0 < len(name) <= NAME_LIMIT and _UNREPORTABLE.search(name) is None
+    return refusal_reason(name) is None
 
 
 def _token(token_id: int, label: str, streams: list[dict[str, Any]]) -> dict[str, Any]:
