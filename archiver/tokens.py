@@ -48,11 +48,11 @@ def _compile(pattern: str) -> re.Pattern[str] | None:
 
 def save_tokens(*, conn: Connection, tokens: Sequence[PublishToken], now: datetime) -> Added:
     """Track every exact name of `tokens` (source `token`); replace the stored patterns."""
-    exact = [s.streamName for t in tokens for s in t.streams if not s.isRegex]
+    exact = [s.streamName for t in tokens for s in t.streams or () if not s.isRegex]
     patterns = {
         (t.id, s.streamName): TokenPattern(t.id, t.label, s.streamName, t.isActive)
         for t in tokens
-        for s in t.streams
+        for s in t.streams or ()
         if s.isRegex
     }
     conn.execute(sa.delete(token_patterns))

@@ -269,7 +269,7 @@ class PublishToken(_Model):
     id: StrictInt
     label: str | None = None
     isActive: bool | None = None
-    streams: list[TokenStream] = []
+    streams: list[TokenStream] | None = None  # a token may allow no stream yet
 
 
 PUBLISH_TOKEN_PAGE_BODY: TypeAdapter[Envelope[list[PublishToken]]] = TypeAdapter(
