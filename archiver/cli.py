@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import logging
 import os
@@ -12,13 +13,14 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from sqlalchemy.engine import Engine
 
 from archiver import __version__
 from archiver.api.client import AnalyticsClient
 from archiver.api.endpoints import ApiRequest, check_stream_name, refusal_reason
+from archiver.attribution import Attribution, read_attribution, unexplained_warning
 from archiver.config import Settings, get_settings
 from archiver.errors import ArchiverError, ConfigError, InputError, LockError
 from archiver.observability import setup_logging
@@ -31,11 +33,13 @@ from archiver.streams import (
     add_streams,
     discover_names,
     list_streams,
+    plannable,
     read_names_file,
     remove_streams,
 )
 from archiver.sync import CycleReport, current_time, plan_cycle, run_cycle
 from archiver.timeutil import Resolution, parse_instant
+from archiver.tokens import TokenPattern, load_patterns, matching
 
 log = logging.getLogger(__name__)
 
@@ -228,6 +232,8 @@ def cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
                 engine=engine, settings=settings, now=now, selection=selection, extra_streams=extra
             )
             _report_purged(plan)
+            if not extra:
+                _warn_if_no_streams(engine)
             out("dry run: these requests would be made (nothing is fetched or written)")
             for line in _describe_plan(plan):
                 out(line)
@@ -246,7 +252,24 @@ def cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
                 progress=_ProgressLine(),
                 on_plan=_report_purged,
             )
+        if not names:
+            _warn_if_no_streams(engine)
     return _print_report(report)
+
+
+NO_STREAMS = (
+    "archiver: no stream is tracked, so no per-stream history is saved (account totals only): "
+    "name streams (ARCHIVER_STREAMS, `archiver streams add`), let publish tokens list them "
+    "(ARCHIVER_PUBLISH_TOKENS), or catch them live (discovery, feed webhooks: "
+    "ARCHIVER_WEBHOOK_PORT); README: Never miss a stream\n"
+)
+
+
+def _warn_if_no_streams(engine: Engine) -> None:
+    """One line when the backfill has no per-stream scope: never a silent empty backfill."""
+    with db.transaction(engine) as conn:
+        if not plannable(conn):
+            sys.stderr.write(NO_STREAMS)
 
 
 def _report_purged(plan: Plan) -> None:
@@ -300,19 +323,34 @@ def cmd_streams_remove(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_streams_list(args: argparse.Namespace, settings: Settings) -> int:
     with archive_readonly(settings) as engine, db.transaction(engine) as conn:
         rows = list_streams(conn)
+        patterns = load_patterns(conn)
+    for row in rows:
+        row["token"] = ", ".join(p.describe() for p in matching(str(row["stream_name"]), patterns))
     if args.json:
         out(json.dumps(rows, default=str, indent=2))
         return 0
-    out(f"{'stream':<40} {'source':<10} {'status':<8} {'added':<17} last seen")
+    out(f"{'stream':<40} {'source':<10} {'status':<8} {'added':<17} {'last seen':<17} token")
     for row in rows:
         seen = row["last_seen_at"]
         added = row["added_at"]
         out(
             f"{row['stream_name']!s:<40} {row['source']!s:<10} {row['status']!s:<8} "
-            f"{added:%Y-%m-%d %H:%M} {'' if seen is None else format(seen, '%Y-%m-%d %H:%M')}"
+            f"{added:%Y-%m-%d %H:%M} "
+            f"{'' if seen is None else format(seen, '%Y-%m-%d %H:%M'):<17} {row['token']}".rstrip()
         )
     out(f"{len(rows)} streams")
+    _list_token_patterns(patterns)
     return 0
+
+
+def _list_token_patterns(patterns: list[TokenPattern]) -> None:
+    if not patterns:
+        return
+    out(f"publish token patterns ({len(patterns)}):")
+    for pattern in patterns:
+        state = "" if pattern.is_active is not False else " (inactive)"
+        unreadable = "" if pattern.compiled() is not None else " (not a readable regex)"
+        out(f"  {pattern.describe()}{state}{unreadable}")
 
 
 def cmd_streams_discover(args: argparse.Namespace, settings: Settings) -> int:
@@ -384,10 +422,39 @@ def _ago(now: datetime, then: datetime | None) -> str:
     return f"{seconds // 86400} days ago"
 
 
+def _read_attribution(settings: Settings) -> Attribution | None:
+    try:
+        with archive(settings) as engine, db.transaction(engine) as conn:
+            return read_attribution(conn, now=current_time(settings))
+    except ArchiverError as exc:
+        # An archive not yet upgraded has no attribution view: the rest of status still holds.
+        log.warning("cannot read the usage attribution: %s", exc)
+        return None
+
+
+def _print_attribution(attribution: Attribution | None, settings: Settings) -> None:
+    if attribution is None:
+        out("explained:     unknown (run `archiver db upgrade`)")
+        return
+    share = attribution.explained_share
+    if share is None:
+        out("explained:     no account egress archived over the last 7 days")
+        return
+    out(
+        f"explained:     {share * 100:.1f}% of account egress over the last 7 days is "
+        f"explained by archived streams ({attribution.unattributed_bytes_out} bytes are not)"
+    )
+    warning = unexplained_warning(attribution, settings.unattributed_warn_percent)
+    if warning is not None:
+        sys.stderr.write(f"archiver: warning: {warning}\n")
+
+
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     status = _read_status(settings)
+    attribution = _read_attribution(settings)
     if args.json:
-        out(json.dumps(status.to_json(), indent=2))
+        explained = None if attribution is None else attribution.to_json()
+        out(json.dumps({**status.to_json(), "attribution": explained}, indent=2))
         return 0
     now = status.now
     last = status.last_run
@@ -419,6 +486,7 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     out(f"streams:       {streams}")
     out(f"gaps:          {status.gaps} ranges, {status.gap_buckets} buckets lost")
     out(f"at risk:       {status.at_risk_buckets} buckets purged within 24 h, not yet final")
+    _print_attribution(attribution, settings)
     out("")
     out(
         f"{'dataset':<18} {'res':<5} {'scopes':>6} {'oldest watermark':<17} {'behind':>10} "
@@ -562,6 +630,7 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
         growth_days=args.growth_days,
         unreportable_streams=args.unreportable_streams,
         **({"origin": args.origin} if args.origin else {}),
+        **_simulated_sources(args),
     )
     faults = Faults(
         latency_ms=args.latency_ms,
@@ -579,6 +648,7 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
             faults=faults,
             host=args.host,
             port=args.port,
+            webhook=_simulated_webhook(args),
         )
         sim.start()
     except OSError as exc:
@@ -595,6 +665,65 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
     except KeyboardInterrupt:
         out("simulator stopped")
     return 0
+
+
+def _session_minutes(text: str) -> tuple[int, int]:
+    try:
+        shortest, longest = (int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not SHORTEST,LONGEST in minutes") from None
+    if not 1 <= shortest <= longest <= 360:
+        raise argparse.ArgumentTypeError("sessions last 1 to 360 minutes, shortest first")
+    return shortest, longest
+
+
+def _add_simulated_source_options(sim: argparse.ArgumentParser) -> None:
+    sim.add_argument(
+        "--session-minutes",
+        type=_session_minutes,
+        help="SHORTEST,LONGEST session length in minutes, such as 5,360 (default: 1-5 hours)",
+    )
+    sim.add_argument(
+        "--exact-token-streams",
+        type=int,
+        default=0,
+        help="streams published under exact-name tokens (the rest under regex tokens)",
+    )
+    sim.add_argument(
+        "--names-per-exact-token", type=int, default=3, help="exact names per publish token"
+    )
+    sim.add_argument("--webhook-url", help="POST signed feed events here as sessions start/end")
+    sim.add_argument("--webhook-secret", help="the webhook secret (base64) that signs events")
+    sim.add_argument(
+        "--webhook-loss-rate", type=_rate, default=0.0, help="fraction of events never sent"
+    )
+
+
+def _simulated_sources(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "session_minutes": args.session_minutes,
+        "exact_token_streams": args.exact_token_streams,
+        "names_per_exact_token": args.names_per_exact_token,
+    }
+
+
+def _simulated_webhook(args: argparse.Namespace) -> Any:
+    from archiver.simulator.server import WebhookTarget
+
+    if args.webhook_url is None:
+        return None
+    if not args.webhook_secret:
+        raise InputError("--webhook-url needs --webhook-secret (base64, as the dashboard shows)")
+    try:
+        base64.b64decode(args.webhook_secret, validate=True)
+    except ValueError:
+        raise InputError("--webhook-secret must be base64") from None
+    return WebhookTarget(
+        url=args.webhook_url,
+        secret=args.webhook_secret,
+        loss_rate=args.webhook_loss_rate,
+        seed=args.seed,
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -770,8 +899,10 @@ def build_parser() -> argparse.ArgumentParser:
         "simulate",
         help="serve a local stand-in for the vendor API",
         description="Serve the vendor's analytics and monitoring endpoints from deterministic "
-        "synthetic traffic, with ground truth at /_sim/truth, request counts at /_sim/stats and "
-        "a manual clock set by POST /_sim/clock.",
+        "synthetic traffic, with ground truth at /_sim/truth (dataset=attribution: usage no "
+        "revealed stream explains), the names each source revealed at /_sim/revealed, request "
+        "counts at /_sim/stats and a manual clock set by POST /_sim/clock; also publish tokens "
+        "and signed feed webhooks.",
     )
     sim.add_argument("--host", default="127.0.0.1", help="address to listen on (loopback)")
     sim.add_argument("--port", type=_port, default=8765, help="port (0: any free port)")
@@ -803,6 +934,7 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument(
         "--truncate-rate", type=_rate, default=0.0, help="fraction of bodies cut short"
     )
+    _add_simulated_source_options(sim)
     sim.set_defaults(handler=cmd_simulate)
     return parser
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 import re
 from datetime import datetime
@@ -93,6 +94,37 @@ class Settings(BaseSettings):
         if isinstance(data, dict):
             return {k: v for k, v in data.items() if not (isinstance(v, str) and not v.strip())}
         return data
+
+    # --- Stream sources: publish tokens, feed webhooks, unexplained usage -----------------
+    publish_tokens: bool = True
+    webhook_port: int | None = Field(default=None, ge=1, le=65535)
+    webhook_address: str = "127.0.0.1"
+    webhook_secret: SecretStr | None = None
+    webhook_max_body_bytes: int = Field(default=65536, ge=1024)
+    unattributed_warn_percent: float = Field(default=5.0, ge=0, le=100)
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _webhook_secret_is_base64(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        text = value.get_secret_value().strip()
+        try:
+            if not base64.b64decode(text, validate=True):
+                raise ValueError
+        except ValueError:
+            # The value itself is never echoed: it is a secret.
+            raise ValueError("must be the base64 webhook secret the vendor shows") from None
+        return SecretStr(text)
+
+    @model_validator(mode="after")
+    def _webhook_needs_secret(self) -> Settings:
+        if self.webhook_port is not None and self.webhook_secret is None:
+            raise ValueError(
+                "ARCHIVER_WEBHOOK_PORT needs ARCHIVER_WEBHOOK_SECRET (the vendor's webhook "
+                "secret, base64): unsigned events are never accepted"
+            )
+        return self
 
     @field_validator("streams", mode="before")
     @classmethod

@@ -74,7 +74,8 @@ def setup_logging(settings: Settings) -> None:
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
     secret = settings.api_token.get_secret_value() if settings.api_token else ""
-    handler.addFilter(SecretFilter([secret]))
+    webhook = settings.webhook_secret.get_secret_value() if settings.webhook_secret else ""
+    handler.addFilter(SecretFilter([secret, webhook]))
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
@@ -126,6 +127,21 @@ class Metrics:
         )
         self.active = Gauge(
             "archiver_active", "1 while this instance holds the lock, 0 in standby", registry=r
+        )
+        self._stream_source_metrics()
+
+    def _stream_source_metrics(self) -> None:
+        r = self.registry
+        self.webhooks = Counter(
+            "archiver_webhooks",
+            "Webhook requests answered, by outcome (registered, ignored, bad_signature, ...)",
+            ["outcome"],
+            registry=r,
+        )
+        self.explained_share = Gauge(
+            "archiver_explained_egress_ratio",
+            "Share of account egress over the last 7 days explained by archived streams",
+            registry=r,
         )
 
     def on_response(self, endpoint: str, status: str) -> None:

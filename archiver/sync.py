@@ -26,6 +26,7 @@ from archiver.streams import (
     plannable,
     update_dormancy,
 )
+from archiver.tokens import save_tokens
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +108,25 @@ def _config_and_discovery(
         log.info("stream %r is live again; tracking it every cycle", name)
 
 
+def _publish_tokens(*, engine: Engine, client: AnalyticsClient, report: CycleReport) -> None:
+    """Track the exact names of the account's publish tokens; keep their regex patterns.
+
+    A failure here costs only this source for this cycle: the rest of the cycle goes on.
+    """
+    try:
+        tokens = client.publish_tokens()
+    except ApiError as exc:
+        report.errors.append(f"publish tokens: {exc}")
+        log.error("reading publish tokens failed: %s", exc)
+        return
+    with transaction(engine) as conn:
+        added = save_tokens(conn=conn, tokens=tokens, now=report.now)
+    report.refused.update(added.refused)
+    for name in added.added:
+        log.info("tracking stream %r: an exact name of a publish token", name)
+    report.discovered += added.added
+
+
 def plan_cycle(
     *,
     engine: Engine,
@@ -150,6 +170,8 @@ def run_cycle(
         _config_and_discovery(
             engine=engine, client=client, settings=settings, report=report, discover=discover
         )
+        if discover and settings.publish_tokens:
+            _publish_tokens(engine=engine, client=client, report=report)
         with transaction(engine) as conn:
             report.dormant = update_dormancy(
                 conn=conn, now=now, window=timedelta(days=settings.stream_retention_days)

@@ -129,6 +129,24 @@ def check_stream_countries(rows: Rows, truth: Truth) -> None:
     assert {(r["stream_name"], r["country"]): int(r["views"]) for r in rows} == dict(views)
 
 
+def check_unattributed(rows: Rows, truth: Truth) -> None:
+    expected = [
+        (r["period_start"], r["bytes_out"], r["bytes_out"], 0)
+        for r in truth("account_usage", "Day", "2026-11-26", "2026-12-02")
+        if r["period_start"] < "2026-12-02"
+    ]
+    got = [
+        (
+            r["day"],
+            int(r["account_bytes_out"]),
+            int(r["streams_bytes_out"]),
+            int(r["unattributed_bytes_out"]),
+        )
+        for r in rows
+    ]
+    assert got == expected
+
+
 def check_completeness(rows: Rows, truth: Truth) -> None:
     truth("account_usage", "Hour", "2026-11-26", "2026-12-02")  # there was data to lose
     assert rows == []
@@ -142,6 +160,7 @@ CHECKS: dict[str, Callable[[Rows, Truth], None]] = {
     "account-days": check_account_days,
     "stream-countries": check_stream_countries,
     "completeness": check_completeness,
+    "unattributed": check_unattributed,
 }
 
 

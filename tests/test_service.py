@@ -117,9 +117,13 @@ def test_status_and_metrics_match_the_database(
     served = sum(
         v
         for k, v in metrics.items()
-        if k.startswith("archiver_requests_total") and 'status="200"' in k
+        if k.startswith("archiver_requests_total")
+        and 'status="200"' in k
+        and "publish_token" not in k
     )
     assert served == requests + 1  # every planned request plus discovery's one page
+    # The publish token list: its one page of tokens, then the empty page that ends it.
+    assert metrics['archiver_requests_total{endpoint="publish_token/list",status="200"}'] == 2
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("ARCHIVER_")}
     env["ARCHIVER_DATABASE_URL"] = url
@@ -181,3 +185,58 @@ def test_the_service_outlives_a_postgresql_outage(
     process.popen.send_signal(signal.SIGTERM)
     assert process.popen.wait(15) == 0
     assert "Traceback" not in process.text()
+
+
+def test_active_and_standby_both_register_streams_from_feed_webhooks(
+    start_service: Callable[..., Process], tmp_path: Path
+) -> None:
+    import base64
+
+    from archiver.service.webhooks import sign
+
+    secret = base64.b64encode(b"webhook secret of the test").decode()
+    url = f"sqlite:///{tmp_path / 'hooks.db'}"
+    ports = [free_port(), free_port()]
+    common = {"ARCHIVER_WEBHOOK_SECRET": secret, "ARCHIVER_SCHEDULE_INTERVAL_SECONDS": "3600"}
+    metrics_port = free_port()
+    active = start_service(
+        "hooks-active",
+        url,
+        ARCHIVER_WEBHOOK_PORT=str(ports[0]),
+        ARCHIVER_METRICS_PORT=str(metrics_port),
+        **common,
+    )
+    wait_for(lambda: "active: holding" in active.text(), what="the active instance")
+    # The metrics include the share of egress explained by archived streams.
+    wait_for(
+        lambda: (
+            "archiver_explained_egress_ratio "
+            in httpx.get(f"http://127.0.0.1:{metrics_port}/metrics").text
+        ),
+        what="the explained-egress metric",
+    )
+    standby = start_service("hooks-standby", url, ARCHIVER_WEBHOOK_PORT=str(ports[1]), **common)
+    wait_for(lambda: "standby:" in standby.text(), what="the standby instance")
+    for port, name in zip(ports, ("via-active", "via-standby"), strict=True):
+        body = json.dumps(
+            {"type": "feeds", "event": "started", "timestamp": 1, "data": {"name": name}}
+        ).encode()
+        headers = {"X-Millicast-Signature": sign(base64.b64decode(secret), body)}
+        answer = httpx.post(f"http://127.0.0.1:{port}/webhooks", content=body, headers=headers)
+        assert answer.status_code == 200, answer.text
+        wrong = httpx.post(f"http://127.0.0.1:{port}/webhooks", content=body)
+        assert wrong.status_code == 400
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        sources = {
+            r.stream_name: r.source
+            for r in conn.execute(
+                sa.select(tracked_streams.c.stream_name, tracked_streams.c.source)
+            )
+        }
+    engine.dispose()
+    assert sources["via-active"] == sources["via-standby"] == "webhook"
+    for process in (standby, active):
+        process.popen.send_signal(signal.SIGTERM)
+        assert process.popen.wait(10) == 0
+        assert secret not in process.text()

@@ -21,7 +21,7 @@ from pydantic import TypeAdapter
 
 from archiver import __version__
 from archiver.api import models
-from archiver.api.endpoints import MONITORING_STREAMS_PATH, ApiRequest
+from archiver.api.endpoints import MONITORING_STREAMS_PATH, PUBLISH_TOKENS_PATH, ApiRequest
 from archiver.api.errors import (
     ApiError,
     ApiStatusError,
@@ -337,3 +337,21 @@ class AnalyticsClient:
             if not items or (total_pages is not None and page >= total_pages):
                 return
             page += 1
+
+    def publish_tokens(
+        self, *, page_size: int = 100, max_pages: int = 1000
+    ) -> list[models.PublishToken]:
+        """Every publish token of the account from `publish_token/list`, all pages."""
+        tokens: list[models.PublishToken] = []
+        for page in range(1, max_pages + 1):
+            what = f"publish_token/list page {page}"
+            params = [("page", str(page)), ("itemsOnPage", str(page_size))]
+            items: list[models.PublishToken] = self.get(
+                PUBLISH_TOKENS_PATH, params, what=what, body=models.PUBLISH_TOKEN_PAGE_BODY
+            )
+            if not items:
+                return tokens
+            tokens.extend(items)
+        raise ResponseFormatError(
+            f"publish_token/list: still not at the end after {max_pages} pages"
+        )

@@ -70,6 +70,7 @@ STREAMS_GEO_SERIES = Endpoint(
 ENDPOINTS = (ACCOUNT_SERIES, ACCOUNT_GEO_SERIES, STREAMS_SERIES, STREAMS_GEO_SERIES)
 BY_DATASET = {e.dataset: e for e in ENDPOINTS}
 MONITORING_STREAMS_PATH = "/api/monitoring/streams"
+PUBLISH_TOKENS_PATH = "/api/publish_token/list"
 
 
 def refusal_reason(name: str) -> str | None:

@@ -254,3 +254,24 @@ def parse_streams_geo(model: StreamsGeo, window: Window, endpoint: str) -> list[
 
 
 Parser: TypeAlias = Callable[[Any, Window, str], list[Row]]
+
+
+class TokenStream(_Model):
+    """One stream entry of a publish token: an exact name, or a pattern when `isRegex`."""
+
+    streamName: str
+    isRegex: bool = False
+
+
+class PublishToken(_Model):
+    """The fields of a publish token the archive uses (the vendor sends many more)."""
+
+    id: StrictInt
+    label: str | None = None
+    isActive: bool | None = None
+    streams: list[TokenStream] | None = None  # a token may allow no stream yet
+
+
+PUBLISH_TOKEN_PAGE_BODY: TypeAdapter[Envelope[list[PublishToken]]] = TypeAdapter(
+    Envelope[list[PublishToken]]
+)

@@ -18,11 +18,13 @@ from sqlalchemy.engine import Engine
 
 from archiver.api.client import AnalyticsClient
 from archiver.api.errors import ApiError, AuthenticationError
+from archiver.attribution import read_attribution, unexplained_warning
 from archiver.config import Settings
 from archiver.errors import ArchiverError
 from archiver.observability import Metrics
 from archiver.plan import Policy
 from archiver.service.lock import InstanceLock, lock_for
+from archiver.service.webhooks import WebhookReceiver, WebhookServer
 from archiver.status import read_status
 from archiver.store import db
 from archiver.store.state import interrupt_stale_runs
@@ -68,18 +70,23 @@ class Service:
         self.settings.require_token()
         db.check_connection(self.engine)
         self._serve_metrics()
-        while self._become_active():
-            try:
-                # Only the active instance migrates: a standby of a newer version must not
-                # change the schema under the older one still running.
-                db.upgrade(self.engine)
-                self._interrupt_stale_runs()
-                lost = self._run_active()
-            finally:
-                self.lock.release()
-                self.metrics.active.set(0)
-            if not lost:
-                break
+        webhooks = self._serve_webhooks()
+        try:
+            while self._become_active():
+                try:
+                    # Only the active instance migrates: a standby of a newer version must not
+                    # change the schema under the older one still running.
+                    db.upgrade(self.engine)
+                    self._interrupt_stale_runs()
+                    lost = self._run_active()
+                finally:
+                    self.lock.release()
+                    self.metrics.active.set(0)
+                if not lost:
+                    break
+        finally:
+            if webhooks is not None:
+                webhooks.stop()
         if self.fatal:
             log.error("stopped: %s", self.fatal)
             return 1
@@ -118,6 +125,31 @@ class Service:
             return
         if stale:
             log.warning("marked %d run(s) left running by a stopped process interrupted", stale)
+
+    def _serve_webhooks(self) -> WebhookServer | None:
+        """Feed webhooks are served by every instance, active or standby: no event is lost
+        while the vendor's URL points at a standby."""
+        settings = self.settings
+        if settings.webhook_port is None or settings.webhook_secret is None:
+            return None
+        receiver = WebhookReceiver(
+            engine=self.engine,
+            secret=settings.webhook_secret.get_secret_value(),
+            now=lambda: current_time(settings),
+            max_body_bytes=settings.webhook_max_body_bytes,
+            metrics=self.metrics,
+        )
+        try:
+            server = WebhookServer(
+                receiver, address=settings.webhook_address, port=settings.webhook_port
+            ).start()
+        except OSError as exc:
+            raise ArchiverError(
+                f"cannot serve webhooks on {settings.webhook_address}:{settings.webhook_port} "
+                f"(ARCHIVER_WEBHOOK_PORT): {exc.strerror}"
+            ) from exc
+        log.info("feed webhooks on %s", server.url)
+        return server
 
     def _become_active(self) -> bool:
         announced = False
@@ -269,3 +301,17 @@ class Service:
             self.metrics.streams.labels(status=name).set(count)
         for name, count in counts.items():
             self.metrics.rows_stored.labels(table=name).set(count)
+        self._refresh_attribution()
+
+    def _refresh_attribution(self) -> None:
+        try:
+            with db.transaction(self.engine) as conn:
+                attribution = read_attribution(conn, now=current_time(self.settings))
+        except ArchiverError as exc:
+            log.warning("could not refresh the explained-usage metric: %s", exc)
+            return
+        share = attribution.explained_share
+        self.metrics.explained_share.set(float("nan") if share is None else share)
+        warning = unexplained_warning(attribution, self.settings.unattributed_warn_percent)
+        if warning is not None:
+            log.warning("%s", warning)

@@ -15,8 +15,19 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from archiver.api.endpoints import MAX_NAME_LENGTH, MAX_NAMES_PER_REQUEST, refusal_reason
-from archiver.simulator.traffic import GEO_FIELDS, SimConfig, Traffic, Usage, refresh_time
+import httpx
+
+from archiver.simulator import vendor
+from archiver.simulator.traffic import (
+    GEO_FIELDS,
+    Session,
+    SimConfig,
+    Stream,
+    Traffic,
+    Usage,
+    refresh_time,
+)
+from archiver.simulator.vendor import MAX_NAME_LENGTH, MAX_NAMES_PER_REQUEST, refusal_reason
 from archiver.timeutil import Resolution, floor, format_iso, next_start, utc
 
 log = logging.getLogger(__name__)
@@ -24,6 +35,8 @@ log = logging.getLogger(__name__)
 Answer = tuple[int, dict[str, str], bytes]
 ANALYTICS = "/api/analytics/"
 MONITORING = "/api/monitoring/streams"
+PUBLISH_TOKENS = "/api/publish_token/list"
+ATTRIBUTION = "attribution"
 
 
 @dataclass(frozen=True)
@@ -36,6 +49,28 @@ class Faults:
     truncate_rate: float = 0.0
     retry_after_seconds: int = 1
     seed: int = 0
+
+
+@dataclass(frozen=True)
+class WebhookTarget:
+    """Where the vendor POSTs signed feed events, and how many it loses (seeded)."""
+
+    url: str
+    secret: str  # base64, as the vendor's dashboard shows it
+    loss_rate: float = 0.0
+    seed: int = 0
+    timeout_seconds: float = 5.0
+
+
+@dataclass(frozen=True)
+class WebhookDelivery:
+    """One feed event: when it happened, to whom, and what became of it."""
+
+    at: datetime
+    event: str
+    stream: str
+    lost: bool
+    status: int | None  # the receiver's answer; None when lost or unreachable
 
 
 @dataclass(frozen=True)
@@ -171,6 +206,7 @@ class Simulator:
         host: str = "127.0.0.1",
         port: int = 0,
         log_requests: bool = False,
+        webhook: WebhookTarget | None = None,
     ) -> None:
         self.config = config or SimConfig()
         self.traffic = Traffic(self.config)
@@ -186,6 +222,17 @@ class Simulator:
         self._host, self._port = host, port
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self._init_sources(webhook)
+
+    def _init_sources(self, webhook: WebhookTarget | None) -> None:
+        self.webhook = webhook
+        self.webhook_log: list[WebhookDelivery] = []
+        self._webhook_lock = threading.Lock()
+        self._webhook_random = random.Random(webhook.seed if webhook else 0)
+        self._webhook_until = self.now()
+        self._ticker: threading.Thread | None = None
+        # name -> source ("monitoring", "token", "webhook") -> first time it told the name
+        self.revealed: dict[str, dict[str, datetime]] = {}
 
     # --- clock ---------------------------------------------------------------------------
 
@@ -198,6 +245,7 @@ class Simulator:
         if self._real_clock:
             raise ValueError("the clock is real; start the simulator with --clock manual")
         self._now = utc(moment)
+        self.send_webhooks()
 
     def advance(self, delta: timedelta) -> datetime:
         """Move the manual clock forward by `delta`; returns the new time."""
@@ -227,6 +275,9 @@ class Simulator:
             target=self._server.serve_forever, name="simulator", daemon=True
         )
         self._thread.start()
+        if self._real_clock and self.webhook is not None:
+            self._ticker = threading.Thread(target=self._tick, name="sim-webhooks", daemon=True)
+            self._ticker.start()
         return self
 
     def serve_forever(self) -> None:
@@ -276,7 +327,7 @@ class Simulator:
             return self._control(method, path, query, body)
         if method != "GET":
             return _json(405, {"status": "fail", "data": {"message": "Method not allowed"}})
-        if not path.startswith((ANALYTICS, MONITORING)):
+        if not path.startswith((ANALYTICS, MONITORING, PUBLISH_TOKENS)):
             return _json(404, {"status": "fail", "data": {"message": "Not found"}})
         if self.token is not None and headers.get("authorization") != f"Bearer {self.token}":
             return _json(401, {"status": "fail", "data": {"message": "Unauthorized"}})
@@ -286,8 +337,11 @@ class Simulator:
             self._log(now, path, query, fault[0], truncated=False)
             return fault
         try:
+            listed: list[str] = []
             if path == MONITORING:
-                answer = self._monitoring(query)
+                answer, listed = self._monitoring(query)
+            elif path == PUBLISH_TOKENS:
+                answer, listed = self._publish_tokens(query)
             else:
                 name = path.removeprefix(ANALYTICS)
                 if name not in SERIES:
@@ -297,6 +351,8 @@ class Simulator:
             return _fail(exc.field, exc.message)
         final = self._maybe_truncate(answer)
         self._log(now, path, query, final[0], truncated=final[2] is not answer[2])
+        if listed and final[2] is answer[2]:
+            self._reveal(listed, "monitoring" if path == MONITORING else "token", now)
         return final
 
     def _log(
@@ -428,7 +484,7 @@ class Simulator:
             return {"geo": {n: render(n) for n in reportable}}
         return {n: regroup(render(n)) for n in reportable}
 
-    def _monitoring(self, query: dict[str, list[str]]) -> Answer:
+    def _monitoring(self, query: dict[str, list[str]]) -> tuple[Answer, list[str]]:
         try:
             page = int((query.get("page") or ["1"])[0])
             size = int((query.get("itemsOnPage") or ["10"])[0])
@@ -437,11 +493,13 @@ class Simulator:
         if page < 1 or not 1 <= size <= 1000:
             raise BadRequest("itemsOnPage", "page >= 1 and 1 <= itemsOnPage <= 1000.")
         now = self.now()
-        found = sorted(self.traffic.live_streams(now), key=lambda item: (-item[1], item[0].index))
+        found = sorted(
+            self.traffic.live_streams(now), key=lambda item: (-item[1].start, item[0].index)
+        )
         chosen = found[(page - 1) * size : page * size]
         items = []
-        for stream, session_start, live in chosen:
-            started = datetime.fromtimestamp(session_start * 3600, UTC)
+        for stream, session, live in chosen:
+            started = session.started_at()
             items.append(
                 {
                     "streamId": f"simacct/{stream.name}",
@@ -461,7 +519,10 @@ class Simulator:
             )
         pages = (len(found) + size - 1) // size
         pagination = {"totalItems": len(found), "totalPages": pages, "itemsOnPage": len(items)}
-        return _json(200, {"status": "success", "data": {"pagination": pagination, "data": items}})
+        answer = _json(
+            200, {"status": "success", "data": {"pagination": pagination, "data": items}}
+        )
+        return answer, [stream.name for stream, _, _ in chosen]
 
     # --- control and truth ---------------------------------------------------------------
 
@@ -475,6 +536,8 @@ class Simulator:
                 return _json(200, {"now": format_iso(self.now()), "real": self._real_clock})
             if path == "/_sim/truth":
                 return _json(200, {"rows": self.truth_rows(query)})
+            if path == "/_sim/revealed":
+                return _json(200, self.revealed_payload())
             if path == "/_sim/stats":
                 return _json(200, self.stats_payload())
         except BadRequest as exc:
@@ -501,8 +564,11 @@ class Simulator:
         report on are left out.
         """
         dataset = (query.get("dataset") or [""])[0]
+        if dataset == ATTRIBUTION:
+            return self.attribution_rows(query)
         if dataset not in TRUTH_DATASETS:
-            raise BadRequest("dataset", f"dataset must be one of {', '.join(TRUTH_DATASETS)}")
+            known = ", ".join([*TRUTH_DATASETS, ATTRIBUTION])
+            raise BadRequest("dataset", f"dataset must be one of {known}")
         spec = SERIES[TRUTH_DATASETS[dataset]]
         raw = (query.get("resolution") or [""])[0]
         resolution = next((r for r in spec.resolutions if r.value.lower() == raw.lower()), None)
@@ -542,6 +608,129 @@ class Simulator:
                 elif not usage.is_empty():
                     rows.append({**key, **usage_row(usage)})
                 bucket = next_start(bucket, resolution)
+        return rows
+
+    # --- stream sources: publish tokens, feed webhooks, and who revealed which name --------
+
+    def _publish_tokens(self, query: dict[str, list[str]]) -> tuple[Answer, list[str]]:
+        try:
+            page = int((query.get("page") or ["1"])[0])
+            size = int((query.get("itemsOnPage") or ["10"])[0])
+        except ValueError:
+            raise BadRequest("page", "page and itemsOnPage must be integers.") from None
+        if page < 1 or not 1 <= size <= 1000:
+            raise BadRequest("itemsOnPage", "page >= 1 and 1 <= itemsOnPage <= 1000.")
+        tokens = vendor.publish_tokens(self.traffic)[(page - 1) * size : page * size]
+        exact = [s["streamName"] for t in tokens for s in t["streams"] if s["isRegex"] is False]
+        return _json(200, {"status": "success", "data": tokens}), exact
+
+    def _reveal(self, names: list[str], source: str, at: datetime) -> None:
+        with self._lock:
+            for name in names:
+                self.revealed.setdefault(name, {}).setdefault(source, at)
+
+    def revealed_payload(self) -> dict[str, Any]:
+        """Per name, when each source first told it to the archiver."""
+        with self._lock:
+            items = {n: dict(s) for n, s in self.revealed.items()}
+        return {
+            "streams": {
+                name: {src: format_iso(at) for src, at in sorted(sources.items())}
+                for name, sources in sorted(items.items())
+            }
+        }
+
+    def send_webhooks(self) -> None:
+        """POST the feed events of sessions that started or ended since the last call, once."""
+        target = self.webhook
+        if target is None:
+            return
+        with self._webhook_lock:
+            until = self.now()
+            if until <= self._webhook_until:
+                return
+            events = self.traffic.session_events(self._webhook_until, until)
+            self._webhook_until = until
+            for at, event, stream, session in events:
+                lost = self._webhook_random.random() < target.loss_rate
+                status = None if lost else self._post_event(target, event, stream, session)
+                self.webhook_log.append(WebhookDelivery(at, event, stream.name, lost, status))
+                if status is not None and 200 <= status < 300:
+                    # Revealed when delivered: a manual clock delivers a jump's events at
+                    # its end, and only then can the receiver act on them.
+                    self._reveal([stream.name], "webhook", until)
+
+    def _post_event(
+        self, target: WebhookTarget, event: str, stream: Stream, session: Session
+    ) -> int | None:
+        body = vendor.feed_event(event, stream, session)
+        headers = {
+            "Content-Type": "application/json",
+            "X-Millicast-Signature": vendor.signature(target.secret, body),
+        }
+        try:
+            response = httpx.post(
+                target.url, content=body, headers=headers, timeout=target.timeout_seconds
+            )
+        except httpx.HTTPError as exc:
+            # The vendor sends each event once: an unreachable receiver loses it for good.
+            log.debug("simulator: webhook to %s failed: %s", target.url, type(exc).__name__)
+            return None
+        return response.status_code
+
+    def _tick(self) -> None:
+        while self._server is not None:
+            self.send_webhooks()
+            time.sleep(1.0)
+
+    def attribution_rows(self, query: dict[str, list[str]]) -> list[dict[str, Any]]:
+        """Per final bucket: the account, the streams some source revealed in time, the rest.
+
+        A revealed stream explains a bucket when the vendor still held the bucket's
+        per-stream data when the name was first revealed (by the sources asked for).
+        """
+        raw = (query.get("resolution") or [""])[0]
+        resolution = next(
+            (r for r in (Resolution.HOUR, Resolution.DAY) if r.value.lower() == raw.lower()), None
+        )
+        if resolution is None:
+            raise BadRequest("resolution", "attribution is served per Hour and per Day")
+        start, stop = _parse_time(query, "start"), _parse_time(query, "stop")
+        wanted = set(",".join(query.get("sources", [])).split(",")) - {""}
+        retention = timedelta(days=self.config.stream_retention_days)
+        visible = refresh_time(self.now())
+        with self._lock:
+            revealed = {n: dict(s) for n, s in self.revealed.items()}
+        first_told: dict[str, datetime] = {}
+        for name, sources in revealed.items():
+            times = [at for src, at in sources.items() if not wanted or src in wanted]
+            if times and name in self.traffic.by_name and vendor.reportable(name):
+                first_told[name] = min(times)
+        rows: list[dict[str, Any]] = []
+        bucket = floor(start, resolution)
+        while bucket < stop and next_start(bucket, resolution) <= visible:
+            account = self.traffic.bucket(None, resolution, bucket, visible_until=visible)
+            a_in, a_out = account.bandwidth()
+            s_in = s_out = 0
+            for name, told in first_told.items():
+                if bucket >= told - retention:
+                    usage = self.traffic.bucket(name, resolution, bucket, visible_until=visible)
+                    b_in, b_out = usage.bandwidth()
+                    s_in, s_out = s_in + b_in, s_out + b_out
+            if a_in or a_out:
+                rows.append(
+                    {
+                        "resolution": resolution.value,
+                        "period_start": format_iso(bucket),
+                        "account_bytes_in": a_in,
+                        "account_bytes_out": a_out,
+                        "streams_bytes_in": s_in,
+                        "streams_bytes_out": s_out,
+                        "unattributed_bytes_in": a_in - s_in,
+                        "unattributed_bytes_out": a_out - s_out,
+                    }
+                )
+            bucket = next_start(bucket, resolution)
         return rows
 
 

@@ -1,7 +1,8 @@
 """Deterministic synthetic traffic: computed from the seed on demand, never stored.
 
-Every stream has at most one session starting on each UTC day (a few hours, in the
-daytime of its home country, sometimes across midnight). An active hour carries per-country
+Every stream has at most one session starting on each UTC day, at minute resolution: by
+default a few hours in the daytime, sometimes across midnight; with `session_minutes` any
+length from minutes to six hours. An active hour carries per-country
 metrics; bandwidth is the sum over countries; days and months are exact sums of hours and
 the account is the exact sum of the streams. Visibility follows the vendor: an hour shows
 `q/4` of its final value after `q` quarter-hour refreshes, and is final after the fourth.
@@ -19,6 +20,7 @@ from archiver.timeutil import Resolution, floor, next_start
 HOUR = 3600
 DAY = 86400
 QUARTER = 900
+MINUTE = 60
 MASK = (1 << 64) - 1
 COUNTRIES = ("US", "GB", "DE", "FR", "BR", "MX", "CA", "JP", "IN", "AU", "SG", "ZA")
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -84,6 +86,12 @@ class Usage:
         return not any(any(v) for v in self.geo.values()) and not any(self.extra)
 
 
+MAX_SESSION_MINUTES = 360
+# Minute-resolution sessions start 06:00-23:59 UTC and last at most 6 hours, so one day's
+# session ends before the next day's can start: an hour never holds two sessions of a stream.
+SESSION_FIRST_MINUTE = 360
+
+
 @dataclass(frozen=True)
 class SimConfig:
     """What to simulate: how many streams, from which seed, and the vendor's retention."""
@@ -99,6 +107,49 @@ class SimConfig:
     stream_retention_days: int = 7
     history_days: int = 60
     lifetime_days: float | None = None  # if set, every third stream stops this long after it starts
+    # (shortest, longest) session in minutes, at most 6 hours; None: the original 1-5 hours.
+    session_minutes: tuple[int, int] | None = None
+    # Publish tokens: `exact_token_streams` streams (spread evenly over the indices) publish
+    # under exact-name tokens (`names_per_exact_token` names each); the rest under regex ones.
+    exact_token_streams: int = 0
+    names_per_exact_token: int = 3
+    session_chance_percent: int = 55  # the chance that a stream starts a session on a day
+
+    def __post_init__(self) -> None:
+        if self.session_minutes is not None:
+            shortest, longest = self.session_minutes
+            if not 1 <= shortest <= longest <= MAX_SESSION_MINUTES:
+                raise ValueError("session_minutes must be 1 <= shortest <= longest <= 360")
+
+
+@dataclass(frozen=True)
+class Session:
+    """One publishing session: `[start, end)` in whole minutes since the Unix epoch."""
+
+    start: int
+    end: int
+
+    @property
+    def first_hour(self) -> int:
+        """The hour the session starts in."""
+        return self.start // 60
+
+    @property
+    def last_hour(self) -> int:
+        """The last hour the session publishes in."""
+        return (self.end - 1) // 60
+
+    def started_at(self) -> datetime:
+        """The start as a UTC instant."""
+        return EPOCH + timedelta(minutes=self.start)
+
+    def ended_at(self) -> datetime:
+        """The end as a UTC instant."""
+        return EPOCH + timedelta(minutes=self.end)
+
+    def minutes_in(self, hour: int) -> int:
+        """Minutes of publishing inside `hour`."""
+        return max(min(self.end, (hour + 1) * 60) - max(self.start, hour * 60), 0)
 
 
 @dataclass(frozen=True)
@@ -152,24 +203,38 @@ class Traffic:
 
     # --- sessions ------------------------------------------------------------------------
 
-    def _sessions_uncached(self, index: int, day: int) -> tuple[int, int] | None:
-        """The (first hour, hours) of the session stream `index` starts on `day`, if any."""
+    def _sessions_uncached(self, index: int, day: int) -> Session | None:
+        """The session stream `index` starts on `day`, if any."""
         stream = self.streams[index]
-        h = _hash(self.config.seed, 2, index, day)
-        if h % 100 >= 55:
+        seed = self.config.seed
+        h = _hash(seed, 2, index, day)
+        if h % 100 >= self.config.session_chance_percent:
             return None
-        start = day * 24 + 5 + (h >> 8) % 19  # 05:00 to 23:00 UTC, some cross midnight
-        length = 1 + (h >> 16) % 5
-        if start < stream.born_hour or (stream.died_hour is not None and start >= stream.died_hour):
+        if self.config.session_minutes is None:
+            first = day * 24 + 5 + (h >> 8) % 19  # 05:00 to 23:00 UTC, some cross midnight
+            last = first + (h >> 16) % 5
+            # Publishing starts some minutes into the first hour and stops in the last one.
+            start = first * 60 + _hash(seed, 3, index, first) % 40
+            end = max(last * 60 + 20 + _hash(seed, 4, index, first) % 41, start + 1)
+        else:
+            shortest, longest = self.config.session_minutes
+            start = day * 1440 + SESSION_FIRST_MINUTE + (h >> 8) % (1440 - SESSION_FIRST_MINUTE)
+            end = start + shortest + (h >> 24) % (longest - shortest + 1)
+        hour = start // 60
+        if hour < stream.born_hour or (stream.died_hour is not None and hour >= stream.died_hour):
             return None
-        return start, length
+        return Session(start, end)
 
-    def live_session(self, index: int, hour: int) -> tuple[int, int] | None:
-        """The session of stream `index` that covers `hour`, if any."""
+    def session(self, index: int, day: int) -> Session | None:
+        """The session stream `index` starts on `day` (days since the epoch), if any."""
+        return self._sessions(index, day)
+
+    def live_session(self, index: int, hour: int) -> Session | None:
+        """The session of stream `index` that publishes in `hour`, if any."""
         day = hour // 24
         for d in (day, day - 1):
             session = self._sessions(index, d)
-            if session is not None and session[0] <= hour < session[0] + session[1]:
+            if session is not None and session.first_hour <= hour <= session.last_hour:
                 return session
         return None
 
@@ -180,14 +245,10 @@ class Traffic:
             return None
         return self._usage(index, hour, session)
 
-    def _usage(self, index: int, hour: int, session: tuple[int, int]) -> Usage:
+    def _usage(self, index: int, hour: int, session: Session) -> Usage:
         stream = self.streams[index]
         seed = self.config.seed
-        # Publishing starts some minutes into the first hour and stops in the last one.
-        first, length = session
-        start_minute = _hash(seed, 3, index, first) % 40 if hour == first else 0
-        end_minute = 20 + _hash(seed, 4, index, first) % 41 if hour == first + length - 1 else 60
-        publish_seconds = max(end_minute - start_minute, 1) * 60
+        publish_seconds = max(session.minutes_in(hour), 1) * 60
         local = (hour % 24 + 3 * index) % 24
         diurnal = 1 + (4 if 17 <= local <= 22 else 1 if 9 <= local <= 16 else 0)
         usage = Usage()
@@ -222,7 +283,7 @@ class Traffic:
             session = self._sessions(stream.index, day)
             if session is None:
                 continue
-            for hour in range(session[0], session[0] + session[1]):
+            for hour in range(session.first_hour, session.last_hour + 1):
                 hours.setdefault(hour, Usage()).add(self._usage(stream.index, hour, session))
         return hours
 
@@ -259,15 +320,38 @@ class Traffic:
                 total.add(usage, quarters)
         return total
 
-    def live_streams(self, now: datetime) -> Iterator[tuple[Stream, int, bool]]:
-        """Streams live now or stopped within the last hour: (stream, session start, live)."""
-        hour = hour_index(now)
+    def live_streams(self, now: datetime) -> Iterator[tuple[Stream, Session, bool]]:
+        """Streams whose session started within the hour before `now`: (stream, session, live).
+
+        This is the vendor's monitoring rule: a stream created and gone while nobody asked
+        for an hour is never listed.
+        """
+        minute = int((now - EPOCH).total_seconds()) // MINUTE
+        day = minute // 1440
         for stream in self.streams:
-            for h in (hour, hour - 1):
-                session = self.live_session(stream.index, h)
-                if session is not None and session[0] <= hour:
-                    yield stream, session[0], h == hour
+            for d in (day, day - 1):
+                session = self._sessions(stream.index, d)
+                if session is not None and minute - 60 < session.start <= minute:
+                    yield stream, session, session.start <= minute < session.end
                     break
+
+    def session_events(
+        self, after: datetime, until: datetime
+    ) -> list[tuple[datetime, str, Stream, Session]]:
+        """Session starts and ends in `(after, until]`, in time order: (when, event, ...)."""
+        first = int((after - EPOCH).total_seconds()) // MINUTE
+        last = int((until - EPOCH).total_seconds()) // MINUTE
+        events: list[tuple[int, int, str, Stream, Session]] = []
+        for day in range(first // 1440 - 1, last // 1440 + 1):
+            for stream in self.streams:
+                session = self._sessions(stream.index, day)
+                if session is None:
+                    continue
+                for moment, event in ((session.start, "started"), (session.end, "ended")):
+                    if first < moment <= last:
+                        events.append((moment, stream.index, event, stream, session))
+        events.sort(key=lambda e: (e[0], e[2] != "ended", e[1]))
+        return [(EPOCH + timedelta(minutes=m), ev, st, se) for m, _, ev, st, se in events]
 
 
 def refresh_time(now: datetime) -> datetime:

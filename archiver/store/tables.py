@@ -124,6 +124,9 @@ account_geo_usage = Table(
     CheckConstraint(RESOLUTIONS, name="resolution"),
 )
 
+# Where a tracked name came from; 'token' and 'webhook' arrived with migration 0003.
+STREAM_SOURCES = "'config', 'cli', 'discovered', 'token', 'webhook'"
+
 tracked_streams = Table(
     "tracked_streams",
     metadata,
@@ -133,8 +136,19 @@ tracked_streams = Table(
     Column("added_at", UtcDateTime, nullable=False),
     Column("last_seen_at", UtcDateTime),
     Column("note", Text),
-    CheckConstraint("source IN ('config', 'cli', 'discovered')", name="source"),
+    CheckConstraint(f"source IN ({STREAM_SOURCES})", name="source"),
     CheckConstraint("status IN ('active', 'dormant', 'refused')", name="status"),
+)
+
+# The regex patterns of the account's publish tokens, as last read (replaced each read).
+token_patterns = Table(
+    "token_patterns",
+    metadata,
+    Column("token_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("pattern", String(512), primary_key=True),
+    Column("label", String(512)),
+    Column("is_active", Boolean),
+    Column("read_at", UtcDateTime, nullable=False),
 )
 
 # One row per (dataset, stream, resolution); account datasets use stream_name ''.
