@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from archiver.errors import InputError
-from archiver.store.tables import metadata
+from archiver.store.tables import SQLITE_TIME_FORMAT, metadata
 from archiver.timeutil import utc
 
 VIEWS = (
@@ -40,12 +40,12 @@ _SOURCES = {
 def _bind_time(conn: Connection, value: datetime) -> Any:
     # Views on SQLite return the stored text form; compare with the same form.
     if conn.dialect.name == "sqlite":
-        return utc(value).strftime("%Y-%m-%d %H:%M:%S.%f")
+        return utc(value).strftime(SQLITE_TIME_FORMAT)
     return utc(value)
 
 
-# How SQLAlchemy stores times in SQLite, and so how SQLite views return them.
-_SQLITE_TIME = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6}")
+# How UtcDateTime stores times in SQLite, and so how SQLite views return them.
+_SQLITE_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
 
 
 def _is_time(value: Any) -> bool:
@@ -58,8 +58,6 @@ def _as_text(value: Any) -> str:
     if isinstance(value, datetime):
         return utc(value).strftime("%Y-%m-%dT%H:%M:%SZ")
     text = str(value)
-    if _is_time(text):
-        return text[:10] + "T" + text[11:19] + "Z"
     return text
 
 
