@@ -57,8 +57,7 @@ def _is_time(value: Any) -> bool:
 def _as_text(value: Any) -> str:
     if isinstance(value, datetime):
         return utc(value).strftime("%Y-%m-%dT%H:%M:%SZ")
-    text = str(value)
-    return text
+    return str(value)
 
 
 def usage_report(

@@ -40,7 +40,7 @@ RESOLUTIONS = "resolution IN ('Hour', 'Day', 'Month')"
 # date-only literals in half-open ranges, `>= '2026-11-25' AND < '2026-11-26'`) select the right
 # rows. Fixed width and no fractions: `.` sorts before `Z`, so a fraction would misorder a second.
 SQLITE_TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
-_SQLITE_DATETIME = sqlite.DATETIME(
+_SQLITE_DATETIME = sqlite.DATETIME(  # type: ignore[no-untyped-call]
     storage_format="%(year)04d-%(month)02d-%(day)02dT%(hour)02d:%(minute)02d:%(second)02dZ",
     regexp=r"(\d{4})-(\d\d)-(\d\d)[T ](\d\d):(\d\d):(\d\d)",
 )
