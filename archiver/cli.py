@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import NoReturn
 
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from archiver import __version__
 from archiver.api.client import AnalyticsClient
@@ -23,7 +23,7 @@ from archiver.config import Settings, get_settings
 from archiver.errors import ArchiverError, InputError
 from archiver.observability import setup_logging
 from archiver.plan import Plan, Policy, Selection, StreamEntry
-from archiver.report import EXPORTABLE, export_rows, render, usage_report, write_export
+from archiver.report import EXPORTABLE, export_rows, write_export
 from archiver.status import Status, read_status
 from archiver.store import db
 from archiver.streams import (
@@ -35,6 +35,7 @@ from archiver.streams import (
 )
 from archiver.sync import CycleReport, current_time, plan_cycle, run_cycle
 from archiver.timeutil import Resolution, parse_instant
+from archiver.usage import render_periods, render_streams, top_streams, usage_report
 
 log = logging.getLogger(__name__)
 
@@ -375,16 +376,29 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
     start = (
         args.from_
         or stop
-        - {"hour": timedelta(days=1), "day": timedelta(days=31), "month": timedelta(days=366)}[
-            args.by
-        ]
+        - {
+            "hour": timedelta(days=1),
+            "day": timedelta(days=31),
+            "month": timedelta(days=366),
+            "stream": timedelta(days=31),
+        }[args.by]
     )
     if start >= stop:
         raise InputError("--from must be before --to")
     with archive(settings) as engine, db.transaction(engine) as conn:
-        rows = usage_report(conn, stream=args.stream, start=start, stop=stop, by=args.by)
-    out(render(rows, args.format))
+        text = _usage_text(conn, args, start, stop)
+    out(text)
     return 0
+
+
+def _usage_text(conn: Connection, args: argparse.Namespace, start: datetime, stop: datetime) -> str:
+    if args.by == "stream":
+        if args.stream:
+            raise InputError("--by stream ranks every stream: drop --stream")
+        ranking, first, last = top_streams(conn, start=start, stop=stop, top=args.top)
+        return render_streams(ranking, first, last, args.format)
+    rows = usage_report(conn, stream=args.stream, start=start, stop=stop, by=args.by)
+    return render_periods(rows, args.format)
 
 
 def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
@@ -622,7 +636,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="first instant, UTC (default: a day, month or year before --to)",
     )
     rep.add_argument("--to", type=_instant("--to"), help="exclusive end, UTC (default: now)")
-    rep.add_argument("--by", choices=("hour", "day", "month"), default="day")
+    rep.add_argument(
+        "--by",
+        choices=("hour", "day", "month", "stream"),
+        default="day",
+        help="periods, or a ranking of streams by egress (default day)",
+    )
+    rep.add_argument(
+        "--top", type=int, default=10, help="with --by stream: how many streams (default 10)"
+    )
     rep.add_argument("--format", choices=("table", "csv", "json"), default="table")
     rep.set_defaults(handler=cmd_report)
 
