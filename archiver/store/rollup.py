@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from functools import cache
@@ -10,62 +11,88 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from archiver.store.tables import UtcDateTime
+from archiver.store.tables import SQLITE_TIME_FORMAT
 from archiver.timeutil import Resolution, floor, next_start
 
-# Each refresh recomputes a key from its source rows (at most 24 hours or 31 days, read by
-# primary key) instead of adding deltas: an upsert that keeps a final row, or re-reads the same
-# hour, can then never make a rollup drift from the rows it sums.
-_REFRESH: dict[str, tuple[str, str]] = {
+# Each refresh recomputes its keys from their source rows (at most 24 hours or 31 days a key,
+# read by primary key) instead of adding deltas: an upsert that keeps a final row, or re-reads
+# the same hour, can then never make a rollup drift from the rows it sums. Archived rows are
+# never deleted, so a key once summed always has rows and an upsert of the sums is enough.
+# One statement per rollup and write: the touched keys arrive as one parameter (a JSON array on
+# SQLite, arrays on PostgreSQL), so a write of a thousand streams costs no thousand round trips.
+_KEYS = {
+    "sqlite": "(SELECT json_extract(value, '$[0]') AS stream_name, "
+    "json_extract(value, '$[1]') AS start, json_extract(value, '$[2]') AS stop "
+    "FROM json_each(:keys)) AS k",
+    "postgresql": "unnest(CAST(:streams AS varchar[]), CAST(:starts AS timestamptz[]), "
+    "CAST(:stops AS timestamptz[])) AS k(stream_name, start, stop)",
+}
+# SQLite's planner may start from the big table's (resolution, period_start) index and scan it
+# all; CROSS JOIN makes it start from the keys, as PostgreSQL does of itself.
+_JOIN = {"sqlite": "CROSS JOIN", "postgresql": "JOIN"}
+_ALL_FINAL = {"sqlite": "MIN(u.is_final)", "postgresql": "bool_and(u.is_final)"}
+
+_REFRESH = {
     "stream_daily_hours": (
-        "DELETE FROM stream_daily_hours WHERE stream_name = :stream AND day = :start",
         "INSERT INTO stream_daily_hours (stream_name, day, bytes_in, bytes_out, is_final, hours) "
-        "SELECT stream_name, :start, SUM(bytes_in), SUM(bytes_out), {all_final}, COUNT(*) "
-        "FROM stream_usage WHERE stream_name = :stream AND resolution = 'Hour' "
-        "AND period_start >= :start AND period_start < :stop GROUP BY stream_name",
+        "SELECT k.stream_name, k.start, SUM(u.bytes_in), SUM(u.bytes_out), {all_final}, COUNT(*) "
+        "FROM {keys} {join} stream_usage u ON u.stream_name = k.stream_name "
+        "AND u.resolution = 'Hour' AND u.period_start >= k.start AND u.period_start < k.stop "
+        "WHERE true GROUP BY k.stream_name, k.start "
+        "ON CONFLICT (stream_name, day) DO UPDATE SET bytes_in = excluded.bytes_in, "
+        "bytes_out = excluded.bytes_out, is_final = excluded.is_final, hours = excluded.hours"
     ),
     "account_daily_hours": (
-        "DELETE FROM account_daily_hours WHERE day = :start",
         "INSERT INTO account_daily_hours (day, bytes_in, bytes_out, is_final, hours) "
-        "SELECT :start, SUM(bytes_in), SUM(bytes_out), {all_final}, COUNT(*) "
-        "FROM account_usage WHERE resolution = 'Hour' "
-        "AND period_start >= :start AND period_start < :stop GROUP BY resolution",
+        "SELECT k.start, SUM(u.bytes_in), SUM(u.bytes_out), {all_final}, COUNT(*) "
+        "FROM {keys} {join} account_usage u ON u.resolution = 'Hour' "
+        "AND u.period_start >= k.start AND u.period_start < k.stop "
+        "WHERE true GROUP BY k.start "
+        "ON CONFLICT (day) DO UPDATE SET bytes_in = excluded.bytes_in, "
+        "bytes_out = excluded.bytes_out, is_final = excluded.is_final, hours = excluded.hours"
     ),
     "country_daily_hours": (
-        "DELETE FROM country_daily_hours WHERE day = :start",
         "INSERT INTO country_daily_hours (day, country, publishes, views, publish_seconds, "
         "view_seconds, bytes_in, bytes_out) "
-        "SELECT :start, country, SUM(publishes), SUM(views), SUM(publish_seconds), "
-        "SUM(view_seconds), SUM(bytes_in), SUM(bytes_out) "
-        "FROM account_geo_usage WHERE resolution = 'Hour' "
-        "AND period_start >= :start AND period_start < :stop GROUP BY country",
+        "SELECT k.start, u.country, SUM(u.publishes), SUM(u.views), SUM(u.publish_seconds), "
+        "SUM(u.view_seconds), SUM(u.bytes_in), SUM(u.bytes_out) "
+        "FROM {keys} {join} account_geo_usage u ON u.resolution = 'Hour' "
+        "AND u.period_start >= k.start AND u.period_start < k.stop "
+        "WHERE true GROUP BY k.start, u.country "
+        "ON CONFLICT (day, country) DO UPDATE SET publishes = excluded.publishes, "
+        "views = excluded.views, publish_seconds = excluded.publish_seconds, "
+        "view_seconds = excluded.view_seconds, bytes_in = excluded.bytes_in, "
+        "bytes_out = excluded.bytes_out"
     ),
-    # Reads the daily view, so it must run after the daily refresh of the same write.
+    # The daily figures a month sums are the vendor's day rows, else the hours' rollup (the
+    # rule of stream_daily_usage); it must run after the daily refresh of the same write. Each
+    # branch joins the keys itself: a join with the whole view would materialise all of it.
     "stream_monthly_totals": (
-        "DELETE FROM stream_monthly_totals WHERE stream_name = :stream AND month = :start",
         "INSERT INTO stream_monthly_totals (stream_name, month, bytes_in, bytes_out, "
         "days_with_traffic) "
-        "SELECT stream_name, :start, SUM(bytes_in), SUM(bytes_out), COUNT(*) "
-        "FROM stream_daily_usage WHERE stream_name = :stream "
-        "AND day >= :start AND day < :stop GROUP BY stream_name",
+        "SELECT stream_name, start, SUM(bytes_in), SUM(bytes_out), COUNT(*) FROM ("
+        "SELECT k.stream_name, k.start, d.bytes_in, d.bytes_out "
+        "FROM {keys} {join} stream_usage d ON d.stream_name = k.stream_name "
+        "AND d.resolution = 'Day' AND d.period_start >= k.start AND d.period_start < k.stop "
+        "UNION ALL SELECT k.stream_name, k.start, h.bytes_in, h.bytes_out "
+        "FROM {keys} {join} stream_daily_hours h ON h.stream_name = k.stream_name "
+        "AND h.day >= k.start AND h.day < k.stop "
+        "WHERE NOT EXISTS (SELECT 1 FROM stream_usage d WHERE d.stream_name = h.stream_name "
+        "AND d.resolution = 'Day' AND d.period_start = h.day)"
+        ") AS v WHERE true GROUP BY stream_name, start "
+        "ON CONFLICT (stream_name, month) DO UPDATE SET bytes_in = excluded.bytes_in, "
+        "bytes_out = excluded.bytes_out, days_with_traffic = excluded.days_with_traffic"
     ),
 }
 
 
 @cache
-def _statements(rollup: str, dialect: str) -> tuple[sa.TextClause, sa.TextClause]:
-    delete, insert = _REFRESH[rollup]
-    all_final = "bool_and(is_final)" if dialect == "postgresql" else "MIN(is_final)"
-    if dialect == "postgresql":
-        # A bare parameter in a select list has no type PostgreSQL can infer.
-        insert = insert.replace(
-            "SELECT stream_name, :start", "SELECT stream_name, CAST(:start AS timestamptz)"
+def _statement(rollup: str, dialect: str) -> sa.TextClause:
+    return sa.text(
+        _REFRESH[rollup].format(
+            keys=_KEYS[dialect], join=_JOIN[dialect], all_final=_ALL_FINAL[dialect]
         )
-        insert = insert.replace("SELECT :start", "SELECT CAST(:start AS timestamptz)")
-    binds = [sa.bindparam("start", type_=UtcDateTime()), sa.bindparam("stop", type_=UtcDateTime())]
-    delete_clause = sa.text(delete).bindparams(binds[0])
-    insert_clause = sa.text(insert.format(all_final=all_final)).bindparams(*binds)
-    return delete_clause, insert_clause
+    )
 
 
 def _refresh(
@@ -73,35 +100,62 @@ def _refresh(
 ) -> None:
     if not keys:
         return
-    delete, insert = _statements(rollup, conn.dialect.name)
-    params = [
-        {"stream": stream, "start": start, "stop": next_start(start, unit)}
-        for stream, start in sorted(keys)
-    ]
-    conn.execute(delete, [{"stream": p["stream"], "start": p["start"]} for p in params])
-    conn.execute(insert, params)
+    dialect = conn.dialect.name
+    ordered = sorted(keys)
+    if dialect == "sqlite":
+        texts = [
+            [
+                stream,
+                start.strftime(SQLITE_TIME_FORMAT),
+                next_start(start, unit).strftime(SQLITE_TIME_FORMAT),
+            ]
+            for stream, start in ordered
+        ]
+        params: dict[str, Any] = {"keys": json.dumps(texts)}
+    else:
+        params = {
+            "streams": [stream for stream, _ in ordered],
+            "starts": [start for _, start in ordered],
+            "stops": [next_start(start, unit) for _, start in ordered],
+        }
+    conn.execute(_statement(rollup, dialect), params)
 
 
 def refresh_rollups(conn: Connection, table: str, rows: Sequence[Mapping[str, Any]]) -> None:
     """Bring the rollups fed by `table` up to date with `rows`, just written in this transaction."""
+    if table not in ("stream_usage", "account_usage", "account_geo_usage"):
+        return
+    # A write holds many rows per bucket start: floor each distinct start once.
+    days: dict[datetime, datetime] = {}
+    months: dict[datetime, datetime] = {}
+
+    def day_of(start: datetime) -> datetime:
+        found = days.get(start)
+        if found is None:
+            found = days[start] = floor(start, Resolution.DAY)
+        return found
+
+    def month_of(start: datetime) -> datetime:
+        found = months.get(start)
+        if found is None:
+            found = months[start] = floor(start, Resolution.MONTH)
+        return found
+
     if table == "stream_usage":
-        days: set[tuple[str, datetime]] = set()
-        months: set[tuple[str, datetime]] = set()
+        day_keys: set[tuple[str, datetime]] = set()
+        month_keys: set[tuple[str, datetime]] = set()
         for row in rows:
             resolution = row["resolution"]
-            if resolution not in ("Hour", "Day"):
-                continue
-            start = row["period_start"]
             if resolution == "Hour":
-                days.add((row["stream_name"], floor(start, Resolution.DAY)))
-            months.add((row["stream_name"], floor(start, Resolution.MONTH)))
-        _refresh(conn, "stream_daily_hours", days, Resolution.DAY)
-        _refresh(conn, "stream_monthly_totals", months, Resolution.MONTH)
-    elif table in ("account_usage", "account_geo_usage"):
-        rollup = "account_daily_hours" if table == "account_usage" else "country_daily_hours"
-        account_days = {
-            ("", floor(row["period_start"], Resolution.DAY))
-            for row in rows
-            if row["resolution"] == "Hour"
-        }
-        _refresh(conn, rollup, account_days, Resolution.DAY)
+                day_keys.add((row["stream_name"], day_of(row["period_start"])))
+            elif resolution != "Day":
+                continue
+            month_keys.add((row["stream_name"], month_of(row["period_start"])))
+        _refresh(conn, "stream_daily_hours", day_keys, Resolution.DAY)
+        _refresh(conn, "stream_monthly_totals", month_keys, Resolution.MONTH)
+        return
+    rollup = "account_daily_hours" if table == "account_usage" else "country_daily_hours"
+    account_days = {
+        ("", day_of(row["period_start"])) for row in rows if row["resolution"] == "Hour"
+    }
+    _refresh(conn, rollup, account_days, Resolution.DAY)
