@@ -385,13 +385,31 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
     )
     if start >= stop:
         raise InputError("--from must be before --to")
+    if args.format == "html" and args.by == "stream":
+        raise InputError("--format html charts the account: use --by hour, day or month")
     with archive(settings) as engine, db.transaction(engine) as conn:
-        text = _usage_text(conn, args, start, stop)
+        text = _usage_text(conn, args, start, stop, now)
+    if args.output:
+        try:
+            with open(args.output, "w", encoding="utf-8") as handle:
+                handle.write(text + "\n")
+        except OSError as exc:
+            raise InputError(f"cannot write {args.output}: {exc.strerror}") from exc
+        sys.stderr.write(f"archiver: wrote {args.output}\n")
+        return 0
     out(text)
     return 0
 
 
-def _usage_text(conn: Connection, args: argparse.Namespace, start: datetime, stop: datetime) -> str:
+def _usage_text(
+    conn: Connection, args: argparse.Namespace, start: datetime, stop: datetime, now: datetime
+) -> str:
+    if args.format == "html":
+        from archiver.usage_html import html_report
+
+        if args.stream:
+            raise InputError("--format html charts the whole account: drop --stream")
+        return html_report(conn, start=start, stop=stop, by=args.by, top=args.top, now=now)
     if args.by == "stream":
         if args.stream:
             raise InputError("--by stream ranks every stream: drop --stream")
@@ -645,7 +663,13 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument(
         "--top", type=int, default=10, help="with --by stream: how many streams (default 10)"
     )
-    rep.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    rep.add_argument(
+        "--format",
+        choices=("table", "csv", "json", "html"),
+        default="table",
+        help="html: one self-contained page of charts (account, top streams, countries)",
+    )
+    rep.add_argument("--output", help="file to write (default: stdout)")
     rep.set_defaults(handler=cmd_report)
 
     exp = commands.add_parser(

@@ -103,8 +103,8 @@ def human_bytes(value: int) -> str:
     raise AssertionError("unreachable")
 
 
-def _bind(conn: Connection, value: datetime) -> Any:
-    # Raw SQL on SQLite compares the stored text form: bind the same form.
+def bind_time(conn: Connection, value: datetime) -> Any:
+    """`value` as raw SQL compares it: on SQLite the stored text form."""
     if conn.dialect.name == "sqlite":
         return utc(value).strftime(SQLITE_TIME_FORMAT)
     return utc(value)
@@ -179,7 +179,7 @@ def usage_report(
     first, last = floor(start, unit), ceil(stop, unit)
     source, column, condition, final, whole = _SOURCES[(by, stream is not None)]
     where = [f"{column} >= :start", f"{column} < :stop"]
-    params: dict[str, Any] = {"start": _bind(conn, first), "stop": _bind(conn, last)}
+    params: dict[str, Any] = {"start": bind_time(conn, first), "stop": bind_time(conn, last)}
     if condition:
         where.append(condition)
     if stream is not None:
@@ -232,7 +232,7 @@ def top_streams(
         "WHERE day >= :start AND day < :stop GROUP BY stream_name "
         "ORDER BY SUM(bytes_out) DESC, stream_name LIMIT :top"
     )
-    params = {"start": _bind(conn, first), "stop": _bind(conn, last), "top": top}
+    params = {"start": bind_time(conn, first), "stop": bind_time(conn, last), "top": top}
     rows = [
         StreamRow(rank, name, int(bytes_in), int(bytes_out))
         for rank, (name, bytes_in, bytes_out) in enumerate(conn.execute(query, params), start=1)
