@@ -194,6 +194,21 @@ def test_rollups_equal_their_rows_after_random_writes(engine: Engine) -> None:
             upsert_rows(conn=conn, table=stream_usage, rows=hour_rows + day_rows)
             upsert_rows(conn=conn, table=account_usage, rows=account_rows)
             upsert_rows(conn=conn, table=account_geo_usage, rows=geo_rows)
+        # The vendor's day rows arriving alone, after the hours of their day were summed.
+        last = start + timedelta(days=6)
+        last_hours = [last + timedelta(hours=h) for h in (1, 2)]
+        upsert_rows(
+            conn=conn, table=stream_usage, rows=[usage("a", "Hour", t, 5) for t in last_hours]
+        )
+        upsert_rows(
+            conn=conn, table=account_usage, rows=[usage(None, "Hour", t, 5) for t in last_hours]
+        )
+        upsert_rows(
+            conn=conn, table=account_geo_usage, rows=[geo(t, "Hour", "US", 5) for t in last_hours]
+        )
+        upsert_rows(conn=conn, table=stream_usage, rows=[usage("a", "Day", last, 10**14)])
+        upsert_rows(conn=conn, table=account_usage, rows=[usage(None, "Day", last, 10**14)])
+        upsert_rows(conn=conn, table=account_geo_usage, rows=[geo(last, "Day", "FR", 10**6)])
     with engine.connect() as conn:
         streams = _stored(conn, stream_usage)
         expected = _expected_daily(streams, "stream_name")

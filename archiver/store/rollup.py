@@ -34,35 +34,58 @@ _ALL_FINAL = {"sqlite": "MIN(u.is_final)", "postgresql": "bool_and(u.is_final)"}
 
 _REFRESH = {
     "stream_daily_hours": (
-        "INSERT INTO stream_daily_hours (stream_name, day, bytes_in, bytes_out, is_final, hours) "
-        "SELECT k.stream_name, k.start, SUM(u.bytes_in), SUM(u.bytes_out), {all_final}, COUNT(*) "
+        "INSERT INTO stream_daily_hours (stream_name, day, bytes_in, bytes_out, is_final, hours, "
+        "superseded) "
+        "SELECT k.stream_name, k.start, SUM(u.bytes_in), SUM(u.bytes_out), {all_final}, COUNT(*), "
+        "EXISTS (SELECT 1 FROM stream_usage d WHERE d.stream_name = k.stream_name "
+        "AND d.resolution = 'Day' AND d.period_start = k.start) "
         "FROM {keys} {join} stream_usage u ON u.stream_name = k.stream_name "
         "AND u.resolution = 'Hour' AND u.period_start >= k.start AND u.period_start < k.stop "
         "WHERE true GROUP BY k.stream_name, k.start "
         "ON CONFLICT (stream_name, day) DO UPDATE SET bytes_in = excluded.bytes_in, "
-        "bytes_out = excluded.bytes_out, is_final = excluded.is_final, hours = excluded.hours"
+        "bytes_out = excluded.bytes_out, is_final = excluded.is_final, hours = excluded.hours, "
+        "superseded = excluded.superseded"
     ),
     "account_daily_hours": (
-        "INSERT INTO account_daily_hours (day, bytes_in, bytes_out, is_final, hours) "
-        "SELECT k.start, SUM(u.bytes_in), SUM(u.bytes_out), {all_final}, COUNT(*) "
+        "INSERT INTO account_daily_hours (day, bytes_in, bytes_out, is_final, hours, superseded) "
+        "SELECT k.start, SUM(u.bytes_in), SUM(u.bytes_out), {all_final}, COUNT(*), "
+        "EXISTS (SELECT 1 FROM account_usage d WHERE d.resolution = 'Day' "
+        "AND d.period_start = k.start) "
         "FROM {keys} {join} account_usage u ON u.resolution = 'Hour' "
         "AND u.period_start >= k.start AND u.period_start < k.stop "
         "WHERE true GROUP BY k.start "
         "ON CONFLICT (day) DO UPDATE SET bytes_in = excluded.bytes_in, "
-        "bytes_out = excluded.bytes_out, is_final = excluded.is_final, hours = excluded.hours"
+        "bytes_out = excluded.bytes_out, is_final = excluded.is_final, hours = excluded.hours, "
+        "superseded = excluded.superseded"
     ),
     "country_daily_hours": (
         "INSERT INTO country_daily_hours (day, country, publishes, views, publish_seconds, "
-        "view_seconds, bytes_in, bytes_out) "
+        "view_seconds, bytes_in, bytes_out, superseded) "
         "SELECT k.start, u.country, SUM(u.publishes), SUM(u.views), SUM(u.publish_seconds), "
-        "SUM(u.view_seconds), SUM(u.bytes_in), SUM(u.bytes_out) "
+        "SUM(u.view_seconds), SUM(u.bytes_in), SUM(u.bytes_out), "
+        "EXISTS (SELECT 1 FROM account_geo_usage d WHERE d.resolution = 'Day' "
+        "AND d.period_start = k.start) "
         "FROM {keys} {join} account_geo_usage u ON u.resolution = 'Hour' "
         "AND u.period_start >= k.start AND u.period_start < k.stop "
         "WHERE true GROUP BY k.start, u.country "
         "ON CONFLICT (day, country) DO UPDATE SET publishes = excluded.publishes, "
         "views = excluded.views, publish_seconds = excluded.publish_seconds, "
         "view_seconds = excluded.view_seconds, bytes_in = excluded.bytes_in, "
-        "bytes_out = excluded.bytes_out"
+        "bytes_out = excluded.bytes_out, superseded = excluded.superseded"
+    ),
+    # A day row archived: the hours of its day stop counting in the views (archived rows are
+    # never deleted, so a superseded day stays superseded).
+    "supersede_stream": (
+        "UPDATE stream_daily_hours SET superseded = {true} "
+        "WHERE (stream_name, day) IN (SELECT k.stream_name, k.start FROM {keys})"
+    ),
+    "supersede_account": (
+        "UPDATE account_daily_hours SET superseded = {true} "
+        "WHERE day IN (SELECT k.start FROM {keys})"
+    ),
+    "supersede_country": (
+        "UPDATE country_daily_hours SET superseded = {true} "
+        "WHERE day IN (SELECT k.start FROM {keys})"
     ),
     # The daily figures a month sums are the vendor's day rows, else the hours' rollup (the
     # rule of stream_daily_usage); it must run after the daily refresh of the same write. Each
@@ -77,8 +100,7 @@ _REFRESH = {
         "UNION ALL SELECT k.stream_name, k.start, h.bytes_in, h.bytes_out "
         "FROM {keys} {join} stream_daily_hours h ON h.stream_name = k.stream_name "
         "AND h.day >= k.start AND h.day < k.stop "
-        "WHERE NOT EXISTS (SELECT 1 FROM stream_usage d WHERE d.stream_name = h.stream_name "
-        "AND d.resolution = 'Day' AND d.period_start = h.day)"
+        "WHERE NOT h.superseded"
         ") AS v WHERE true GROUP BY stream_name, start "
         "ON CONFLICT (stream_name, month) DO UPDATE SET bytes_in = excluded.bytes_in, "
         "bytes_out = excluded.bytes_out, days_with_traffic = excluded.days_with_traffic"
@@ -90,7 +112,10 @@ _REFRESH = {
 def _statement(rollup: str, dialect: str) -> sa.TextClause:
     return sa.text(
         _REFRESH[rollup].format(
-            keys=_KEYS[dialect], join=_JOIN[dialect], all_final=_ALL_FINAL[dialect]
+            keys=_KEYS[dialect],
+            join=_JOIN[dialect],
+            all_final=_ALL_FINAL[dialect],
+            true="1" if dialect == "sqlite" else "true",
         )
     )
 
@@ -141,21 +166,27 @@ def refresh_rollups(conn: Connection, table: str, rows: Sequence[Mapping[str, An
             found = months[start] = floor(start, Resolution.MONTH)
         return found
 
+    hour_keys: set[tuple[str, datetime]] = set()
+    day_keys: set[tuple[str, datetime]] = set()
+    month_keys: set[tuple[str, datetime]] = set()
+    for row in rows:
+        resolution = row["resolution"]
+        stream = row.get("stream_name", "")
+        if resolution == "Hour":
+            hour_keys.add((stream, day_of(row["period_start"])))
+        elif resolution == "Day":
+            day_keys.add((stream, row["period_start"]))
+        else:
+            continue
+        month_keys.add((stream, month_of(row["period_start"])))
+    # Day rows first: an hour refresh of the same write then sees them too, either way.
     if table == "stream_usage":
-        day_keys: set[tuple[str, datetime]] = set()
-        month_keys: set[tuple[str, datetime]] = set()
-        for row in rows:
-            resolution = row["resolution"]
-            if resolution == "Hour":
-                day_keys.add((row["stream_name"], day_of(row["period_start"])))
-            elif resolution != "Day":
-                continue
-            month_keys.add((row["stream_name"], month_of(row["period_start"])))
-        _refresh(conn, "stream_daily_hours", day_keys, Resolution.DAY)
+        _refresh(conn, "supersede_stream", day_keys, Resolution.DAY)
+        _refresh(conn, "stream_daily_hours", hour_keys, Resolution.DAY)
         _refresh(conn, "stream_monthly_totals", month_keys, Resolution.MONTH)
-        return
-    rollup = "account_daily_hours" if table == "account_usage" else "country_daily_hours"
-    account_days = {
-        ("", day_of(row["period_start"])) for row in rows if row["resolution"] == "Hour"
-    }
-    _refresh(conn, rollup, account_days, Resolution.DAY)
+    elif table == "account_usage":
+        _refresh(conn, "supersede_account", day_keys, Resolution.DAY)
+        _refresh(conn, "account_daily_hours", hour_keys, Resolution.DAY)
+    else:
+        _refresh(conn, "supersede_country", day_keys, Resolution.DAY)
+        _refresh(conn, "country_daily_hours", hour_keys, Resolution.DAY)

@@ -213,6 +213,8 @@ stream_daily_hours = Table(
     Column("bytes_out", BigInteger, nullable=False),
     Column("is_final", Boolean, nullable=False),
     Column("hours", Integer, nullable=False),
+    # True once the vendor's day row is archived: the views then show that row instead.
+    Column("superseded", Boolean, nullable=False),
 )
 account_daily_hours = Table(
     "account_daily_hours",
@@ -222,6 +224,8 @@ account_daily_hours = Table(
     Column("bytes_out", BigInteger, nullable=False),
     Column("is_final", Boolean, nullable=False),
     Column("hours", Integer, nullable=False),
+    # True once the vendor's day row is archived: the views then show that row instead.
+    Column("superseded", Boolean, nullable=False),
 )
 country_daily_hours = Table(
     "country_daily_hours",
@@ -234,6 +238,7 @@ country_daily_hours = Table(
     Column("view_seconds", BigInteger, nullable=False),
     Column("bytes_in", BigInteger, nullable=False),
     Column("bytes_out", BigInteger, nullable=False),
+    Column("superseded", Boolean, nullable=False),
 )
 stream_monthly_totals = Table(
     "stream_monthly_totals",

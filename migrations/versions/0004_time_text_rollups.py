@@ -74,6 +74,7 @@ def _create_rollups() -> None:
         sa.Column("bytes_out", sa.BigInteger(), nullable=False),
         sa.Column("is_final", sa.Boolean(), nullable=False),
         sa.Column("hours", sa.Integer(), nullable=False),
+        sa.Column("superseded", sa.Boolean(), nullable=False),
         sa.PrimaryKeyConstraint("stream_name", "day", name=op.f("pk_stream_daily_hours")),
     )
     op.create_index("ix_stream_daily_hours_day", "stream_daily_hours", ["day"])
@@ -84,6 +85,7 @@ def _create_rollups() -> None:
         sa.Column("bytes_out", sa.BigInteger(), nullable=False),
         sa.Column("is_final", sa.Boolean(), nullable=False),
         sa.Column("hours", sa.Integer(), nullable=False),
+        sa.Column("superseded", sa.Boolean(), nullable=False),
         sa.PrimaryKeyConstraint("day", name=op.f("pk_account_daily_hours")),
     )
     op.create_table(
@@ -96,6 +98,7 @@ def _create_rollups() -> None:
         sa.Column("view_seconds", sa.BigInteger(), nullable=False),
         sa.Column("bytes_in", sa.BigInteger(), nullable=False),
         sa.Column("bytes_out", sa.BigInteger(), nullable=False),
+        sa.Column("superseded", sa.Boolean(), nullable=False),
         sa.PrimaryKeyConstraint("day", "country", name=op.f("pk_country_daily_hours")),
     )
     op.create_table(
@@ -113,38 +116,47 @@ def _create_rollups() -> None:
 def _fill_daily_rollups() -> None:
     day = _floor("day", "period_start")
     final = _all_final()
+    # A day's hours are superseded once the vendor's own row for that day is archived.
     op.execute(f"""
-INSERT INTO stream_daily_hours (stream_name, day, bytes_in, bytes_out, is_final, hours)
-SELECT stream_name, {day}, SUM(bytes_in), SUM(bytes_out), {final}, COUNT(*)
-FROM stream_usage WHERE resolution = 'Hour' GROUP BY stream_name, {day}
+INSERT INTO stream_daily_hours (stream_name, day, bytes_in, bytes_out, is_final, hours, superseded)
+SELECT stream_name, day, bytes_in, bytes_out, is_final, hours,
+       EXISTS (SELECT 1 FROM stream_usage d WHERE d.stream_name = h.stream_name
+               AND d.resolution = 'Day' AND d.period_start = h.day)
+FROM (SELECT stream_name, {day} AS day, SUM(bytes_in) AS bytes_in, SUM(bytes_out) AS bytes_out,
+             {final} AS is_final, COUNT(*) AS hours
+      FROM stream_usage WHERE resolution = 'Hour' GROUP BY stream_name, {day}) AS h
 """)
     op.execute(f"""
-INSERT INTO account_daily_hours (day, bytes_in, bytes_out, is_final, hours)
-SELECT {day}, SUM(bytes_in), SUM(bytes_out), {final}, COUNT(*)
-FROM account_usage WHERE resolution = 'Hour' GROUP BY {day}
+INSERT INTO account_daily_hours (day, bytes_in, bytes_out, is_final, hours, superseded)
+SELECT day, bytes_in, bytes_out, is_final, hours,
+       EXISTS (SELECT 1 FROM account_usage d WHERE d.resolution = 'Day' AND d.period_start = h.day)
+FROM (SELECT {day} AS day, SUM(bytes_in) AS bytes_in, SUM(bytes_out) AS bytes_out,
+             {final} AS is_final, COUNT(*) AS hours
+      FROM account_usage WHERE resolution = 'Hour' GROUP BY {day}) AS h
 """)
     op.execute(f"""
 INSERT INTO country_daily_hours (day, country, publishes, views, publish_seconds, view_seconds,
-                                 bytes_in, bytes_out)
-SELECT {day}, country, SUM(publishes), SUM(views), SUM(publish_seconds), SUM(view_seconds),
-       SUM(bytes_in), SUM(bytes_out)
-FROM account_geo_usage WHERE resolution = 'Hour' GROUP BY {day}, country
+                                 bytes_in, bytes_out, superseded)
+SELECT day, country, publishes, views, publish_seconds, view_seconds, bytes_in, bytes_out,
+       EXISTS (SELECT 1 FROM account_geo_usage d
+               WHERE d.resolution = 'Day' AND d.period_start = h.day)
+FROM (SELECT {day} AS day, country, SUM(publishes) AS publishes, SUM(views) AS views,
+             SUM(publish_seconds) AS publish_seconds, SUM(view_seconds) AS view_seconds,
+             SUM(bytes_in) AS bytes_in, SUM(bytes_out) AS bytes_out
+      FROM account_geo_usage WHERE resolution = 'Hour' GROUP BY {day}, country) AS h
 """)
 
 
 def _daily_view(view: str, table: str, rollup: str, key: str) -> str:
     # The vendor's day row where one was archived, else the archived hours summed.
-    match = f"AND d.{key} = h.{key} " if key else ""
     select_key = f"{key}, " if key else ""
     return f"""
 CREATE VIEW {view} AS
 SELECT {select_key}period_start AS day, bytes_in, bytes_out, is_final, 'Day' AS source
 FROM {table} WHERE resolution = 'Day'
 UNION ALL
-SELECT {"h." + key + ", " if key else ""}h.day, h.bytes_in, h.bytes_out, h.is_final, 'Hour' AS source
-FROM {rollup} h
-WHERE NOT EXISTS (
-    SELECT 1 FROM {table} d WHERE d.resolution = 'Day' {match}AND d.period_start = h.day)
+SELECT {select_key}day, bytes_in, bytes_out, is_final, 'Hour' AS source
+FROM {rollup} WHERE NOT superseded
 """
 
 
@@ -168,11 +180,8 @@ SELECT period_start AS day, country, publishes, views, publish_seconds, view_sec
        bytes_in, bytes_out
 FROM account_geo_usage WHERE resolution = 'Day'
 UNION ALL
-SELECT h.day, h.country, h.publishes, h.views, h.publish_seconds, h.view_seconds,
-       h.bytes_in, h.bytes_out
-FROM country_daily_hours h
-WHERE NOT EXISTS (
-    SELECT 1 FROM account_geo_usage d WHERE d.resolution = 'Day' AND d.period_start = h.day)
+SELECT day, country, publishes, views, publish_seconds, view_seconds, bytes_in, bytes_out
+FROM country_daily_hours WHERE NOT superseded
 """)
 
 
