@@ -13,7 +13,6 @@ import argparse
 import importlib.util
 import io
 import os
-import platform
 import re
 import statistics
 import subprocess
@@ -30,12 +29,12 @@ from sqlalchemy.engine import Connection, Engine
 from archiver.report import export_rows, write_export
 from archiver.store import db
 from archiver.usage import render_periods, render_streams, top_streams, usage_report
+from bench.__main__ import machine
 
 HERE = Path(__file__).resolve().parent
 WORK = HERE / ".work"
 README = HERE.parent / "README.md"
 RESULTS = HERE / "RESULTS.md"
-BEGIN, END = "<!-- bench.queries: begin -->", "<!-- bench.queries: end -->"
 PG_URL = os.environ.get(
     "ARCHIVER_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )
@@ -360,7 +359,7 @@ def export_speed(engine: Engine, url: str) -> tuple[float, float, int]:
     return ours, theirs, rows
 
 
-def bench(dialect: str, streams: int, days: int, runs: int) -> list[str]:
+def bench(dialect: str, streams: int, days: int, runs: int, *, export: bool) -> list[str]:
     WORK.mkdir(exist_ok=True)
     admin = None
     name = f"archiver_bench_q_{uuid.uuid4().hex[:8]}"
@@ -407,6 +406,8 @@ def bench(dialect: str, streams: int, days: int, runs: int) -> list[str]:
                     f"| {label} | {ours:.3f} | {theirs:.3f} | {theirs / ours:,.1f}x | "
                     f"{'yes' if ours < 1 else 'NO'} |"
                 )
+        if not export:
+            return [*lines, ""]
         ours, theirs, rows = export_speed(engine, url)
         tool = "sqlite3 -csv" if dialect == "sqlite" else "COPY ... TO STDOUT (csv)"
         lines += [
@@ -429,16 +430,14 @@ def bench(dialect: str, streams: int, days: int, runs: int) -> list[str]:
     return lines
 
 
-def machine() -> str:
-    cores = os.cpu_count()
-    return f"{platform.node() and 'vm'}, {cores} cores, Python {platform.python_version()}"
-
-
-def record(lines: list[str]) -> None:
+def record(lines: list[str], streams: int, days: int) -> None:
+    """Put `lines` in RESULTS.md, replacing the previous figures of the same size only."""
+    begin = f"<!-- bench.queries {streams}x{days}: begin -->"
+    end = f"<!-- bench.queries {streams}x{days}: end -->"
     text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    section = "\n".join([BEGIN, *lines, END])
-    if BEGIN in text and END in text:
-        text = text[: text.index(BEGIN)] + section + text[text.index(END) + len(END) :]
+    section = "\n".join([begin, *lines, end])
+    if begin in text and end in text:
+        text = text[: text.index(begin)] + section + text[text.index(end) + len(end) :]
     else:
         text = text.rstrip("\n") + "\n\n" + section + "\n"
     RESULTS.write_text(text)
@@ -453,11 +452,15 @@ def main() -> int:
         "--db", choices=("sqlite", "postgresql", "both"), default="both", help="default both"
     )
     parser.add_argument("--no-record", action="store_true", help="print only")
+    parser.add_argument(
+        "--skip-export", action="store_true", help="leave out the export measurement (slow)"
+    )
     args = parser.parse_args()
     lines = [
-        "## Queries at scale (`python -m bench.queries`)",
+        f"## Queries at scale (`python -m bench.queries --streams {args.streams} "
+        f"--days {args.days}`)",
         "",
-        f"- date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; machine: {machine()}",
+        *machine(),
         "- Current: migration 0004's views over rollups kept by the write path. Baseline: "
         "migration 0002's views (computed from the raw rows at query time) on the same data, "
         "same run. The archive is generated in SQL: every stream has every hour of the year, a "
@@ -467,10 +470,10 @@ def main() -> int:
     ]
     dialects = ("sqlite", "postgresql") if args.db == "both" else (args.db,)
     for dialect in dialects:
-        lines += bench(dialect, args.streams, args.days, args.runs)
+        lines += bench(dialect, args.streams, args.days, args.runs, export=not args.skip_export)
     print("\n".join(lines))
     if not args.no_record:
-        record(lines)
+        record(lines, args.streams, args.days)
     return 0
 
 
