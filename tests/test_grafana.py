@@ -41,6 +41,12 @@ def test_provisioning_points_the_dashboard_at_the_data_source() -> None:
         (GRAFANA / "provisioning" / "dashboards" / "archiver.yaml").read_text()
     )
     assert providers["providers"][0]["options"]["path"] == "/etc/grafana/dashboards"
+    # Every variable the data source reads is one the compose service sets.
+    text = (GRAFANA / "provisioning" / "datasources" / "archiver.yaml").read_text()
+    compose = yaml.safe_load((GRAFANA.parents[1] / "docker-compose.yml").read_text())
+    grafana = compose["services"]["grafana"]
+    assert set(re.findall(r"\$\{(\w+)\}", text)) <= set(grafana["environment"])
+    assert "./config/grafana/dashboards:/etc/grafana/dashboards:ro" in grafana["volumes"]
     for panel in panels().values():
         for target in panel["targets"]:
             assert target["datasource"]["uid"] == source["uid"]
