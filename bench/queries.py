@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import io
+import json
 import os
 import re
 import statistics
@@ -320,8 +321,25 @@ def cases(
         ),
     ]
     if dialect == "postgresql":
+        result += grafana_cases(conn)
         # As README tells psql users: date literals mean UTC midnight.
         conn.execute(sa.text("SET TIME ZONE 'UTC'"))
+    return result
+
+
+def grafana_cases(conn: Connection) -> list[tuple[str, Callable[[], Any], Callable[[], Any]]]:
+    """Every panel of the provisioned dashboard over November 2026, macros as Grafana expands."""
+    path = HERE.parent / "config" / "grafana" / "dashboards" / "archiver.json"
+    result: list[tuple[str, Callable[[], Any], Callable[[], Any]]] = []
+    for panel in json.loads(path.read_text())["panels"]:
+        sql = re.sub(
+            r"\$__timeFilter\((\w+)\)",
+            r"\1 BETWEEN '2026-11-01T00:00:00Z' AND '2026-11-30T23:59:59Z'",
+            panel["targets"][0]["rawSql"],
+        )
+        sql = sql.replace("$__timeFrom()", "'2026-11-01T00:00:00Z'")
+        sql = sql.replace("$__timeTo()", "'2026-11-30T23:59:59Z'")
+        result.append((f"Grafana: {panel['title']}", query(conn, sql), query(conn, baseline(sql))))
     return result
 
 
