@@ -120,11 +120,11 @@ def check_stream(conn: Connection, stream: str) -> None:
     """An InputError unless the archive tracks `stream` or holds rows of it."""
     known = conn.execute(
         sa.text(
-            "SELECT 1 FROM tracked_streams WHERE stream_name = :s UNION ALL "
-            "SELECT 1 FROM stream_usage WHERE stream_name = :s"
+            "SELECT EXISTS (SELECT 1 FROM tracked_streams WHERE stream_name = :s) "
+            "OR EXISTS (SELECT 1 FROM stream_usage WHERE stream_name = :s)"
         ).bindparams(s=stream)
-    ).first()
-    if known is None:
+    ).scalar_one()
+    if not known:
         raise InputError(
             f"no stream {stream!r} in the archive (see `archiver streams list`); nothing to report"
         )
