@@ -34,7 +34,7 @@ from archiver.streams import (
     remove_streams,
 )
 from archiver.sync import CycleReport, current_time, plan_cycle, run_cycle
-from archiver.timeutil import Resolution, parse_instant
+from archiver.timeutil import Resolution, format_iso, parse_instant
 from archiver.usage import render_periods, render_streams, top_streams, usage_report
 
 log = logging.getLogger(__name__)
@@ -238,11 +238,18 @@ def cmd_streams_remove(args: argparse.Namespace, settings: Settings) -> int:
     return 1 if missing else 0
 
 
+def _json_time(value: object) -> str:
+    # One time style in every output: the one SQLite stores and `export` writes.
+    if isinstance(value, datetime):
+        return format_iso(value)
+    return str(value)
+
+
 def cmd_streams_list(args: argparse.Namespace, settings: Settings) -> int:
     with archive(settings) as engine, db.transaction(engine) as conn:
         rows = list_streams(conn)
     if args.json:
-        out(json.dumps(rows, default=str, indent=2))
+        out(json.dumps(rows, default=_json_time, indent=2))
         return 0
     out(f"{'stream':<40} {'source':<10} {'status':<8} {'added':<17} last seen")
     for row in rows:

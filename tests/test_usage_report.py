@@ -179,3 +179,29 @@ def test_export_spells_booleans_and_times_alike(archive: Engine, table: str) -> 
     for record, row in zip(records, rows, strict=True):
         assert record[time] == row[time]
         assert datetime.strptime(record[time], "%Y-%m-%dT%H:%M:%SZ")
+
+
+def test_json_outputs_write_times_one_way(tmp_path: Path) -> None:
+    import os
+    import re
+    import subprocess
+    import sys
+
+    env = {**os.environ, "ARCHIVER_DATABASE_URL": f"sqlite:///{tmp_path / 'a.db'}"}
+
+    def run(*args: str) -> str:
+        result = subprocess.run(
+            [sys.executable, "-m", "archiver", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            check=True,
+        )
+        return result.stdout
+
+    run("streams", "add", "stream-a")
+    texts = run("streams", "list", "--json") + run("status", "--json")
+    times = re.findall(r'"(\d{4}-\d\d-\d\d[^"]*)"', texts)
+    assert times, "no time in the outputs: the test would prove nothing"
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", t) for t in times), times
