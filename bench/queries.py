@@ -30,7 +30,7 @@ from sqlalchemy.engine import Connection, Engine
 from archiver.report import export_rows, write_export
 from archiver.store import db
 from archiver.usage import render_periods, render_streams, top_streams, usage_report
-from bench.__main__ import machine
+from bench.__main__ import bench_store, machine
 
 HERE = Path(__file__).resolve().parent
 WORK = HERE / ".work"
@@ -471,6 +471,11 @@ def main() -> int:
     )
     parser.add_argument("--no-record", action="store_true", help="print only")
     parser.add_argument(
+        "--store",
+        action="store_true",
+        help="also the write path's throughput with the rollups (bench's store figures)",
+    )
+    parser.add_argument(
         "--skip-export", action="store_true", help="leave out the export measurement (slow)"
     )
     args = parser.parse_args()
@@ -489,6 +494,9 @@ def main() -> int:
     dialects = ("sqlite", "postgresql") if args.db == "both" else (args.db,)
     for dialect in dialects:
         lines += bench(dialect, args.streams, args.days, args.runs, export=not args.skip_export)
+    if args.store:
+        WORK.mkdir(exist_ok=True)
+        bench_store(lines, args.runs)
     print("\n".join(lines))
     if not args.no_record:
         record(lines, args.streams, args.days)
