@@ -392,8 +392,7 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
     )
     if start >= stop:
         raise InputError("--from must be before --to")
-    if args.format == "html" and args.by == "stream":
-        raise InputError("--format html charts the account: use --by hour, day or month")
+    _check_report_args(args)
     with archive(settings) as engine, db.transaction(engine) as conn:
         text = _usage_text(conn, args, start, stop, now)
     if args.output:
@@ -408,18 +407,26 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _check_report_args(args: argparse.Namespace) -> None:
+    # Before the archive is opened: a mistake on the command line touches nothing.
+    if args.top < 1:
+        raise InputError("--top must be at least 1")
+    if args.format == "html" and args.by == "stream":
+        raise InputError("--format html charts the account: use --by hour, day or month")
+    if args.format == "html" and args.stream:
+        raise InputError("--format html charts the whole account: drop --stream")
+    if args.by == "stream" and args.stream:
+        raise InputError("--by stream ranks every stream: drop --stream")
+
+
 def _usage_text(
     conn: Connection, args: argparse.Namespace, start: datetime, stop: datetime, now: datetime
 ) -> str:
     if args.format == "html":
         from archiver.usage_html import html_report
 
-        if args.stream:
-            raise InputError("--format html charts the whole account: drop --stream")
         return html_report(conn, start=start, stop=stop, by=args.by, top=args.top, now=now)
     if args.by == "stream":
-        if args.stream:
-            raise InputError("--by stream ranks every stream: drop --stream")
         ranking, first, last = top_streams(conn, start=start, stop=stop, top=args.top)
         return render_streams(ranking, first, last, args.format)
     rows = usage_report(conn, stream=args.stream, start=start, stop=stop, by=args.by)

@@ -205,3 +205,33 @@ def test_json_outputs_write_times_one_way(tmp_path: Path) -> None:
     times = re.findall(r'"(\d{4}-\d\d-\d\d[^"]*)"', texts)
     assert times, "no time in the outputs: the test would prove nothing"
     assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", t) for t in times), times
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--by", "stream", "--stream", "a"], "--by stream ranks every stream"),
+        (["--format", "html", "--stream", "a"], "--format html charts the whole account"),
+        (["--by", "stream", "--top", "0"], "--top must be at least 1"),
+    ],
+)
+def test_report_argument_mistakes_touch_nothing(
+    tmp_path: Path, args: list[str], message: str
+) -> None:
+    import os
+    import subprocess
+    import sys
+
+    path = tmp_path / "never.db"
+    result = subprocess.run(
+        [sys.executable, "-m", "archiver", "report", *args],
+        env={**os.environ, "ARCHIVER_DATABASE_URL": f"sqlite:///{path}"},
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"archiver: error: {message}")
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not path.exists()
