@@ -255,3 +255,31 @@ def test_rollups_equal_their_rows_after_random_writes(engine: Engine) -> None:
             for r in conn.execute(sa.text("SELECT day, country, views FROM country_daily_usage"))
         }
         assert got_countries == dict(countries)
+
+
+def test_concurrent_writers_of_one_day_keep_its_rollup_whole(engine: Engine) -> None:
+    """Two transactions writing hours of one day: the later one must see the earlier's."""
+    import threading
+
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite runs one writer at a time by itself")
+    written = threading.Event()
+
+    def first() -> None:
+        with engine.begin() as conn:
+            upsert_rows(conn=conn, table=stream_usage, rows=[usage("a", "Hour", FIRST, 100)])
+            written.set()
+            threading.Event().wait(0.5)  # hold the transaction open while the second writes
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    assert written.wait(10)
+    with engine.begin() as conn:
+        later = FIRST - timedelta(hours=1)  # the same day (Nov 24), another hour
+        upsert_rows(conn=conn, table=stream_usage, rows=[usage("a", "Hour", later, 11)])
+    thread.join()
+    with engine.connect() as conn:
+        total = conn.execute(
+            sa.text("SELECT bytes_out, source FROM stream_daily_usage WHERE stream_name = 'a'")
+        ).all()
+    assert total == [(111, "Hour")]

@@ -146,9 +146,27 @@ def _refresh(
     conn.execute(_statement(rollup, dialect), params)
 
 
+# Any constant shared by every writer of the archive; 0x617263 is "arc".
+_ROLLUP_LOCK = 0x617263
+
+
+def serialise_writers(conn: Connection, table: str) -> None:
+    """On PostgreSQL, wait for any other transaction writing rows that feed the rollups.
+
+    A refresh sums what its statement can see; under READ COMMITTED a concurrent writer's
+    uncommitted hours are invisible, and its later upsert of the same rollup row would drop
+    them. Taken before the rows are written, so every writer locks in the same order.
+    """
+    if conn.dialect.name == "postgresql" and table in _FEEDS:
+        conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_ROLLUP_LOCK})")
+
+
+_FEEDS = frozenset({"stream_usage", "account_usage", "account_geo_usage"})
+
+
 def refresh_rollups(conn: Connection, table: str, rows: Sequence[Mapping[str, Any]]) -> None:
     """Bring the rollups fed by `table` up to date with `rows`, just written in this transaction."""
-    if table not in ("stream_usage", "account_usage", "account_geo_usage"):
+    if table not in _FEEDS:
         return
     # A write holds many rows per bucket start: floor each distinct start once.
     days: dict[datetime, datetime] = {}

@@ -18,7 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from archiver.store.rollup import refresh_rollups
+from archiver.store.rollup import refresh_rollups, serialise_writers
 from archiver.store.tables import SQLITE_TIME_FORMAT, metadata
 
 COPY_THRESHOLD = 200
@@ -132,6 +132,7 @@ def upsert_rows(*, conn: Connection, table: sa.Table, rows: Sequence[Mapping[str
     dialect = conn.dialect.name
     plan = _statements(table.name, dialect)
     values = _tuples(rows, plan, dialect)
+    serialise_writers(conn, table.name)
     if dialect == "postgresql" and len(values) >= COPY_THRESHOLD:
         raw = conn.connection.driver_connection
         assert raw is not None
