@@ -113,10 +113,9 @@ def test_views_take_the_same_literals(hours: Engine) -> None:
         )
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_sqlite_stores_what_the_cli_prints(hours: Engine) -> None:
     with hours.connect() as conn:
-        if conn.dialect.name != "sqlite":
-            pytest.skip("PostgreSQL stores timestamptz")
         stored = conn.execute(sa.text("SELECT period_start, fetched_at FROM stream_usage")).all()
         day = conn.execute(sa.text("SELECT MIN(day) FROM stream_daily_usage")).scalar_one()
     assert stored[0] == (format_iso(FIRST), format_iso(FETCHED))
@@ -257,12 +256,13 @@ def test_rollups_equal_their_rows_after_random_writes(engine: Engine) -> None:
         assert got_countries == dict(countries)
 
 
+# SQLite runs one writer at a time by itself; PostgreSQL needs the rollup lock.
+@pytest.mark.postgres
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 def test_concurrent_writers_of_one_day_keep_its_rollup_whole(engine: Engine) -> None:
     """Two transactions writing hours of one day: the later one must see the earlier's."""
     import threading
 
-    if engine.dialect.name != "postgresql":
-        pytest.skip("SQLite runs one writer at a time by itself")
     written = threading.Event()
 
     def first() -> None:
