@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from archiver.store.tables import UtcDateTime
+from archiver.timeutil import format_iso
 
 # The view migration 0003 creates; declared apart from the tables' metadata (a view is
 # not a table to create or compare).
@@ -55,8 +56,8 @@ class Attribution:
     def to_json(self) -> dict[str, Any]:
         """Plain JSON types, times as ISO 8601."""
         return {
-            "since": self.since.isoformat(),
-            "until": self.until.isoformat(),
+            "since": format_iso(self.since),
+            "until": format_iso(self.until),
             "account_bytes_in": self.account_bytes_in,
             "account_bytes_out": self.account_bytes_out,
             "streams_bytes_in": self.streams_bytes_in,

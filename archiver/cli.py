@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, NoReturn
 
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from archiver import __version__
 from archiver.api.client import AnalyticsClient
@@ -25,7 +25,7 @@ from archiver.config import Settings, get_settings
 from archiver.errors import ArchiverError, ConfigError, InputError, LockError
 from archiver.observability import setup_logging
 from archiver.plan import Plan, Policy, Selection, StreamEntry
-from archiver.report import EXPORTABLE, export_rows, render, usage_report, write_export
+from archiver.report import EXPORTABLE, export_rows, write_export
 from archiver.status import Status, read_status
 from archiver.store import db
 from archiver.store.state import interrupt_stale_runs
@@ -38,8 +38,9 @@ from archiver.streams import (
     remove_streams,
 )
 from archiver.sync import CycleReport, current_time, plan_cycle, run_cycle
-from archiver.timeutil import Resolution, parse_instant
+from archiver.timeutil import Resolution, format_iso, parse_instant
 from archiver.tokens import TokenPattern, load_patterns, matching
+from archiver.usage import render_periods, render_streams, top_streams, usage_report
 
 log = logging.getLogger(__name__)
 
@@ -320,6 +321,13 @@ def cmd_streams_remove(args: argparse.Namespace, settings: Settings) -> int:
     return 1 if missing else 0
 
 
+def _json_time(value: object) -> str:
+    # One time style in every output: the one SQLite stores and `export` writes.
+    if isinstance(value, datetime):
+        return format_iso(value)
+    return str(value)
+
+
 def cmd_streams_list(args: argparse.Namespace, settings: Settings) -> int:
     with archive_readonly(settings) as engine, db.transaction(engine) as conn:
         rows = list_streams(conn)
@@ -327,7 +335,7 @@ def cmd_streams_list(args: argparse.Namespace, settings: Settings) -> int:
     for row in rows:
         row["token"] = ", ".join(p.describe() for p in matching(str(row["stream_name"]), patterns))
     if args.json:
-        out(json.dumps(rows, default=str, indent=2))
+        out(json.dumps(rows, default=_json_time, indent=2))
         return 0
     out(f"{'stream':<40} {'source':<10} {'status':<8} {'added':<17} {'last seen':<17} token")
     for row in rows:
@@ -424,7 +432,7 @@ def _ago(now: datetime, then: datetime | None) -> str:
 
 def _read_attribution(settings: Settings) -> Attribution | None:
     try:
-        with archive(settings) as engine, db.transaction(engine) as conn:
+        with archive_readonly(settings) as engine, db.transaction(engine) as conn:
             return read_attribution(conn, now=current_time(settings))
     except ArchiverError as exc:
         # An archive not yet upgraded has no attribution view: the rest of status still holds.
@@ -548,16 +556,54 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
     start = (
         args.from_
         or stop
-        - {"hour": timedelta(days=1), "day": timedelta(days=31), "month": timedelta(days=366)}[
-            args.by
-        ]
+        - {
+            "hour": timedelta(days=1),
+            "day": timedelta(days=31),
+            "month": timedelta(days=366),
+            "stream": timedelta(days=31),
+        }[args.by]
     )
     if start >= stop:
         raise InputError("--from must be before --to")
+    _check_report_args(args)
     with archive_readonly(settings) as engine, db.transaction(engine) as conn:
-        rows = usage_report(conn, stream=args.stream, start=start, stop=stop, by=args.by)
-    out(render(rows, args.format))
+        text = _usage_text(conn, args, start, stop, now)
+    if args.output:
+        try:
+            with open(args.output, "w", encoding="utf-8") as handle:
+                handle.write(text + "\n")
+        except OSError as exc:
+            raise InputError(f"cannot write {args.output}: {exc.strerror}") from exc
+        sys.stderr.write(f"archiver: wrote {args.output}\n")
+        return 0
+    out(text)
     return 0
+
+
+def _check_report_args(args: argparse.Namespace) -> None:
+    # Before the archive is opened: a mistake on the command line touches nothing.
+    if args.top < 1:
+        raise InputError("--top must be at least 1")
+    if args.format == "html" and args.by == "stream":
+        raise InputError("--format html charts the account: use --by hour, day or month")
+    if args.format == "html" and args.stream:
+        raise InputError("--format html charts the whole account: drop --stream")
+    if args.by == "stream" and args.stream:
+        raise InputError("--by stream ranks every stream: drop --stream")
+
+
+def _usage_text(
+    conn: Connection, args: argparse.Namespace, start: datetime, stop: datetime, now: datetime
+) -> str:
+    if args.format == "html":
+        from archiver.usage_html import html_report
+
+        return html_report(conn, start=start, stop=stop, by=args.by, top=args.top, now=now)
+    if args.by == "stream":
+        ranking, first, last = top_streams(conn, start=start, stop=stop, top=args.top)
+        return render_streams(ranking, first, last, args.format)
+    rows = usage_report(conn, stream=args.stream, start=start, stop=stop, by=args.by)
+    return render_periods(rows, args.format)
 
 
 def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
@@ -875,8 +921,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="first instant, UTC (default: a day, month or year before --to)",
     )
     rep.add_argument("--to", type=_instant("--to"), help="exclusive end, UTC (default: now)")
-    rep.add_argument("--by", choices=("hour", "day", "month"), default="day")
-    rep.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    rep.add_argument(
+        "--by",
+        choices=("hour", "day", "month", "stream"),
+        default="day",
+        help="periods, or a ranking of streams by egress (default day)",
+    )
+    rep.add_argument(
+        "--top", type=int, default=10, help="with --by stream: how many streams (default 10)"
+    )
+    rep.add_argument(
+        "--format",
+        choices=("table", "csv", "json", "html"),
+        default="table",
+        help="html: one self-contained page of charts (account, top streams, countries)",
+    )
+    rep.add_argument("--output", help="file to write (default: stdout)")
     rep.set_defaults(handler=cmd_report)
 
     exp = commands.add_parser(

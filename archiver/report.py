@@ -1,9 +1,8 @@
-"""Reading the archive without writing SQL: `archiver report` and `archiver export`."""
+"""Reading the archive without writing SQL: `archiver export` (and the time text of both)."""
 
 from __future__ import annotations
 
 import csv
-import io
 import json
 import re
 from collections.abc import Iterator
@@ -14,7 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from archiver.errors import InputError
-from archiver.store.tables import metadata
+from archiver.store.tables import ROLLUP_TABLES, metadata
 from archiver.timeutil import utc
 
 VIEWS = (
@@ -24,28 +23,11 @@ VIEWS = (
     "account_monthly_usage",
     "country_daily_usage",
 )
-EXPORTABLE = tuple(sorted(metadata.tables)) + VIEWS
+# Rollups are the views' internals, not part of the archive's interface.
+EXPORTABLE = tuple(sorted(set(metadata.tables) - {t.name for t in ROLLUP_TABLES})) + VIEWS
 
-# (source, time column, extra filter) per --by, for one stream or the account.
-_SOURCES = {
-    ("hour", True): ("stream_usage", "period_start", "resolution = 'Hour'"),
-    ("day", True): ("stream_daily_usage", "day", None),
-    ("month", True): ("stream_monthly_usage", "month", None),
-    ("hour", False): ("account_usage", "period_start", "resolution = 'Hour'"),
-    ("day", False): ("account_daily_usage", "day", None),
-    ("month", False): ("account_monthly_usage", "month", None),
-}
-
-
-def _bind_time(conn: Connection, value: datetime) -> Any:
-    # Views on SQLite return the stored text form; compare with the same form.
-    if conn.dialect.name == "sqlite":
-        return utc(value).strftime("%Y-%m-%d %H:%M:%S.%f")
-    return utc(value)
-
-
-# How SQLAlchemy stores times in SQLite, and so how SQLite views return them.
-_SQLITE_TIME = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6}")
+# How UtcDateTime stores times in SQLite, and so how SQLite views return them.
+_SQLITE_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
 
 
 def _is_time(value: Any) -> bool:
@@ -57,53 +39,7 @@ def _is_time(value: Any) -> bool:
 def _as_text(value: Any) -> str:
     if isinstance(value, datetime):
         return utc(value).strftime("%Y-%m-%dT%H:%M:%SZ")
-    text = str(value)
-    if _is_time(text):
-        return text[:10] + "T" + text[11:19] + "Z"
-    return text
-
-
-def usage_report(
-    conn: Connection, *, stream: str | None, start: datetime, stop: datetime, by: str
-) -> list[dict[str, Any]]:
-    """Bytes in and out per hour, day or month in `[start, stop)`, for a stream or the account."""
-    source, column, condition = _SOURCES[(by, stream is not None)]
-    where = [f"{column} >= :start", f"{column} < :stop"]
-    params: dict[str, Any] = {"start": _bind_time(conn, start), "stop": _bind_time(conn, stop)}
-    if condition:
-        where.append(condition)
-    if stream is not None:
-        where.append("stream_name = :stream")
-        params["stream"] = stream
-    query = sa.text(
-        f"SELECT {column} AS period, bytes_in, bytes_out FROM {source} "
-        f"WHERE {' AND '.join(where)} ORDER BY {column}"
-    )
-    return [
-        {"period": _as_text(period), "bytes_in": int(bytes_in), "bytes_out": int(bytes_out)}
-        for period, bytes_in, bytes_out in conn.execute(query, params)
-    ]
-
-
-def render(rows: list[dict[str, Any]], fmt: str) -> str:
-    """Rows as an aligned table, CSV or JSON."""
-    if fmt == "json":
-        return json.dumps(rows, indent=2)
-    if fmt == "csv":
-        buffer = io.StringIO()
-        writer = csv.DictWriter(
-            buffer, fieldnames=["period", "bytes_in", "bytes_out"], lineterminator="\n"
-        )
-        writer.writeheader()
-        writer.writerows(rows)
-        return buffer.getvalue().rstrip("\n")
-    lines = [f"{'period (UTC)':<21} {'bytes in':>22} {'bytes out':>22}"]
-    for row in rows:
-        lines.append(f"{row['period']:<21} {row['bytes_in']:>22,} {row['bytes_out']:>22,}")
-    total_in = sum(r["bytes_in"] for r in rows)
-    total_out = sum(r["bytes_out"] for r in rows)
-    lines.append(f"{'total':<21} {total_in:>22,} {total_out:>22,}")
-    return "\n".join(lines)
+    return str(value)
 
 
 def export_rows(conn: Connection, table: str) -> Iterator[dict[str, Any]]:
@@ -114,11 +50,21 @@ def export_rows(conn: Connection, table: str) -> Iterator[dict[str, Any]]:
         sa.text(f"SELECT * FROM {table}")
     )
     for row in result:
-        yield {k: _json_value(v) for k, v in row._mapping.items()}
+        yield {k: _json_value(k, v) for k, v in row._mapping.items()}
 
 
-def _json_value(value: Any) -> Any:
+def _json_value(name: str, value: Any) -> Any:
+    # SQLite returns booleans as 0/1 (views carry no column types): the same on both databases.
+    if name == "is_final" and value is not None:
+        return bool(value)
     return _as_text(value) if _is_time(value) else value
+
+
+def _csv_bool(value: Any) -> Any:
+    # As JSON spells them, not Python's True/False.
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value
 
 
 def write_export(rows: Iterator[dict[str, Any]], fmt: str, stream: TextIO) -> int:
@@ -132,6 +78,6 @@ def write_export(rows: Iterator[dict[str, Any]], fmt: str, stream: TextIO) -> in
             if writer is None:
                 writer = csv.DictWriter(stream, fieldnames=list(row), lineterminator="\n")
                 writer.writeheader()
-            writer.writerow(row)
+            writer.writerow({k: _csv_bool(v) for k, v in row.items()})
         count += 1
     return count

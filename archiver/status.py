@@ -12,7 +12,7 @@ from sqlalchemy.engine import Connection
 from archiver.api.endpoints import BY_DATASET
 from archiver.plan import Policy
 from archiver.store.tables import sync_gaps, sync_runs, sync_state, tracked_streams
-from archiver.timeutil import Resolution, count_buckets
+from archiver.timeutil import Resolution, count_buckets, format_iso
 
 
 @dataclass
@@ -44,11 +44,11 @@ class Status:
     active: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
-        """Plain JSON types, times as ISO 8601."""
+        """Plain JSON types, times as every output writes them (`2026-11-17T23:00:00Z`)."""
 
         def convert(value: Any) -> Any:
             if isinstance(value, datetime):
-                return value.isoformat()
+                return format_iso(value)
             if isinstance(value, dict):
                 return {k: convert(v) for k, v in value.items()}
             if isinstance(value, list):

@@ -52,7 +52,7 @@ def test_compose_file_validates_with_docker_compose(tmp_path: Path) -> None:
         pytest.skip("docker-compose is not installed")
     shutil.copy(ROOT / "docker-compose.yml", tmp_path)
     shutil.copy(ROOT / "config" / "archiver.env.example", tmp_path / ".env")
-    for profile in ([], ["--profile", "demo"]):
+    for profile in ([], ["--profile", "demo"], ["--profile", "grafana"]):
         result = subprocess.run(
             [binary, *profile, "config", "-q"],
             cwd=tmp_path,
@@ -66,7 +66,8 @@ def test_compose_file_validates_with_docker_compose(tmp_path: Path) -> None:
 def test_compose_services_volumes_health_checks_and_commands() -> None:
     spec = compose()
     services = spec["services"]
-    assert set(services) == {"db", "archiver", "demo"}
+    assert set(services) == {"db", "archiver", "demo", "grafana"}
+    assert services["grafana"]["profiles"] == ["grafana"]
     db = services["db"]
     assert db["image"].startswith("postgres:")
     assert "pgdata:/var/lib/postgresql/data" in db["volumes"]

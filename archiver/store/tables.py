@@ -19,7 +19,9 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
 )
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeEngine
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -33,8 +35,19 @@ metadata = MetaData(naming_convention=NAMING)
 RESOLUTIONS = "resolution IN ('Hour', 'Day', 'Month')"
 
 
+# SQLite keeps times as text: RFC 3339 UTC in whole seconds (`2026-11-17T23:00:00Z`), the form
+# every CLI output prints, so that text comparisons against ISO literals copied from there (and
+# date-only literals in half-open ranges, `>= '2026-11-25' AND < '2026-11-26'`) select the right
+# rows. Fixed width and no fractions: `.` sorts before `Z`, so a fraction would misorder a second.
+SQLITE_TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+_SQLITE_DATETIME = sqlite.DATETIME(  # type: ignore[no-untyped-call]
+    storage_format="%(year)04d-%(month)02d-%(day)02dT%(hour)02d:%(minute)02d:%(second)02dZ",
+    regexp=r"(\d{4})-(\d\d)-(\d\d)[T ](\d\d):(\d\d):(\d\d)",
+)
+
+
 class UtcDateTime(TypeDecorator[datetime]):
-    """A timestamp stored as UTC and always read back timezone-aware.
+    """A timestamp stored as UTC (RFC 3339 text on SQLite) and always read back timezone-aware.
 
     SQLite keeps no zone, so without this a value written aware reads back naive.
     """
@@ -42,13 +55,21 @@ class UtcDateTime(TypeDecorator[datetime]):
     impl = DateTime(timezone=True)
     cache_ok = True
 
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(_SQLITE_DATETIME)
+        return dialect.type_descriptor(DateTime(timezone=True))
+
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
         if value.tzinfo is None:
             raise ValueError("naive datetime given to a UTC column")
         value = value.astimezone(UTC)
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+        if dialect.name == "sqlite":
+            # Whole seconds, as stored: a bound value compares as the stored one would.
+            return value.replace(tzinfo=None, microsecond=0)
+        return value
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:
@@ -193,6 +214,64 @@ sync_runs = Table(
 # Analysts ask "what happened in this period, across streams": serve that without a scan.
 Index("ix_stream_usage_period", stream_usage.c.resolution, stream_usage.c.period_start)
 Index("ix_stream_geo_usage_period", stream_geo_usage.c.resolution, stream_geo_usage.c.period_start)
+
+# Rollups: figures per UTC day and month kept up to date in the transaction that writes the
+# rows they sum (archiver/store/rollup.py), so the views read a few rows per day instead of
+# summing the whole history at query time. Not a public interface: query the views.
+stream_daily_hours = Table(
+    "stream_daily_hours",
+    metadata,
+    Column("stream_name", String(128), primary_key=True),
+    Column("day", UtcDateTime, primary_key=True),
+    Column("bytes_in", BigInteger, nullable=False),
+    Column("bytes_out", BigInteger, nullable=False),
+    Column("is_final", Boolean, nullable=False),
+    Column("hours", Integer, nullable=False),
+    # True once the vendor's day row is archived: the views then show that row instead.
+    Column("superseded", Boolean, nullable=False),
+)
+account_daily_hours = Table(
+    "account_daily_hours",
+    metadata,
+    Column("day", UtcDateTime, primary_key=True),
+    Column("bytes_in", BigInteger, nullable=False),
+    Column("bytes_out", BigInteger, nullable=False),
+    Column("is_final", Boolean, nullable=False),
+    Column("hours", Integer, nullable=False),
+    # True once the vendor's day row is archived: the views then show that row instead.
+    Column("superseded", Boolean, nullable=False),
+)
+country_daily_hours = Table(
+    "country_daily_hours",
+    metadata,
+    Column("day", UtcDateTime, primary_key=True),
+    Column("country", String(8), primary_key=True),
+    Column("publishes", BigInteger, nullable=False),
+    Column("views", BigInteger, nullable=False),
+    Column("publish_seconds", BigInteger, nullable=False),
+    Column("view_seconds", BigInteger, nullable=False),
+    Column("bytes_in", BigInteger, nullable=False),
+    Column("bytes_out", BigInteger, nullable=False),
+    Column("superseded", Boolean, nullable=False),
+)
+stream_monthly_totals = Table(
+    "stream_monthly_totals",
+    metadata,
+    Column("stream_name", String(128), primary_key=True),
+    Column("month", UtcDateTime, primary_key=True),
+    Column("bytes_in", BigInteger, nullable=False),
+    Column("bytes_out", BigInteger, nullable=False),
+    Column("days_with_traffic", BigInteger, nullable=False),
+)
+# "All streams on these days/months": the primary keys serve the per-stream questions.
+Index("ix_stream_daily_hours_day", stream_daily_hours.c.day)
+Index("ix_stream_monthly_totals_month", stream_monthly_totals.c.month)
+ROLLUP_TABLES = (
+    stream_daily_hours,
+    account_daily_hours,
+    country_daily_hours,
+    stream_monthly_totals,
+)
 
 USAGE_TABLES = {
     t.name: t for t in (stream_usage, stream_geo_usage, account_usage, account_geo_usage)

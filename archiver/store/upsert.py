@@ -18,7 +18,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from archiver.store.tables import metadata
+from archiver.store.rollup import refresh_rollups, serialise_writers
+from archiver.store.tables import SQLITE_TIME_FORMAT, metadata
 
 COPY_THRESHOLD = 200
 
@@ -79,8 +80,8 @@ def _statements(table_name: str, dialect: str) -> _Statements:
 
 
 def _sqlite_time(value: datetime) -> str:
-    # The text form SQLAlchemy's SQLite DateTime writes and reads: naive UTC, microseconds.
-    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    # The text form UtcDateTime writes and reads on SQLite.
+    return value.astimezone(UTC).strftime(SQLITE_TIME_FORMAT)
 
 
 def _tuples(
@@ -131,6 +132,7 @@ def upsert_rows(*, conn: Connection, table: sa.Table, rows: Sequence[Mapping[str
     dialect = conn.dialect.name
     plan = _statements(table.name, dialect)
     values = _tuples(rows, plan, dialect)
+    serialise_writers(conn, table.name)
     if dialect == "postgresql" and len(values) >= COPY_THRESHOLD:
         raw = conn.connection.driver_connection
         assert raw is not None
@@ -141,6 +143,8 @@ def upsert_rows(*, conn: Connection, table: sa.Table, rows: Sequence[Mapping[str
                     copy.write_row(value)
             cursor.execute(plan.insert_from_temp)
             cursor.execute(f"TRUNCATE {plan.temp}")
-        return len(values)
-    conn.exec_driver_sql(plan.insert, values)
+    else:
+        conn.exec_driver_sql(plan.insert, values)
+    # Same transaction: a rollup never disagrees with the rows it sums.
+    refresh_rollups(conn, table.name, rows)
     return len(values)

@@ -1,0 +1,210 @@
+"""Daily and monthly rollups, recomputed for the days and months a write touched."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from functools import cache
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from archiver.store.tables import SQLITE_TIME_FORMAT
+from archiver.timeutil import Resolution, floor, next_start
+
+# Each refresh recomputes its keys from their source rows (at most 24 hours or 31 days a key,
+# read by primary key) instead of adding deltas: an upsert that keeps a final row, or re-reads
+# the same hour, can then never make a rollup drift from the rows it sums. Archived rows are
+# never deleted, so a key once summed always has rows and an upsert of the sums is enough.
+# One statement per rollup and write: the touched keys arrive as one parameter (a JSON array on
+# SQLite, arrays on PostgreSQL), so a write of a thousand streams costs no thousand round trips.
+_KEYS = {
+    "sqlite": "(SELECT json_extract(value, '$[0]') AS stream_name, "
+    "json_extract(value, '$[1]') AS start, json_extract(value, '$[2]') AS stop "
+    "FROM json_each(:keys)) AS k",
+    "postgresql": "unnest(CAST(:streams AS varchar[]), CAST(:starts AS timestamptz[]), "
+    "CAST(:stops AS timestamptz[])) AS k(stream_name, start, stop)",
+}
+# SQLite's planner may start from the big table's (resolution, period_start) index and scan it
+# all; CROSS JOIN makes it start from the keys, as PostgreSQL does of itself.
+_JOIN = {"sqlite": "CROSS JOIN", "postgresql": "JOIN"}
+_ALL_FINAL = {"sqlite": "MIN(u.is_final)", "postgresql": "bool_and(u.is_final)"}
+
+_REFRESH = {
+    "stream_daily_hours": (
+        "INSERT INTO stream_daily_hours (stream_name, day, bytes_in, bytes_out, is_final, hours, "
+        "superseded) "
+        "SELECT k.stream_name, k.start, SUM(u.bytes_in), SUM(u.bytes_out), {all_final}, COUNT(*), "
+        "EXISTS (SELECT 1 FROM stream_usage d WHERE d.stream_name = k.stream_name "
+        "AND d.resolution = 'Day' AND d.period_start = k.start) "
+        "FROM {keys} {join} stream_usage u ON u.stream_name = k.stream_name "
+        "AND u.resolution = 'Hour' AND u.period_start >= k.start AND u.period_start < k.stop "
+        "WHERE true GROUP BY k.stream_name, k.start "
+        "ON CONFLICT (stream_name, day) DO UPDATE SET bytes_in = excluded.bytes_in, "
+        "bytes_out = excluded.bytes_out, is_final = excluded.is_final, hours = excluded.hours, "
+        "superseded = excluded.superseded"
+    ),
+    "account_daily_hours": (
+        "INSERT INTO account_daily_hours (day, bytes_in, bytes_out, is_final, hours, superseded) "
+        "SELECT k.start, SUM(u.bytes_in), SUM(u.bytes_out), {all_final}, COUNT(*), "
+        "EXISTS (SELECT 1 FROM account_usage d WHERE d.resolution = 'Day' "
+        "AND d.period_start = k.start) "
+        "FROM {keys} {join} account_usage u ON u.resolution = 'Hour' "
+        "AND u.period_start >= k.start AND u.period_start < k.stop "
+        "WHERE true GROUP BY k.start "
+        "ON CONFLICT (day) DO UPDATE SET bytes_in = excluded.bytes_in, "
+        "bytes_out = excluded.bytes_out, is_final = excluded.is_final, hours = excluded.hours, "
+        "superseded = excluded.superseded"
+    ),
+    "country_daily_hours": (
+        "INSERT INTO country_daily_hours (day, country, publishes, views, publish_seconds, "
+        "view_seconds, bytes_in, bytes_out, superseded) "
+        "SELECT k.start, u.country, SUM(u.publishes), SUM(u.views), SUM(u.publish_seconds), "
+        "SUM(u.view_seconds), SUM(u.bytes_in), SUM(u.bytes_out), "
+        "EXISTS (SELECT 1 FROM account_geo_usage d WHERE d.resolution = 'Day' "
+        "AND d.period_start = k.start) "
+        "FROM {keys} {join} account_geo_usage u ON u.resolution = 'Hour' "
+        "AND u.period_start >= k.start AND u.period_start < k.stop "
+        "WHERE true GROUP BY k.start, u.country "
+        "ON CONFLICT (day, country) DO UPDATE SET publishes = excluded.publishes, "
+        "views = excluded.views, publish_seconds = excluded.publish_seconds, "
+        "view_seconds = excluded.view_seconds, bytes_in = excluded.bytes_in, "
+        "bytes_out = excluded.bytes_out, superseded = excluded.superseded"
+    ),
+    # A day row archived: the hours of its day stop counting in the views (archived rows are
+    # never deleted, so a superseded day stays superseded).
+    "supersede_stream": (
+        "UPDATE stream_daily_hours SET superseded = {true} "
+        "WHERE (stream_name, day) IN (SELECT k.stream_name, k.start FROM {keys})"
+    ),
+    "supersede_account": (
+        "UPDATE account_daily_hours SET superseded = {true} "
+        "WHERE day IN (SELECT k.start FROM {keys})"
+    ),
+    "supersede_country": (
+        "UPDATE country_daily_hours SET superseded = {true} "
+        "WHERE day IN (SELECT k.start FROM {keys})"
+    ),
+    # The daily figures a month sums are the vendor's day rows, else the hours' rollup (the
+    # rule of stream_daily_usage); it must run after the daily refresh of the same write. Each
+    # branch joins the keys itself: a join with the whole view would materialise all of it.
+    "stream_monthly_totals": (
+        "INSERT INTO stream_monthly_totals (stream_name, month, bytes_in, bytes_out, "
+        "days_with_traffic) "
+        "SELECT stream_name, start, SUM(bytes_in), SUM(bytes_out), COUNT(*) FROM ("
+        "SELECT k.stream_name, k.start, d.bytes_in, d.bytes_out "
+        "FROM {keys} {join} stream_usage d ON d.stream_name = k.stream_name "
+        "AND d.resolution = 'Day' AND d.period_start >= k.start AND d.period_start < k.stop "
+        "UNION ALL SELECT k.stream_name, k.start, h.bytes_in, h.bytes_out "
+        "FROM {keys} {join} stream_daily_hours h ON h.stream_name = k.stream_name "
+        "AND h.day >= k.start AND h.day < k.stop "
+        "WHERE NOT h.superseded"
+        ") AS v WHERE true GROUP BY stream_name, start "
+        "ON CONFLICT (stream_name, month) DO UPDATE SET bytes_in = excluded.bytes_in, "
+        "bytes_out = excluded.bytes_out, days_with_traffic = excluded.days_with_traffic"
+    ),
+}
+
+
+@cache
+def _statement(rollup: str, dialect: str) -> sa.TextClause:
+    return sa.text(
+        _REFRESH[rollup].format(
+            keys=_KEYS[dialect],
+            join=_JOIN[dialect],
+            all_final=_ALL_FINAL[dialect],
+            true="1" if dialect == "sqlite" else "true",
+        )
+    )
+
+
+def _refresh(
+    conn: Connection, rollup: str, keys: set[tuple[str, datetime]], unit: Resolution
+) -> None:
+    if not keys:
+        return
+    dialect = conn.dialect.name
+    ordered = sorted(keys)
+    if dialect == "sqlite":
+        texts = [
+            [
+                stream,
+                start.strftime(SQLITE_TIME_FORMAT),
+                next_start(start, unit).strftime(SQLITE_TIME_FORMAT),
+            ]
+            for stream, start in ordered
+        ]
+        params: dict[str, Any] = {"keys": json.dumps(texts)}
+    else:
+        params = {
+            "streams": [stream for stream, _ in ordered],
+            "starts": [start for _, start in ordered],
+            "stops": [next_start(start, unit) for _, start in ordered],
+        }
+    conn.execute(_statement(rollup, dialect), params)
+
+
+# Any constant shared by every writer of the archive; 0x617263 is "arc".
+_ROLLUP_LOCK = 0x617263
+
+
+def serialise_writers(conn: Connection, table: str) -> None:
+    """On PostgreSQL, wait for any other transaction writing rows that feed the rollups.
+
+    A refresh sums what its statement can see; under READ COMMITTED a concurrent writer's
+    uncommitted hours are invisible, and its later upsert of the same rollup row would drop
+    them. Taken before the rows are written, so every writer locks in the same order.
+    """
+    if conn.dialect.name == "postgresql" and table in _FEEDS:
+        conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_ROLLUP_LOCK})")
+
+
+_FEEDS = frozenset({"stream_usage", "account_usage", "account_geo_usage"})
+
+
+def refresh_rollups(conn: Connection, table: str, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Bring the rollups fed by `table` up to date with `rows`, just written in this transaction."""
+    if table not in _FEEDS:
+        return
+    # A write holds many rows per bucket start: floor each distinct start once.
+    days: dict[datetime, datetime] = {}
+    months: dict[datetime, datetime] = {}
+
+    def day_of(start: datetime) -> datetime:
+        found = days.get(start)
+        if found is None:
+            found = days[start] = floor(start, Resolution.DAY)
+        return found
+
+    def month_of(start: datetime) -> datetime:
+        found = months.get(start)
+        if found is None:
+            found = months[start] = floor(start, Resolution.MONTH)
+        return found
+
+    hour_keys: set[tuple[str, datetime]] = set()
+    day_keys: set[tuple[str, datetime]] = set()
+    month_keys: set[tuple[str, datetime]] = set()
+    for row in rows:
+        resolution = row["resolution"]
+        stream = row.get("stream_name", "")
+        if resolution == "Hour":
+            hour_keys.add((stream, day_of(row["period_start"])))
+        elif resolution == "Day":
+            day_keys.add((stream, row["period_start"]))
+        else:
+            continue
+        month_keys.add((stream, month_of(row["period_start"])))
+    # Day rows first: an hour refresh of the same write then sees them too, either way.
+    if table == "stream_usage":
+        _refresh(conn, "supersede_stream", day_keys, Resolution.DAY)
+        _refresh(conn, "stream_daily_hours", hour_keys, Resolution.DAY)
+        _refresh(conn, "stream_monthly_totals", month_keys, Resolution.MONTH)
+    elif table == "account_usage":
+        _refresh(conn, "supersede_account", day_keys, Resolution.DAY)
+        _refresh(conn, "account_daily_hours", hour_keys, Resolution.DAY)
+    else:
+        _refresh(conn, "supersede_country", day_keys, Resolution.DAY)
+        _refresh(conn, "country_daily_hours", hour_keys, Resolution.DAY)

@@ -1,0 +1,294 @@
+"""`archiver report`: usage per period or per stream, with what was and was not archived."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from archiver.errors import InputError
+from archiver.store.tables import SQLITE_TIME_FORMAT
+from archiver.timeutil import Resolution, ceil, floor, format_iso, next_start, utc
+
+FINAL = "final"
+PARTIAL = "partial"
+NOT_ARCHIVED = "not archived"
+UNITS = ("B", "kB", "MB", "GB", "TB", "PB", "EB")
+
+_UNIT = {"hour": Resolution.HOUR, "day": Resolution.DAY, "month": Resolution.MONTH}
+_DAY_ROW = "CASE WHEN source = 'Day' THEN 1 ELSE 0 END"
+# Per --by, for one stream or the account: (source, time column, extra filter, is_final,
+# whether the row is the vendor's own figure for the whole period). A vendor row speaks for its
+# period; a sum of archived parts is complete only where the archive covers the whole period.
+# The resolutions whose archiving tells whether a period of --by was read at all.
+_COVERING = {
+    ("hour", True): ("Hour",),
+    ("day", True): ("Hour", "Day"),
+    ("month", True): ("Hour", "Day"),
+    ("hour", False): ("Hour",),
+    ("day", False): ("Hour", "Day"),
+    ("month", False): ("Hour", "Day", "Month"),
+}
+_SOURCES = {
+    ("hour", True): ("stream_usage", "period_start", "resolution = 'Hour'", "is_final", "1"),
+    ("day", True): ("stream_daily_usage", "day", None, "is_final", _DAY_ROW),
+    ("month", True): ("stream_monthly_usage", "month", None, "1", "0"),
+    ("hour", False): ("account_usage", "period_start", "resolution = 'Hour'", "is_final", "1"),
+    ("day", False): ("account_daily_usage", "day", None, "is_final", _DAY_ROW),
+    ("month", False): ("account_monthly_usage", "month", None, "is_final", "1"),
+}
+
+
+@dataclass(frozen=True)
+class PeriodRow:
+    """One period of the report; a run of periods never archived is one row up to `through`."""
+
+    period: str
+    through: str | None
+    bytes_in: int | None
+    bytes_out: int | None
+    state: str
+
+
+@dataclass(frozen=True)
+class StreamRow:
+    """One stream's total over the report's days."""
+
+    rank: int
+    stream: str
+    bytes_in: int
+    bytes_out: int
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """The span the archive holds for a scope, and the spans it lost."""
+
+    start: datetime | None
+    stop: datetime | None
+    gaps: tuple[tuple[datetime, datetime], ...]
+
+    def state(self, start: datetime, stop: datetime) -> str:
+        """final, partial or not archived, for the period `[start, stop)`."""
+        if self.start is None or self.stop is None or stop <= self.start or start >= self.stop:
+            return NOT_ARCHIVED
+        lost = [(a, b) for a, b in self.gaps if a < stop and b > start]
+        if any(a <= start and b >= stop for a, b in lost):
+            return NOT_ARCHIVED
+        if lost or start < self.start or stop > self.stop:
+            return PARTIAL
+        return FINAL
+
+
+def label(value: datetime, unit: Resolution) -> str:
+    """`2026-11-26T14:00:00Z` for hours, `2026-11-26` for days, `2026-11` for months."""
+    if unit is Resolution.HOUR:
+        return format_iso(value)
+    return value.strftime("%Y-%m-%d" if unit is Resolution.DAY else "%Y-%m")
+
+
+def human_bytes(value: int) -> str:
+    """Decimal units with three significant digits: `48.9 TB`."""
+    amount = float(value)
+    for unit in UNITS:
+        if abs(amount) < 999.5 or unit == UNITS[-1]:
+            return f"{value} B" if unit == "B" else f"{amount:.3g} {unit}"
+        amount /= 1000
+    raise AssertionError("unreachable")
+
+
+def bind_time(conn: Connection, value: datetime) -> Any:
+    """`value` as raw SQL compares it: on SQLite the stored text form."""
+    if conn.dialect.name == "sqlite":
+        return utc(value).strftime(SQLITE_TIME_FORMAT)
+    return utc(value)
+
+
+def _time(value: Any) -> datetime:
+    if isinstance(value, str):
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return utc(value)
+
+
+def check_stream(conn: Connection, stream: str) -> None:
+    """An InputError unless the archive tracks `stream` or holds rows of it."""
+    known = conn.execute(
+        sa.text(
+            "SELECT EXISTS (SELECT 1 FROM tracked_streams WHERE stream_name = :s) "
+            "OR EXISTS (SELECT 1 FROM stream_usage WHERE stream_name = :s)"
+        ).bindparams(s=stream)
+    ).scalar_one()
+    if not known:
+        raise InputError(
+            f"no stream {stream!r} in the archive (see `archiver streams list`); nothing to report"
+        )
+
+
+def coverage(conn: Connection, stream: str | None, resolutions: tuple[str, ...]) -> Coverage:
+    """From the scope's first archived bucket to its last successful read, less its gaps.
+
+    The archive keeps no row for a bucket without traffic and no record of where a scope's
+    archiving began, so the first row is the earliest point a zero can be vouched for.
+    """
+    table, scope = (
+        ("account_usage", "") if stream is None else ("stream_usage", " AND stream_name = :s")
+    )
+    firsts = [
+        conn.execute(
+            sa.text(f"SELECT MIN(period_start) FROM {table} WHERE resolution = :r{scope}"),
+            {"r": r, "s": stream},
+        ).scalar_one()
+        for r in resolutions
+    ]
+    among = ", ".join(f"'{r}'" for r in resolutions)
+    dataset = "account_usage" if stream is None else "stream_usage"
+    ends = conn.execute(
+        sa.text(
+            "SELECT MAX(watermark), MAX(last_success_at) FROM sync_state "
+            f"WHERE dataset = :d AND stream_name = :s AND resolution IN ({among})"
+        ).bindparams(d=dataset, s=stream or "")
+    ).one()
+    gaps = conn.execute(
+        sa.text(
+            "SELECT gap_start, gap_stop FROM sync_gaps "
+            f"WHERE dataset = :d AND stream_name = :s AND resolution IN ({among})"
+        ).bindparams(d=dataset, s=stream or "")
+    ).all()
+    starts = [_time(v) for v in firsts if v is not None]
+    stops = [_time(v) for v in ends if v is not None]
+    return Coverage(
+        start=min(starts) if starts else None,
+        stop=max(stops) if stops else None,
+        gaps=tuple((_time(a), _time(b)) for a, b in gaps),
+    )
+
+
+def usage_report(
+    conn: Connection, *, stream: str | None, start: datetime, stop: datetime, by: str
+) -> list[PeriodRow]:
+    """Bytes in and out of every period meeting `[start, stop)`, for a stream or the account."""
+    if stream is not None:
+        check_stream(conn, stream)
+    unit = _UNIT[by]
+    first, last = floor(start, unit), ceil(stop, unit)
+    source, column, condition, final, whole = _SOURCES[(by, stream is not None)]
+    where = [f"{column} >= :start", f"{column} < :stop"]
+    params: dict[str, Any] = {"start": bind_time(conn, first), "stop": bind_time(conn, last)}
+    if condition:
+        where.append(condition)
+    if stream is not None:
+        where.append("stream_name = :stream")
+        params["stream"] = stream
+    query = sa.text(
+        f"SELECT {column}, bytes_in, bytes_out, {final}, {whole} FROM {source} "
+        f"WHERE {' AND '.join(where)}"
+    )
+    found = {
+        _time(p): (int(i), int(o), bool(f) and (bool(w) or None))
+        for p, i, o, f, w in conn.execute(query, params)
+    }
+    covered = coverage(conn, stream, _COVERING[(by, stream is not None)])
+    rows: list[PeriodRow] = []
+    current = first
+    while current < last:
+        following = next_start(current, unit)
+        state = covered.state(current, following)
+        value = found.get(current)
+        if value is not None:
+            bytes_in, bytes_out, settled = value
+            # True: a final vendor row for the period; None: final parts, complete if covered.
+            state = FINAL if settled or (settled is None and state == FINAL) else PARTIAL
+            rows.append(PeriodRow(label(current, unit), None, bytes_in, bytes_out, state))
+        elif state == NOT_ARCHIVED:
+            previous = rows[-1] if rows else None
+            if previous is not None and previous.state == NOT_ARCHIVED:
+                rows[-1] = PeriodRow(previous.period, label(current, unit), None, None, state)
+            else:
+                rows.append(
+                    PeriodRow(label(current, unit), label(current, unit), None, None, state)
+                )
+        else:
+            # No row inside the archived range: the vendor reported no traffic.
+            rows.append(PeriodRow(label(current, unit), None, 0, 0, state))
+        current = following
+    return rows
+
+
+def top_streams(
+    conn: Connection, *, start: datetime, stop: datetime, top: int
+) -> tuple[list[StreamRow], datetime, datetime]:
+    """The `top` streams by egress over the whole days meeting `[start, stop)`."""
+    if top < 1:
+        raise InputError("--top must be at least 1")
+    first, last = floor(start, Resolution.DAY), ceil(stop, Resolution.DAY)
+    query = sa.text(
+        "SELECT stream_name, SUM(bytes_in), SUM(bytes_out) FROM stream_daily_usage "
+        "WHERE day >= :start AND day < :stop GROUP BY stream_name "
+        "ORDER BY SUM(bytes_out) DESC, stream_name LIMIT :top"
+    )
+    params = {"start": bind_time(conn, first), "stop": bind_time(conn, last), "top": top}
+    rows = [
+        StreamRow(rank, name, int(bytes_in), int(bytes_out))
+        for rank, (name, bytes_in, bytes_out) in enumerate(conn.execute(query, params), start=1)
+    ]
+    return rows, first, last
+
+
+def _machine(rows: list[Any], fmt: str) -> str:
+    records = [asdict(r) for r in rows]
+    if fmt == "json":
+        return json.dumps(records, indent=2)
+    if not records:
+        return ""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(records[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(records)
+    return buffer.getvalue().rstrip("\n")
+
+
+def render_periods(rows: list[PeriodRow], fmt: str) -> str:
+    """Periods as a table in human units, or as CSV/JSON with exact integers."""
+    if fmt != "table":
+        return _machine(rows, fmt)
+    lines = [f"{'period (UTC)':<26} {'bytes in':>10} {'bytes out':>10}  note"]
+    for row in rows:
+        if row.state == NOT_ARCHIVED:
+            span = row.period if row.through == row.period else f"{row.period} .. {row.through}"
+            lines.append(f"{span:<26} {'-':>10} {'-':>10}  not archived")
+            continue
+        note = "partial" if row.state == PARTIAL else ""
+        assert row.bytes_in is not None
+        assert row.bytes_out is not None
+        lines.append(
+            f"{row.period:<26} {human_bytes(row.bytes_in):>10} "
+            f"{human_bytes(row.bytes_out):>10}  {note}".rstrip()
+        )
+    total_in = sum(r.bytes_in or 0 for r in rows)
+    total_out = sum(r.bytes_out or 0 for r in rows)
+    note = "incomplete: see the notes above" if any(r.state != FINAL for r in rows) else ""
+    lines.append(
+        f"{'total':<26} {human_bytes(total_in):>10} {human_bytes(total_out):>10}  {note}".rstrip()
+    )
+    return "\n".join(lines)
+
+
+def render_streams(rows: list[StreamRow], first: datetime, last: datetime, fmt: str) -> str:
+    """The stream ranking as a table in human units, or as CSV/JSON with exact integers."""
+    if fmt != "table":
+        return _machine(rows, fmt)
+    days = f"{label(first, Resolution.DAY)} to {label(last - timedelta(days=1), Resolution.DAY)}"
+    lines = [f"{'#':>3}  {'stream':<40} {'bytes in':>10} {'bytes out':>10}"]
+    for row in rows:
+        lines.append(
+            f"{row.rank:>3}  {row.stream:<40} {human_bytes(row.bytes_in):>10} "
+            f"{human_bytes(row.bytes_out):>10}"
+        )
+    lines.append(f"over the whole UTC days {days}")
+    return "\n".join(lines)

@@ -1,0 +1,184 @@
+"""`archiver report --format html`: one self-contained page of inline SVG charts, no network."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from html import escape
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from archiver.timeutil import Resolution, ceil, floor, format_iso, utc
+from archiver.usage import (
+    FINAL,
+    NOT_ARCHIVED,
+    PARTIAL,
+    PeriodRow,
+    StreamRow,
+    bind_time,
+    human_bytes,
+    top_streams,
+    usage_report,
+)
+
+WIDTH = 960
+BAR_AREA = 220
+# Nothing may be fetched: the page must open from a file, offline, years from now.
+CSP = "default-src 'none'; style-src 'unsafe-inline'"
+STYLE = """
+body { font: 14px/1.4 system-ui, sans-serif; margin: 24px; color: #222; max-width: 1000px; }
+h1 { font-size: 20px; } h2 { font-size: 16px; margin-top: 28px; }
+.bar { fill: #3869b1; } .bar.partial { fill: url(#hatch); stroke: #3869b1; }
+.not-archived { fill: #ddd; } .axis { stroke: #999; } text { font-size: 11px; fill: #333; }
+.legend span { display: inline-block; margin-right: 16px; }
+.swatch { display: inline-block; width: 12px; height: 12px; vertical-align: middle;
+          margin-right: 4px; border: 1px solid #3869b1; }
+"""
+
+
+@dataclass(frozen=True)
+class CountryRow:
+    """One country's views and watch time over the report's days."""
+
+    country: str
+    views: int
+    view_seconds: int
+
+
+def countries(conn: Connection, *, start: datetime, stop: datetime) -> list[CountryRow]:
+    """Views per country over the whole UTC days meeting `[start, stop)`, most first."""
+    query = sa.text(
+        "SELECT country, SUM(views), SUM(view_seconds) FROM country_daily_usage "
+        "WHERE day >= :start AND day < :stop GROUP BY country ORDER BY SUM(views) DESC, country"
+    )
+    params = {
+        "start": bind_time(conn, floor(start, Resolution.DAY)),
+        "stop": bind_time(conn, ceil(stop, Resolution.DAY)),
+    }
+    return [CountryRow(c, int(v), int(s)) for c, v, s in conn.execute(query, params)]
+
+
+def _series(rows: list[PeriodRow], metric: str, title: str) -> str:
+    """Bars per period; partial periods hatched, periods never archived as grey bands."""
+    slots = len(rows)
+    step = (WIDTH - 60) / max(slots, 1)
+    values = [getattr(r, metric) or 0 for r in rows]
+    top = max(values, default=0) or 1
+    parts = [
+        f'<svg class="chart series" data-metric="{metric}" width="{WIDTH}" '
+        f'height="{BAR_AREA + 50}" role="img" aria-label="{escape(title)}">',
+        f'<text x="0" y="12">{escape(human_bytes(top))}</text>',
+        f'<line class="axis" x1="55" y1="{BAR_AREA + 10}" x2="{WIDTH}" y2="{BAR_AREA + 10}"/>',
+    ]
+    for index, (row, value) in enumerate(zip(rows, values, strict=True)):
+        x = 58 + index * step
+        width = max(step - 2, 1)
+        span = row.period if row.through in (None, row.period) else f"{row.period} to {row.through}"
+        if row.state == NOT_ARCHIVED:
+            parts.append(
+                f'<rect class="not-archived" data-period="{escape(row.period)}" '
+                f'data-through="{escape(row.through or row.period)}" data-state="{NOT_ARCHIVED}" '
+                f'x="{x:.1f}" y="10" width="{width:.1f}" height="{BAR_AREA}">'
+                f"<title>{escape(span)}: not archived</title></rect>"
+            )
+            continue
+        height = BAR_AREA * value / top
+        state = "partial" if row.state == PARTIAL else "final"
+        parts.append(
+            f'<rect class="bar {state}" data-period="{escape(row.period)}" data-value="{value}" '
+            f'data-state="{row.state}" x="{x:.1f}" y="{10 + BAR_AREA - height:.1f}" '
+            f'width="{width:.1f}" height="{height:.1f}"><title>{escape(span)}: '
+            f"{escape(human_bytes(value))}{' (partial)' if row.state == PARTIAL else ''}"
+            "</title></rect>"
+        )
+    if rows:
+        parts.append(f'<text x="58" y="{BAR_AREA + 28}">{escape(rows[0].period)}</text>')
+        parts.append(
+            f'<text x="{WIDTH}" y="{BAR_AREA + 28}" text-anchor="end">'
+            f"{escape(rows[-1].through or rows[-1].period)}</text>"
+        )
+    parts.append("</svg>")
+    return "\n".join(parts)
+
+
+def _ranking(items: list[tuple[str, int, str]], kind: str) -> str:
+    """Horizontal bars: (label, exact value, shown value) per item, largest first."""
+    top = max((v for _, v, _ in items), default=0) or 1
+    height = 22 * len(items) + 10
+    parts = [f'<svg class="chart ranking" data-kind="{kind}" width="{WIDTH}" height="{height}">']
+    for index, (label, value, shown) in enumerate(items):
+        y = 5 + index * 22
+        width = (WIDTH - 330) * value / top
+        parts.append(
+            f'<text x="0" y="{y + 14}">{escape(label[:40])}</text>'
+            f'<rect class="bar" data-{kind}="{escape(label)}" data-value="{value}" x="240" '
+            f'y="{y}" width="{width:.1f}" height="18"><title>{escape(label)}: {escape(shown)}'
+            f"</title></rect>"
+            f'<text x="{245 + width:.1f}" y="{y + 14}">{escape(shown)}</text>'
+        )
+    parts.append("</svg>")
+    return "\n".join(parts)
+
+
+def render_page(
+    *,
+    rows: list[PeriodRow],
+    ranking: list[StreamRow],
+    viewers: list[CountryRow],
+    start: datetime,
+    stop: datetime,
+    made_at: datetime,
+) -> str:
+    """The whole page."""
+    incomplete = [r for r in rows if r.state != FINAL]
+    note = (
+        f"{sum(1 for r in incomplete if r.state == PARTIAL)} partial period(s) (hatched) and "
+        f"{sum(1 for r in incomplete if r.state == NOT_ARCHIVED)} span(s) not archived (grey)"
+        if incomplete
+        else "every period final"
+    )
+    streams = [(r.stream, r.bytes_out, human_bytes(r.bytes_out)) for r in ranking]
+    places = [(c.country, c.views, f"{c.views:,} views") for c in viewers]
+    return "\n".join(
+        [
+            "<!DOCTYPE html>",
+            '<html lang="en"><head><meta charset="utf-8">',
+            f'<meta http-equiv="Content-Security-Policy" content="{CSP}">',
+            "<title>Streaming usage</title>",
+            f"<style>{STYLE}</style></head><body>",
+            "<h1>Streaming usage</h1>",
+            # The one hatch pattern every chart's partial periods use.
+            '<svg width="0" height="0" style="position:absolute"><defs><pattern id="hatch" '
+            'width="6" height="6" patternUnits="userSpaceOnUse" patternTransform="rotate(45)">'
+            '<rect width="6" height="6" fill="#fff"/><line x1="0" y1="0" x2="0" y2="6" '
+            'stroke="#3869b1" stroke-width="3"/></pattern></defs></svg>',
+            f"<p>{escape(format_iso(start))} to {escape(format_iso(stop))} (UTC), made "
+            f"{escape(format_iso(made_at))} by archiver. {escape(note)}.</p>",
+            '<p class="legend"><span><i class="swatch" style="background:#3869b1"></i>final'
+            '</span><span><i class="swatch" style="background:#fff"></i>partial</span>'
+            '<span><i class="swatch" style="background:#ddd;border-color:#ddd"></i>'
+            "not archived</span></p>",
+            "<h2>Egress (bytes out)</h2>",
+            _series(rows, "bytes_out", "egress over time"),
+            "<h2>Ingest (bytes in)</h2>",
+            _series(rows, "bytes_in", "ingest over time"),
+            f"<h2>Top {len(ranking)} streams by egress</h2>",
+            _ranking(streams, "stream") if streams else "<p>No stream traffic archived.</p>",
+            "<h2>Viewers by country</h2>",
+            _ranking(places, "country") if places else "<p>No viewers archived.</p>",
+            "</body></html>",
+        ]
+    )
+
+
+def html_report(
+    conn: Connection, *, start: datetime, stop: datetime, by: str, top: int, now: datetime
+) -> str:
+    """The account's usage per `by` period, top streams and countries as one HTML page."""
+    rows = usage_report(conn, stream=None, start=start, stop=stop, by=by)
+    ranking, _, _ = top_streams(conn, start=start, stop=stop, top=top)
+    viewers = countries(conn, start=start, stop=stop)
+    return render_page(
+        rows=rows, ranking=ranking, viewers=viewers, start=utc(start), stop=utc(stop), made_at=now
+    )
