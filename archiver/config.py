@@ -78,6 +78,10 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["text", "json"] = "text"
 
+    # --- Bounded requests (issue 14): a hostile or broken vendor cannot hold a cycle.
+    max_response_bytes: int = Field(default=128 * 1024 * 1024, ge=1024, le=4 * 1024**3)
+    request_deadline_seconds: float = Field(default=300.0, gt=0, le=86400)
+
     @field_validator("streams", mode="before")
     @classmethod
     def _split_streams(cls, value: object) -> object:
