@@ -15,6 +15,7 @@ from sqlalchemy.engine import Connection
 
 from archiver.errors import InputError
 from archiver.store.tables import metadata
+from archiver.text import csv_cell
 from archiver.timeutil import utc
 
 VIEWS = (
@@ -122,7 +123,8 @@ def _json_value(value: Any) -> Any:
 
 
 def write_export(rows: Iterator[dict[str, Any]], fmt: str, stream: TextIO) -> int:
-    """Write rows as CSV (with a header) or JSON lines; returns how many."""
+    """Write rows as CSV (with a header, formula-like text neutralised) or JSON lines;
+    returns how many."""
     count = 0
     writer: csv.DictWriter[str] | None = None
     for row in rows:
@@ -132,6 +134,7 @@ def write_export(rows: Iterator[dict[str, Any]], fmt: str, stream: TextIO) -> in
             if writer is None:
                 writer = csv.DictWriter(stream, fieldnames=list(row), lineterminator="\n")
                 writer.writeheader()
-            writer.writerow(row)
+            # Stream names come from publishers: `=HYPERLINK(...` must stay text.
+            writer.writerow({k: csv_cell(v) for k, v in row.items()})
         count += 1
     return count

@@ -38,6 +38,7 @@ from archiver.api.errors import (
     TransportError,
 )
 from archiver.config import TOKEN_SETTING, Settings, is_loopback_host
+from archiver.text import printable
 from archiver.timeutil import Resolution, floor, next_start
 
 log = logging.getLogger(__name__)
@@ -114,14 +115,6 @@ VENDOR_TEXT_LIMIT = 300
 MESSAGE_LIMIT = 2000
 # Within this, the host clock is trusted (the `Date` header has whole seconds only).
 CLOCK_TOLERANCE = timedelta(seconds=2)
-
-
-def printable(text: str, limit: int = VENDOR_TEXT_LIMIT) -> str:
-    """`text` with control characters escaped, cut to `limit` characters."""
-    cleaned = "".join(
-        c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text
-    )
-    return cleaned if len(cleaned) <= limit else cleaned[: limit - 3] + "..."
 
 
 def parse_http_date(value: str | None) -> datetime | None:
