@@ -114,7 +114,7 @@ def _config_and_discovery(
 def _vendor_now(client: AnalyticsClient, report: CycleReport) -> datetime:
     """The cycle's now: the vendor's (its `Date` header) when our clock disagrees with it.
 
-    Discovery has usually measured it already; otherwise one small request does. A host
+    One small request measures it, before anything is planned or registered. A host
     clock ahead would record gaps for data the vendor still holds; one behind would ask
     for buckets the vendor has purged (they read back as zeros).
     """
@@ -175,10 +175,10 @@ def run_cycle(
         run_id = store_state.start_run(conn=conn, kind=kind, started_at=now)
     fatal: str | None = None
     try:
+        now = _vendor_now(client, report)
         _config_and_discovery(
             engine=engine, client=client, settings=settings, report=report, discover=discover
         )
-        now = _vendor_now(client, report)
         with transaction(engine) as conn:
             report.dormant = update_dormancy(
                 conn=conn, now=now, window=timedelta(days=settings.stream_retention_days)
