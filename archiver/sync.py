@@ -67,6 +67,8 @@ class CycleReport:
             f"{self.rows} rows, {len(self.gaps)} gaps, {len(self.discovered)} new streams, "
             f"{self.duration:.1f}s"
         )
+        if self.skew is not None and abs(self.skew) > CLOCK_TOLERANCE:
+            text += f", vendor clock {self.skew.total_seconds():+.0f}s from ours"
         if self.errors:
             text += f", {len(self.errors)} errors (first: {self.errors[0]})"
         return text
@@ -246,6 +248,7 @@ def run_cycle(
                     rows_written=report.rows,
                     gaps=len(report.gaps),
                     error=fatal or (report.errors[0] if report.errors else None),
+                    clock_skew_seconds=None if report.skew is None else report.skew.total_seconds(),
                 )
         except Exception:
             log.exception("could not record the end of run %d", run_id)

@@ -411,6 +411,9 @@ def test_finality_and_watermarks_follow_the_vendors_clock(
         assert report.skew is not None
         assert abs(report.skew + offset) < timedelta(seconds=2)
         assert "differs from ours" in caplog.text
+        with engine.connect() as conn:
+            skew = conn.execute(sa.select(sync_runs.c.clock_skew_seconds)).scalar_one()
+        assert abs(skew + offset.total_seconds()) < 2
         settle = timedelta(minutes=60)
         with engine.connect() as conn:
             for table in USAGE_TABLES.values():
