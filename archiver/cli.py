@@ -322,7 +322,7 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
             f"{last['failed_requests']} failed, {last['rows_written']} rows"
         )
         if last["error"]:
-            out(f"               first error: {last['error']}")
+            out(f"               first error: {printable(str(last['error']))}")
     out(f"last success:  {_ago(now, status.last_success_at)}")
     if status.next_cycle_at is not None:
         out(f"next cycle:    {status.next_cycle_at:%Y-%m-%d %H:%M} UTC (if `archiver run` is up)")
