@@ -653,9 +653,13 @@ def test_an_endless_body_is_cut_at_the_size_cap() -> None:
         assert time.monotonic() - began < 3
 
 
-def test_a_slow_drip_is_cut_at_the_overall_deadline() -> None:
-    # Each byte comes well within the read timeout; only the overall deadline ends it.
-    with raw_server(_drip) as url, _client(url, timeout=2.0, deadline_seconds=0.5) as client:
+@pytest.mark.parametrize("serve", [_drip, _stall], ids=["drip", "stall"])
+def test_a_slow_drip_or_a_stall_is_cut_at_the_overall_deadline(
+    serve: Callable[[socket.socket], None],
+) -> None:
+    # Each byte comes well within the read timeout (or the read timeout is far away): only
+    # the overall deadline ends the request.
+    with raw_server(serve) as url, _client(url, timeout=5.0, deadline_seconds=0.5) as client:
         began = time.monotonic()
         with pytest.raises(TransportError, match="ARCHIVER_REQUEST_DEADLINE_SECONDS"):
             client.fetch(HOUR_REQUEST)

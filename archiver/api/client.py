@@ -298,14 +298,15 @@ class AnalyticsClient:
         if self._on_response is not None:
             self._on_response(path.removeprefix("/api/"), status)
 
-    def _trace(self, event: str, info: dict[str, Any]) -> None:
+    def _trace(self, event: str, info: dict[str, Any]) -> socket.socket | None:
         # httpcore reports each new connection: remember its socket so cancel() can cut it.
-        if event in ("connection.connect_tcp.complete", "connection.start_tls.complete"):
-            stream = info.get("return_value")
-            sock = _socket_of(stream)
-            if sock is not None:
-                with self._sockets_lock:
-                    self._sockets.add(sock)
+        if event not in ("connection.connect_tcp.complete", "connection.start_tls.complete"):
+            return None
+        sock = _socket_of(info.get("return_value"))
+        if sock is not None:
+            with self._sockets_lock:
+                self._sockets.add(sock)
+        return sock
 
     def scrub(self, text: str, limit: int = MESSAGE_LIMIT) -> str:
         """`text` without the token, control characters escaped, bounded."""
@@ -383,49 +384,61 @@ class AnalyticsClient:
     def _exchange(self, path: str, params: list[tuple[str, str]], what: str) -> _Answer:
         """One request, its body read within the size cap and the overall deadline."""
         expired = threading.Event()
-        with self._http.stream(
-            "GET",
-            path,
-            params=httpx.QueryParams(tuple(params)),
-            extensions={"trace": self._trace},
-        ) as response:
-            sock = _socket_of(response.extensions.get("network_stream"))
+        current: list[socket.socket] = []  # this request's socket, once known
 
-            def expire() -> None:
-                expired.set()
+        def trace(event: str, info: dict[str, Any]) -> None:
+            sock = self._trace(event, info)
+            if sock is not None:
+                current.append(sock)
+
+        def expire() -> None:
+            expired.set()
+            for sock in current:
+                _shutdown(sock)
+
+        timer = threading.Timer(self.deadline_seconds, expire)
+        timer.daemon = True
+        timer.start()
+        try:
+            with self._http.stream(
+                "GET",
+                path,
+                params=httpx.QueryParams(tuple(params)),
+                extensions={"trace": trace},
+            ) as response:
+                sock = _socket_of(response.extensions.get("network_stream"))
                 if sock is not None:
-                    _shutdown(sock)
-
-            timer = threading.Timer(self.deadline_seconds, expire)
-            timer.daemon = True
-            timer.start()
-            try:
+                    current.append(sock)
+                    if expired.is_set():
+                        _shutdown(sock)
                 declared = response.headers.get("Content-Length", "")
                 if declared.isdigit() and int(declared) > self.max_response_bytes:
                     raise self._too_large(what)
                 chunks: list[bytes] = []
                 size = 0
-                try:
-                    for chunk in response.iter_bytes():
-                        size += len(chunk)
-                        if size > self.max_response_bytes:
-                            raise self._too_large(what)
-                        if expired.is_set():
-                            break
-                        chunks.append(chunk)
-                except httpx.TransportError:
-                    if not expired.is_set():
-                        raise
-                if expired.is_set():
-                    raise TransportError(
-                        f"{what}: no complete answer within the overall deadline of "
-                        f"{self.deadline_seconds:g}s (ARCHIVER_REQUEST_DEADLINE_SECONDS)"
+                for chunk in response.iter_bytes():
+                    size += len(chunk)
+                    if size > self.max_response_bytes:
+                        raise self._too_large(what)
+                    if expired.is_set():
+                        break
+                    chunks.append(chunk)
+                if not expired.is_set():
+                    return _Answer(
+                        response.status_code,
+                        response.reason_phrase,
+                        response.headers,
+                        b"".join(chunks),
                     )
-            finally:
-                timer.cancel()
-            return _Answer(
-                response.status_code, response.reason_phrase, response.headers, b"".join(chunks)
-            )
+        except httpx.TransportError:
+            if not expired.is_set():
+                raise
+        finally:
+            timer.cancel()
+        raise TransportError(
+            f"{what}: no complete answer within the overall deadline of "
+            f"{self.deadline_seconds:g}s (ARCHIVER_REQUEST_DEADLINE_SECONDS)"
+        )
 
     def _too_large(self, what: str) -> ResponseFormatError:
         return ResponseFormatError(
