@@ -86,37 +86,48 @@ def _config_and_discovery(
     settings: Settings,
     report: CycleReport,
     discover: bool,
-) -> None:
+) -> datetime:
+    """Register configured and discovered names; returns the cycle's now (the vendor's).
+
+    Discovery's answer tells the vendor's time; without it one small request does, before
+    any name is registered or any request planned.
+    """
+    found: list[str] | None = None
+    if discover and settings.discovery:
+        try:
+            found = discover_names(client, settings.discovery_pattern)
+        except ArchiverError as exc:
+            # Of any kind (timeouts, a refused secret, a broken listing): the cycle goes on
+            # with the names it knows. A monitoring outage must not cost the per-stream data
+            # of the streams already tracked.
+            report.errors.append(f"discovery: {exc}")
+            log.error("stream discovery failed (going on with the known streams): %s", exc)
+    now = _vendor_now(client, report)
     with transaction(engine) as conn:
-        added = add_streams(conn=conn, names=settings.streams, source="config", now=report.now)
+        added = add_streams(conn=conn, names=settings.streams, source="config", now=now)
     report.refused.update(added.refused)
-    if not (discover and settings.discovery):
-        return
+    if found is None:
+        return now
     try:
-        found = discover_names(client, settings.discovery_pattern)
         with transaction(engine) as conn:
-            added = add_streams(
-                conn=conn, names=found, source="discovered", now=report.now, seen=True
-            )
-    except ArchiverError as exc:
-        # Of any kind (timeouts, a refused secret, a broken listing, a name the database
-        # will not take): the cycle goes on with the names it knows. A monitoring outage
-        # must not cost the per-stream data of the streams already tracked.
+            added = add_streams(conn=conn, names=found, source="discovered", now=now, seen=True)
+    except DatabaseError as exc:
         report.errors.append(f"discovery: {exc}")
-        log.error("stream discovery failed (going on with the known streams): %s", exc)
-        return
+        log.error("could not register discovered streams (going on without them): %s", exc)
+        return now
     report.discovered = added.added
     report.refused.update(added.refused)
     for name in added.added:
         log.info("discovered stream %r", name)
     for name in added.woken:
         log.info("stream %r is live again; tracking it every cycle", name)
+    return now
 
 
 def _vendor_now(client: AnalyticsClient, report: CycleReport) -> datetime:
     """The cycle's now: the vendor's (its `Date` header) when our clock disagrees with it.
 
-    One small request measures it, before anything is planned or registered. A host
+    Measured by the cycle's first answer, or by one small request. A host
     clock ahead would record gaps for data the vendor still holds; one behind would ask
     for buckets the vendor has purged (they read back as zeros).
     """
@@ -177,8 +188,7 @@ def run_cycle(
         run_id = store_state.start_run(conn=conn, kind=kind, started_at=now)
     fatal: str | None = None
     try:
-        now = _vendor_now(client, report)
-        _config_and_discovery(
+        now = _config_and_discovery(
             engine=engine, client=client, settings=settings, report=report, discover=discover
         )
         with transaction(engine) as conn:
