@@ -107,6 +107,11 @@ class Window:
     streams: frozenset[str] = frozenset()
 
     @cached_property
+    def keys(self) -> dict[str, datetime]:
+        """The answer's time keys as the vendor spells them (`...Z`), to their buckets."""
+        return {format_iso(start): start for start in self.buckets}
+
+    @cached_property
     def buckets(self) -> frozenset[datetime]:
         """Every bucket start the answer must hold."""
         return frozenset(buckets(floor(self.start, self.resolution), self.stop, self.resolution))
@@ -196,8 +201,10 @@ def _covering(keys: Iterable[str], window: Window, endpoint: str) -> dict[dateti
     broken answer, not "no traffic"; a bucket outside the window was not asked for.
     """
     found: dict[datetime, str] = {}
+    spelled = window.keys
     for key in keys:
-        start = _bucket(key, window, endpoint)
+        # The vendor's usual spelling is looked up; any other is parsed (and may repeat one).
+        start = spelled.get(key) or _bucket(key, window, endpoint)
         if start in found:
             raise ResponseFormatError(
                 f"{endpoint}: bucket {format_iso(start)} is sent twice "
