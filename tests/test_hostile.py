@@ -41,6 +41,8 @@ from archiver.timeutil import Resolution, next_start
 from tests.harness import Harness, compare_with_truth
 from tests.simhelpers import TOKEN
 
+pytestmark = pytest.mark.e2e
+
 START = datetime(2026, 11, 20, 0, 2, tzinfo=UTC)
 Answer = tuple[int, dict[str, str], bytes]
 Mutation = Callable[[str, dict[str, list[str]], Answer], Answer]
