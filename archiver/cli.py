@@ -38,6 +38,7 @@ from archiver.streams import (
     remove_streams,
 )
 from archiver.sync import CycleReport, current_time, plan_cycle, run_cycle
+from archiver.text import printable
 from archiver.timeutil import Resolution, format_iso, parse_instant
 from archiver.tokens import TokenPattern, load_patterns, matching
 from archiver.usage import render_periods, render_streams, top_streams, usage_report
@@ -144,7 +145,7 @@ def archive_readonly(settings: Settings) -> Iterator[Engine]:
 
 def _print_report(report: CycleReport) -> int:
     for name, reason in sorted(report.refused.items()):
-        sys.stderr.write(f"archiver: stream {name!r} refused: {reason}\n")
+        sys.stderr.write(f"archiver: stream '{printable(name, 140)}' refused: {reason}\n")
     if report.ok:
         out(report.summary())
         return 0
@@ -298,14 +299,14 @@ def _add(settings: Settings, names: list[str], *, source: str, seen: bool = Fals
         )
     verb = "discovered" if source == "discovered" else "tracking"
     for name in result.added:
-        out(f"{verb} {name}")
+        out(f"{verb} {printable(name, 140)}")
     if source == "discovered":
         out(f"{len(result.added)} new, {len(result.existing)} already tracked")
     else:
         for name in result.existing:
-            out(f"already tracked: {name}")
+            out(f"already tracked: {printable(name, 140)}")
     for name, reason in result.refused.items():
-        sys.stderr.write(f"archiver: stream {name!r} refused: {reason}\n")
+        sys.stderr.write(f"archiver: stream '{printable(name, 140)}' refused: {reason}\n")
     # Wildcard tokens create names nobody chose: refusing those is not the user's error.
     return 1 if result.refused and source != "discovered" else 0
 
@@ -314,10 +315,10 @@ def cmd_streams_remove(args: argparse.Namespace, settings: Settings) -> int:
     with archive(settings) as engine, db.transaction(engine) as conn:
         removed = remove_streams(conn=conn, names=args.names)
     for name in removed:
-        out(f"no longer tracking {name} (its archived rows stay)")
+        out(f"no longer tracking {printable(name, 140)} (its archived rows stay)")
     missing = [n for n in args.names if n not in removed]
     for name in missing:
-        sys.stderr.write(f"archiver: stream {name!r} was not tracked\n")
+        sys.stderr.write(f"archiver: stream '{printable(name, 140)}' was not tracked\n")
     return 1 if missing else 0
 
 
@@ -341,8 +342,9 @@ def cmd_streams_list(args: argparse.Namespace, settings: Settings) -> int:
     for row in rows:
         seen = row["last_seen_at"]
         added = row["added_at"]
+        name = printable(str(row["stream_name"]), 140)
         out(
-            f"{row['stream_name']!s:<40} {row['source']!s:<10} {row['status']!s:<8} "
+            f"{name:<40} {row['source']!s:<10} {row['status']!s:<8} "
             f"{added:%Y-%m-%d %H:%M} "
             f"{'' if seen is None else format(seen, '%Y-%m-%d %H:%M'):<17} {row['token']}".rstrip()
         )
@@ -367,7 +369,7 @@ def cmd_streams_discover(args: argparse.Namespace, settings: Settings) -> int:
         found = discover_names(client, settings.discovery_pattern)
     if args.dry_run:
         for name in found:
-            out(name)
+            out(printable(name, 140))
         return 0
     return _add(settings, found, source="discovered", seen=True)
 
@@ -476,7 +478,7 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
             f"{last['failed_requests']} failed, {last['rows_written']} rows"
         )
         if last["error"]:
-            out(f"               first error: {last['error']}")
+            out(f"               first error: {printable(str(last['error']))}")
     out(f"last success:  {_ago(now, status.last_success_at)}")
     if status.active is None:
         out("service:       no service holding the lock (`archiver run` is not running)")
@@ -610,15 +612,55 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
     with archive_readonly(settings) as engine, db.transaction(engine) as conn:
         rows = export_rows(conn, args.table)
         if args.output:
-            try:
-                with open(args.output, "w", encoding="utf-8", newline="") as handle:
-                    count = write_export(rows, args.format, handle)
-            except OSError as exc:
-                raise InputError(f"cannot write {args.output}: {exc.strerror}") from exc
+            count = _export_to_file(rows, args.format, Path(args.output), settings)
             sys.stderr.write(f"archiver: wrote {count} rows to {args.output}\n")
         else:
             write_export(rows, args.format, sys.stdout)
     return 0
+
+
+def _database_files(settings: Settings) -> list[Path]:
+    """The SQLite database file and its companions (none for PostgreSQL)."""
+    url = settings.database_url
+    if not url.startswith("sqlite"):
+        return []
+    name = url.split("///", 1)[1].split("?", 1)[0] if "///" in url else ""
+    if not name or name == ":memory:":
+        return []
+    base = Path(name)
+    return [base, *(Path(f"{base}{suffix}") for suffix in ("-wal", "-shm", "-journal"))]
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve() or (a.exists() and b.exists() and a.samefile(b))
+    except OSError:
+        return False
+
+
+def _export_to_file(
+    rows: Iterator[dict[str, object]], fmt: str, output: Path, settings: Settings
+) -> int:
+    """Write an export through a temporary file beside `output`, renamed at the end.
+
+    Never onto the archive itself: opening it for writing would truncate it to nothing.
+    """
+    for path in _database_files(settings):
+        if _same_file(output, path):
+            raise InputError(f"refusing to export onto the database file {path}")
+    if output.is_dir():
+        raise InputError(f"cannot write {output}: it is a directory")
+    temporary = output.with_name(f".{output.name}.{os.getpid()}.tmp")
+    try:
+        with open(temporary, "x", encoding="utf-8", newline="") as handle:
+            count = write_export(rows, fmt, handle)
+        os.replace(temporary, output)
+    except OSError as exc:
+        raise InputError(f"cannot write {output}: {exc.strerror}") from exc
+    finally:
+        if temporary.exists():
+            temporary.unlink()
+    return count
 
 
 def _instant(what: str) -> Callable[[str], datetime]:

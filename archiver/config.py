@@ -126,6 +126,10 @@ class Settings(BaseSettings):
             )
         return self
 
+    # --- Bounded requests (issue 14): a hostile or broken vendor cannot hold a cycle.
+    max_response_bytes: int = Field(default=128 * 1024 * 1024, ge=1024, le=4 * 1024**3)
+    request_deadline_seconds: float = Field(default=300.0, gt=0, le=86400)
+
     @field_validator("streams", mode="before")
     @classmethod
     def _split_streams(cls, value: object) -> object:
@@ -143,7 +147,7 @@ class Settings(BaseSettings):
             return None
         value = utc(value)
         if not EARLIEST <= value < LATEST:
-            raise ValueError(f"must be between {EARLIEST:%Y-%m-%d} and {LATEST:%Y-%m-%d}")
+            raise ValueError(f"must be from {EARLIEST:%Y-%m-%d} to before {LATEST:%Y-%m-%d}")
         return value
 
     @field_validator("api_token")

@@ -14,6 +14,7 @@ from sqlalchemy.engine import Connection
 
 from archiver.errors import InputError
 from archiver.store.tables import ROLLUP_TABLES, metadata
+from archiver.text import csv_cell
 from archiver.timeutil import utc
 
 VIEWS = (
@@ -68,7 +69,8 @@ def _csv_bool(value: Any) -> Any:
 
 
 def write_export(rows: Iterator[dict[str, Any]], fmt: str, stream: TextIO) -> int:
-    """Write rows as CSV (with a header) or JSON lines; returns how many."""
+    """Write rows as CSV (with a header, formula-like text neutralised) or JSON lines;
+    returns how many."""
     count = 0
     writer: csv.DictWriter[str] | None = None
     for row in rows:
@@ -78,6 +80,7 @@ def write_export(rows: Iterator[dict[str, Any]], fmt: str, stream: TextIO) -> in
             if writer is None:
                 writer = csv.DictWriter(stream, fieldnames=list(row), lineterminator="\n")
                 writer.writeheader()
-            writer.writerow({k: _csv_bool(v) for k, v in row.items()})
+            # Stream names come from publishers: `=HYPERLINK(...` must stay text.
+            writer.writerow({k: csv_cell(_csv_bool(v)) for k, v in row.items()})
         count += 1
     return count

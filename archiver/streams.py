@@ -13,10 +13,11 @@ from typing import TYPE_CHECKING
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from archiver.api.endpoints import refusal_reason
+from archiver.api.endpoints import refusal_reason, storable
 from archiver.errors import InputError
 from archiver.plan import StreamEntry
 from archiver.store.tables import tracked_streams
+from archiver.text import printable, unsafe_character
 
 if TYPE_CHECKING:
     from archiver.api.client import AnalyticsClient
@@ -45,11 +46,13 @@ def add_streams(
     wanted = list(dict.fromkeys(n.strip() for n in names if n.strip()))
     if not wanted:
         return result
+    # Only storable names reach the database, even in a lookup (PostgreSQL refuses NUL).
+    lookup = [n for n in wanted if storable(n)]
     known = {
         row.stream_name: row
         for row in conn.execute(
             sa.select(tracked_streams.c.stream_name, tracked_streams.c.status).where(
-                tracked_streams.c.stream_name.in_(wanted)
+                tracked_streams.c.stream_name.in_(lookup)
             )
         )
     }
@@ -57,6 +60,10 @@ def add_streams(
         reason = refusal_reason(name)
         if reason is not None:
             result.refused[name] = reason
+            if not storable(name):
+                # Reported (escaped, bounded) by the caller; never stored nor sent.
+                log.warning("stream name %s refused: %s", printable(name, 140), reason)
+                continue
         row = known.get(name)
         if row is None:
             conn.execute(
@@ -86,7 +93,8 @@ def add_streams(
 
 def remove_streams(*, conn: Connection, names: Iterable[str]) -> list[str]:
     """Stop tracking `names` (their archived rows stay); returns the names that were tracked."""
-    wanted = list(dict.fromkeys(names))
+    # A name with a control character was never stored (and PostgreSQL refuses NUL).
+    wanted = [n for n in dict.fromkeys(names) if unsafe_character(n) is None]
     present = list(
         conn.execute(
             sa.select(tracked_streams.c.stream_name).where(

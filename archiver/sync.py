@@ -13,9 +13,10 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.engine import Engine
 
-from archiver.api.client import AnalyticsClient, FetchResult
-from archiver.api.errors import ApiError, AuthenticationError, TransportError
+from archiver.api.client import CLOCK_TOLERANCE, AnalyticsClient, FetchResult
+from archiver.api.errors import ApiError
 from archiver.config import Settings
+from archiver.errors import ArchiverError, DatabaseError
 from archiver.plan import Gap, Plan, Policy, Scope, Selection, StreamEntry, make_plan
 from archiver.store import state as store_state
 from archiver.store.db import transaction
@@ -52,6 +53,8 @@ class CycleReport:
     refused: dict[str, str] = field(default_factory=dict)
     started: float = field(default_factory=time.monotonic)
     duration: float = 0.0
+    # The vendor's clock minus ours (its `Date` header); None: not measured.
+    skew: timedelta | None = None
 
     @property
     def ok(self) -> bool:
@@ -65,6 +68,8 @@ class CycleReport:
             f"{self.rows} rows, {len(self.gaps)} gaps, {len(self.discovered)} new streams, "
             f"{self.duration:.1f}s"
         )
+        if self.skew is not None and abs(self.skew) > CLOCK_TOLERANCE:
+            text += f", vendor clock {self.skew.total_seconds():+.0f}s from ours"
         if self.errors:
             text += f", {len(self.errors)} errors (first: {self.errors[0]})"
         return text
@@ -82,30 +87,66 @@ def _config_and_discovery(
     settings: Settings,
     report: CycleReport,
     discover: bool,
-) -> None:
+) -> datetime:
+    """Register configured and discovered names; returns the cycle's now (the vendor's).
+
+    Discovery's answer tells the vendor's time; without it one small request does, before
+    any name is registered or any request planned.
+    """
+    found: list[str] | None = None
+    if discover and settings.discovery:
+        try:
+            found = discover_names(client, settings.discovery_pattern)
+        except ArchiverError as exc:
+            # Of any kind (timeouts, a refused secret, a broken listing): the cycle goes on
+            # with the names it knows. A monitoring outage must not cost the per-stream data
+            # of the streams already tracked.
+            report.errors.append(f"discovery: {exc}")
+            log.error("stream discovery failed (going on with the known streams): %s", exc)
+    now = _vendor_now(client, report)
     with transaction(engine) as conn:
-        added = add_streams(conn=conn, names=settings.streams, source="config", now=report.now)
+        added = add_streams(conn=conn, names=settings.streams, source="config", now=now)
     report.refused.update(added.refused)
-    if not (discover and settings.discovery):
-        return
+    if found is None:
+        return now
     try:
-        found = discover_names(client, settings.discovery_pattern)
-    except (AuthenticationError, TransportError):
-        # The first call of a cycle: if the API cannot be reached at all, every other
-        # request would only repeat the same retries.
-        raise
-    except ApiError as exc:
+        with transaction(engine) as conn:
+            added = add_streams(conn=conn, names=found, source="discovered", now=now, seen=True)
+    except DatabaseError as exc:
         report.errors.append(f"discovery: {exc}")
-        log.error("stream discovery failed: %s", exc)
-        return
-    with transaction(engine) as conn:
-        added = add_streams(conn=conn, names=found, source="discovered", now=report.now, seen=True)
+        log.error("could not register discovered streams (going on without them): %s", exc)
+        return now
     report.discovered = added.added
     report.refused.update(added.refused)
     for name in added.added:
         log.info("discovered stream %r", name)
     for name in added.woken:
         log.info("stream %r is live again; tracking it every cycle", name)
+    return now
+
+
+def _vendor_now(client: AnalyticsClient, report: CycleReport) -> datetime:
+    """The cycle's now: the vendor's (its `Date` header) when our clock disagrees with it.
+
+    Measured by the cycle's first answer, or by one small request. A host
+    clock ahead would record gaps for data the vendor still holds; one behind would ask
+    for buckets the vendor has purged (they read back as zeros).
+    """
+    if client.skew is None:
+        client.probe_clock()
+    skew = client.skew
+    report.skew = skew
+    if skew is None:
+        log.warning("the vendor's clock is unknown (no Date header): using ours")
+        return report.now
+    if abs(skew) <= CLOCK_TOLERANCE:
+        return report.now
+    log.warning(
+        "the vendor's clock differs from ours by %+.0f s: judging time by the vendor's",
+        skew.total_seconds(),
+    )
+    report.now = report.now + skew
+    return report.now
 
 
 def _publish_tokens(*, engine: Engine, client: AnalyticsClient, report: CycleReport) -> None:
@@ -167,7 +208,7 @@ def run_cycle(
         run_id = store_state.start_run(conn=conn, kind=kind, started_at=now)
     fatal: str | None = None
     try:
-        _config_and_discovery(
+        now = _config_and_discovery(
             engine=engine, client=client, settings=settings, report=report, discover=discover
         )
         if discover and settings.publish_tokens:
@@ -215,6 +256,9 @@ def run_cycle(
                 )
                 if progress is not None:
                     progress(report)
+        interrupted = stop is not None and stop.is_set() and report.requests < report.planned
+        if interrupted and "interrupted: shutting down" not in report.errors:
+            report.errors.append("interrupted: shutting down")
     except ApiError as exc:
         fatal = str(exc)
         raise
@@ -236,6 +280,7 @@ def run_cycle(
                     rows_written=report.rows,
                     gaps=len(report.gaps),
                     error=fatal or (report.errors[0] if report.errors else None),
+                    clock_skew_seconds=None if report.skew is None else report.skew.total_seconds(),
                 )
         except Exception:
             log.exception("could not record the end of run %d", run_id)
@@ -253,33 +298,58 @@ def _store(
     request = result.request
     report.requests += 1
     if result.error is not None:
-        report.failed += 1
-        report.errors.append(str(result.error))
-        log.error("request failed (will retry next cycle): %s", result.error)
-        with transaction(engine) as conn:
-            store_state.record_failure(
-                conn=conn, scopes=scopes, error=str(result.error), at=result.fetched_at
-            )
+        _fail(engine, report, scopes, str(result.error), result.fetched_at)
         return
-    with transaction(engine) as conn:
-        written = store_state.store_response(
-            conn=conn,
-            dataset=request.endpoint.dataset,
-            resolution=request.resolution,
-            chunk_start=request.start,
-            chunk_stop=request.stop,
-            scopes=scopes,
-            rows=result.rows,
-            fetched_at=result.fetched_at,
-            policy=policy,
-        )
-        if request.endpoint.dataset == "stream_usage" and result.rows:
-            seen: dict[str, datetime] = {}
-            for row in result.rows:
-                name = row["stream_name"]
-                if name not in seen or seen[name] < row["period_start"]:
-                    seen[name] = row["period_start"]
-            mark_seen(conn=conn, last_seen=seen)
+    good = tuple(s for s in scopes if s.stream not in result.failed)
+    broken = [s for s in scopes if s.stream in result.failed]
+    try:
+        with transaction(engine) as conn:
+            written = store_state.store_response(
+                conn=conn,
+                dataset=request.endpoint.dataset,
+                resolution=request.resolution,
+                chunk_start=request.start,
+                chunk_stop=request.stop,
+                scopes=good,
+                rows=result.rows,
+                fetched_at=result.fetched_at,
+                policy=policy,
+            )
+            if request.endpoint.dataset == "stream_usage" and result.rows:
+                seen: dict[str, datetime] = {}
+                for row in result.rows:
+                    name = row["stream_name"]
+                    if name not in seen or seen[name] < row["period_start"]:
+                        seen[name] = row["period_start"]
+                mark_seen(conn=conn, last_seen=seen)
+            for scope in broken:
+                store_state.record_failure(
+                    conn=conn,
+                    scopes=[scope],
+                    error=result.failed[scope.stream],
+                    at=result.fetched_at,
+                )
+    except DatabaseError as exc:
+        # One response the database refuses must not stop the others: its scopes keep
+        # their watermarks and the next cycle asks again.
+        _fail(engine, report, scopes, f"{request.describe()}: {exc}", result.fetched_at)
+        return
+    if broken:
+        report.failed += 1
+        for scope in broken:
+            report.errors.append(result.failed[scope.stream])
+            log.error("broken answer (will retry next cycle): %s", result.failed[scope.stream])
     report.rows += written.rows
     table = request.endpoint.table
     report.rows_by_table[table] = report.rows_by_table.get(table, 0) + written.rows
+
+
+def _fail(
+    engine: Engine, report: CycleReport, scopes: tuple[Scope, ...], error: str, at: datetime
+) -> None:
+    report.failed += 1
+    report.errors.append(error)
+    log.error("request failed (will retry next cycle): %s", error)
+    # If even this fails, the database itself is gone: that ends the cycle.
+    with transaction(engine) as conn:
+        store_state.record_failure(conn=conn, scopes=scopes, error=error, at=at)

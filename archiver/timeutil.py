@@ -11,7 +11,7 @@ from archiver.errors import InputError
 # The instants the archiver reasons about: far enough from the calendar's ends that every
 # window, margin and month arithmetic stays inside it.
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
-LATEST = datetime(3000, 1, 1, tzinfo=UTC)
+LATEST = datetime(2200, 1, 1, tzinfo=UTC)
 
 
 class Resolution(enum.StrEnum):
@@ -119,7 +119,8 @@ def parse_instant(text: str, *, what: str = "time") -> datetime:
         ) from None
     if not EARLIEST <= value < LATEST:
         raise InputError(
-            f"invalid {what} {text!r}: must be between {EARLIEST:%Y-%m-%d} and {LATEST:%Y-%m-%d}"
+            f"invalid {what} {text!r}: out of range, use a time from {EARLIEST:%Y-%m-%d} to "
+            f"{LATEST - timedelta(days=1):%Y-%m-%d}"
         )
     return value
 

@@ -44,10 +44,16 @@ class Harness:
         return get_settings(**values)
 
     def cycle(
-        self, now: datetime, *, kind: str = "sync", selection: Selection | None = None
+        self,
+        now: datetime,
+        *,
+        kind: str = "sync",
+        selection: Selection | None = None,
+        host: datetime | None = None,
     ) -> CycleReport:
+        """One cycle at the vendor's time `now`; the host clock says `host` (default `now`)."""
         self.sim.set_now(now)
-        settings = self.settings(now)
+        settings = self.settings(host or now)
         with AnalyticsClient.from_settings(settings, sleep=lambda _: None) as client:
             return run_cycle(
                 engine=self.engine,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -28,7 +28,7 @@ from archiver.api.errors import (
 )
 from archiver.errors import RefusedStreamNameError
 from archiver.observability import SecretFilter
-from archiver.timeutil import Resolution
+from archiver.timeutil import Resolution, buckets, format_iso, parse_instant
 from tests.conftest import SHARED_API
 
 TOKEN = "s3cr3t-token-value-XYZ"
@@ -70,6 +70,16 @@ def success(data: object) -> httpx.Response:
     return httpx.Response(200, json={"status": "success", "data": data})
 
 
+def zeros(request: httpx.Request) -> httpx.Response:
+    """A well-formed account/series answer: every asked bucket, zero-filled."""
+    params = request.url.params
+    resolution = Resolution.parse(params["resolution"])
+    start = parse_instant(params["startDate"])
+    stop = parse_instant(params["stopDate"])
+    empty = {format_iso(t): {"bytesIn": 0, "bytesOut": 0} for t in buckets(start, stop, resolution)}
+    return success({"bandwidth": empty})
+
+
 def sample(name: str) -> dict[str, object]:
     path = SHARED_API / "samples" / name
     assert path.is_file(), f"vendor sample missing: {path} (../shared must sit beside the repo)"
@@ -99,7 +109,7 @@ def test_requests_batch_25_names_into_10_10_5_with_repeated_keys() -> None:
 
 
 def test_day_and_month_dates_have_no_time_part() -> None:
-    fake = Recorder(lambda r: success({}))
+    fake = Recorder(zeros)
     with fake.client() as client:
         client.fetch(ApiRequest(ACCOUNT_SERIES, Resolution.DAY, T0, T1))
         client.fetch(
@@ -123,21 +133,25 @@ def test_resolution_the_endpoint_does_not_take_is_refused() -> None:
 
 
 @pytest.mark.parametrize(
-    ("name", "resolution"),
+    ("name", "resolution", "start", "stop"),
     [
-        ("spec_account_series_hour.json", Resolution.HOUR),
-        ("spec_account_series_day.json", Resolution.DAY),
-        ("spec_account_series_month.json", Resolution.MONTH),
+        ("spec_account_series_hour.json", Resolution.HOUR, T0, T0 + timedelta(hours=2)),
+        ("spec_account_series_day.json", Resolution.DAY, T0, T1),
+        (
+            "spec_account_series_month.json",
+            Resolution.MONTH,
+            datetime(2020, 1, 1, tzinfo=UTC),
+            T0,
+        ),
     ],
 )
-def test_account_series_samples(name: str, resolution: Resolution) -> None:
+def test_account_series_samples(
+    name: str, resolution: Resolution, start: datetime, stop: datetime
+) -> None:
     body = sample(name)
     fake = Recorder(lambda r: httpx.Response(200, json=body))
-    start = datetime(2020, 1, 1, tzinfo=UTC)
     with fake.client() as client:
-        result = client.fetch(
-            ApiRequest(ACCOUNT_SERIES, resolution, start, datetime(2020, 4, 1, tzinfo=UTC))
-        )
+        result = client.fetch(ApiRequest(ACCOUNT_SERIES, resolution, start, stop))
     rows = sorted(result.rows, key=lambda r: r["period_start"])
     assert len(rows) == 2
     first, second = rows
@@ -153,7 +167,9 @@ def test_streams_series_sample() -> None:
     body = sample("spec_streams_series_hour.json")
     fake = Recorder(lambda r: httpx.Response(200, json=body))
     with fake.client() as client:
-        rows = client.fetch(ApiRequest(STREAMS_SERIES, Resolution.HOUR, T0, T1, ("mystream",))).rows
+        rows = client.fetch(
+            ApiRequest(STREAMS_SERIES, Resolution.HOUR, T0, T0 + timedelta(hours=2), ("mystream",))
+        ).rows
     by_hour = {r["period_start"].hour: r for r in rows}
     assert by_hour[1]["stream_name"] == "mystream"
     assert (by_hour[1]["bytes_out"], by_hour[1]["bytes_in"]) == (1300, 300)
@@ -180,33 +196,20 @@ def test_live_sample_with_lower_case_resolution_echo_and_zero_buckets() -> None:
     assert rows[0]["standard_bytes_in"] is None
 
 
-def test_geo_samples_use_the_documented_metric_names() -> None:
+def test_the_spec_geo_examples_lacking_the_schema_durations_are_refused() -> None:
+    # The spec's examples carry `duration`; the schemas (and the live service) have
+    # `publishDuration` and `viewDuration`. A missing metric is never stored as 0.
     account = sample("spec_account_geo_series_simple.json")
     streams = sample("spec_streams_geo_series_simple.json")
     answers = iter([account, streams])
     fake = Recorder(lambda r: httpx.Response(200, json=next(answers)))
+    stop = T0 + timedelta(hours=2)
     with fake.client() as client:
-        acc = client.fetch(ApiRequest(ACCOUNT_GEO_SERIES, Resolution.HOUR, T0, T1)).rows
-        per = client.fetch(
-            ApiRequest(STREAMS_GEO_SERIES, Resolution.HOUR, T0, T1, ("mystream",))
-        ).rows
-    us = next(r for r in acc if r["country"] == "US" and r["period_start"].hour == 0)
-    assert (us["bytes_out"], us["bytes_in"], us["publishes"], us["views"]) == (
-        500000000,
-        40000000,
-        1,
-        5,
-    )
-    # The spec's examples carry `duration`, which the schemas and the live service do not.
-    assert (us["publish_seconds"], us["view_seconds"]) == (0, 0)
-    assert len(acc) == 6
-    assert {(r["stream_name"], r["country"]) for r in per} == {
-        ("mystream", "US"),
-        ("mystream", "MX"),
-        ("mystream", "CA"),
-    }
-    ca = next(r for r in per if r["country"] == "CA" and r["period_start"].hour == 1)
-    assert (ca["bytes_out"], ca["views"]) == (75000000, 2)
+        with pytest.raises(ResponseFormatError, match="publishDuration: Field required"):
+            client.fetch(ApiRequest(ACCOUNT_GEO_SERIES, Resolution.HOUR, T0, stop))
+        per = client.fetch(ApiRequest(STREAMS_GEO_SERIES, Resolution.HOUR, T0, stop, ("mystream",)))
+    assert per.rows == []
+    assert "publishDuration: Field required" in per.failed["mystream"]
 
 
 def test_geo_with_both_durations_empty_buckets_and_numeric_names() -> None:
@@ -230,7 +233,9 @@ def test_geo_with_both_durations_empty_buckets_and_numeric_names() -> None:
     }
     fake = Recorder(lambda r: success(data))
     with fake.client() as client:
-        rows = client.fetch(ApiRequest(STREAMS_GEO_SERIES, Resolution.HOUR, T0, T1, ("360",))).rows
+        rows = client.fetch(
+            ApiRequest(STREAMS_GEO_SERIES, Resolution.HOUR, T0, T0 + timedelta(hours=2), ("360",))
+        ).rows
     assert rows == [
         {
             "resolution": "Hour",
@@ -247,33 +252,43 @@ def test_geo_with_both_durations_empty_buckets_and_numeric_names() -> None:
     ]
 
 
-def test_buckets_outside_the_window_and_unasked_streams_are_not_invented() -> None:
+def test_buckets_outside_the_window_fail_the_stream_and_unasked_streams_the_answer() -> None:
+    hours = {
+        "2020-03-01T00:00:00Z": {"bytesIn": 2, "bytesOut": 2},
+        "2020-03-01T01:00:00Z": {"bytesIn": 0, "bytesOut": 0},
+    }
+    stop = T0 + timedelta(hours=2)
     data = {
-        "asked": {
-            "bandwidth": {
-                "2020-02-29T23:00:00Z": {"bytesIn": 1, "bytesOut": 1},
-                "2020-03-01T00:00:00Z": {"bytesIn": 2, "bytesOut": 2},
-                "2020-03-03T00:00:00Z": {"bytesIn": 3, "bytesOut": 3},
-            }
-        },
-        "other": {"bandwidth": {"2020-03-01T00:00:00Z": {"bytesIn": 4, "bytesOut": 4}}},
+        "good": {"bandwidth": hours},
+        "extra": {"bandwidth": {**hours, "2020-03-01T02:00:00Z": {"bytesIn": 3, "bytesOut": 3}}},
     }
     fake = Recorder(lambda r: success(data))
     with fake.client() as client:
-        rows = client.fetch(ApiRequest(STREAMS_SERIES, Resolution.HOUR, T0, T1, ("asked",))).rows
-    assert [(r["stream_name"], r["bytes_in"]) for r in rows] == [("asked", 2)]
+        result = client.fetch(
+            ApiRequest(STREAMS_SERIES, Resolution.HOUR, T0, stop, ("good", "extra", "absent"))
+        )
+        assert [(r["stream_name"], r["bytes_in"]) for r in result.rows] == [("good", 2)]
+        assert "1 buckets not requested" in result.failed["extra"]
+        assert "missing from the response" in result.failed["absent"]
+        with pytest.raises(ResponseFormatError, match="not asked for"):
+            client.fetch(ApiRequest(STREAMS_SERIES, Resolution.HOUR, T0, stop, ("good",)))
 
 
 @pytest.mark.parametrize(
     ("body", "expected"),
     [
         (
-            b'{"status":"success","data":{"bandwidth":{"2020-03-01T00:00:00Z":{"bytesIn":"1"}}}}',
+            b'{"status":"success","data":{"bandwidth":{"2020-03-01T00:00:00Z":'
+            b'{"bytesIn":"1","bytesOut":1}}}}',
             "data.bandwidth.2020-03-01T00:00:00Z.bytesIn",
         ),
-        (b'{"status":"success","data":{"bandwidth":{"yesterday":{}}}}', "'yesterday'"),
         (
-            b'{"status":"success","data":{"bandwidth":{"2020-03-01T00:30:00Z":{}}}}',
+            b'{"status":"success","data":{"bandwidth":{"yesterday":{"bytesIn":0,"bytesOut":0}}}}',
+            "'yesterday'",
+        ),
+        (
+            b'{"status":"success","data":{"bandwidth":{"2020-03-01T00:30:00Z":'
+            b'{"bytesIn":0,"bytesOut":0}}}}',
             "not the start of a Hour bucket",
         ),
         (b'{"status":"weird","data":{}}', "unexpected envelope at status"),
@@ -300,8 +315,8 @@ def test_a_truncated_body_is_retried_then_reported() -> None:
 
 
 def test_503_then_200_succeeds() -> None:
-    answers = iter([httpx.Response(503, json={"status": "error", "message": "busy"}), success({})])
-    fake = Recorder(lambda r: next(answers))
+    answers = iter([httpx.Response(503, json={"status": "error", "message": "busy"}), None])
+    fake = Recorder(lambda r: next(answers) or zeros(r))
     with fake.client() as client:
         result = client.fetch(ApiRequest(ACCOUNT_SERIES, Resolution.HOUR, T0, T1))
     assert result.rows == []
@@ -310,16 +325,16 @@ def test_503_then_200_succeeds() -> None:
 
 
 def test_429_with_retry_after_waits_that_long() -> None:
-    answers = iter([httpx.Response(429, headers={"Retry-After": "2"}), success({})])
-    fake = Recorder(lambda r: next(answers))
+    answers = iter([httpx.Response(429, headers={"Retry-After": "2"}), None])
+    fake = Recorder(lambda r: next(answers) or zeros(r))
     with fake.client() as client:
         client.fetch(ApiRequest(ACCOUNT_SERIES, Resolution.HOUR, T0, T1))
     assert fake.sleeps == [2.0]
 
 
 def test_retry_after_is_capped() -> None:
-    answers = iter([httpx.Response(429, headers={"Retry-After": "3600"}), success({})])
-    fake = Recorder(lambda r: next(answers))
+    answers = iter([httpx.Response(429, headers={"Retry-After": "3600"}), None])
+    fake = Recorder(lambda r: next(answers) or zeros(r))
     with fake.client(retry=RetryPolicy(max_backoff=30.0)) as client:
         client.fetch(ApiRequest(ACCOUNT_SERIES, Resolution.HOUR, T0, T1))
     assert fake.sleeps == [30.0]
@@ -378,7 +393,7 @@ def test_failures_come_back_as_results_and_the_rest_go_on() -> None:
     def answer(request: httpx.Request) -> httpx.Response:
         if request.url.params["resolution"] == "Day":
             return httpx.Response(502)
-        return success({})
+        return zeros(request)
 
     fake = Recorder(answer)
     requests = [

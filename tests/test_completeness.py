@@ -1,4 +1,5 @@
-"""Proof of completeness: three simulated weeks with faults, outages, crashes and restarts.
+"""Proof of completeness: three simulated weeks with faults, outages, crashes, restarts and
+a host clock 2 hours ahead, then a day behind the vendor's.
 
 Run on its own with `pytest -m completeness -s` to see the verdict. What the archive must
 hold is worked out from the simulator's own log of the answers it gave (which scope, which
@@ -62,6 +63,16 @@ OUTAGES = [
 ]
 KILLS = [T0 + timedelta(days=5, hours=20, minutes=15), T0 + timedelta(days=19, hours=9, minutes=15)]
 PG_RESTART = T0 + timedelta(days=20, hours=14, minutes=15)
+# The host clock against the vendor's: 2 hours ahead, then a day behind (issue 14).
+SKEWS = [
+    (T0 + timedelta(days=1), T0 + timedelta(days=1, hours=12), timedelta(hours=2)),
+    (T0 + timedelta(days=2), T0 + timedelta(days=2, hours=12), -timedelta(days=1)),
+]
+
+
+def host_skew(moment: datetime) -> timedelta:
+    """How far the host clock is off at `moment` (vendor time)."""
+    return next((skew for start, stop, skew in SKEWS if start <= moment < stop), timedelta(0))
 
 
 def schedule(quiet_every: timedelta, *, with_pg_restart: bool) -> list[datetime]:
@@ -292,7 +303,7 @@ def _run(sim: Simulator, engine: Engine, *, discovery_only: bool, label: str) ->
         if pg and moment == PG_RESTART:
             restart_postgres_mid_cycle(sim, harness, moment)
             continue
-        harness.cycle(moment)
+        harness.cycle(moment, host=moment + host_skew(moment))
     end = times[-1]
     with httpx.Client(base_url=sim.url) as http:
         verdict = judge(sim=sim, engine=engine, http=http, end=end, label=label)

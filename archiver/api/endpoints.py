@@ -11,6 +11,7 @@ from pydantic import TypeAdapter
 
 from archiver.api import models
 from archiver.errors import RefusedStreamNameError
+from archiver.text import printable, unsafe_character
 from archiver.timeutil import Resolution, format_for_api
 
 MAX_NAMES_PER_REQUEST = 10
@@ -79,16 +80,27 @@ def refusal_reason(name: str) -> str | None:
         return "the name is empty"
     if len(name) > MAX_NAME_LENGTH:
         return f"the name is longer than {MAX_NAME_LENGTH} characters"
+    if (char := unsafe_character(name)) is not None:
+        return f"the name contains the control character {printable(char)!r}"
     if match := _REFUSED.search(name):
         return f"the name contains {match.group()!r}, which the vendor never reports on"
     return None
+
+
+def storable(name: str) -> bool:
+    """Whether a refused name may still be kept (as refused) in the stream registry.
+
+    Over-long names and names with control characters are only reported, never stored:
+    PostgreSQL refuses NUL, and a registry is no place for a publisher's megabyte.
+    """
+    return len(name) <= MAX_NAME_LENGTH and unsafe_character(name) is None
 
 
 def check_stream_name(name: str) -> str:
     """Return `name`, or raise RefusedStreamNameError with the reason."""
     reason = refusal_reason(name)
     if reason is not None:
-        raise RefusedStreamNameError(f"stream name {name[:140]!r} refused: {reason}")
+        raise RefusedStreamNameError(f"stream name '{printable(name, 140)}' refused: {reason}")
     return name
 
 

@@ -1,24 +1,34 @@
 """Response schemas of the archived endpoints, and parsers into rows with archive column names.
 
 The schemas accept what the live service sends: optional breakdown blocks, `{}` geo buckets,
-zero-filled buckets, unknown extra keys (the vendor adds fields over time). Metrics must be
-integers. Buckets whose metrics are all zero produce no row: an absent row means "no traffic".
+zero-filled buckets, unknown extra keys (the vendor adds fields over time). Anything else is
+refused: every requested bucket and stream exactly once, every metric present, integers in
+0..2^63-1 (see `../shared/api/README.md`). Buckets whose metrics are all zero produce no row.
 """
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Generic, Literal, TypeAlias, TypeVar
+from functools import cached_property
+from typing import Annotated, Any, Generic, Literal, TypeAlias, TypeVar
 
-from pydantic import BaseModel, ConfigDict, StrictInt, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, TypeAdapter, ValidationError
 
 from archiver.api.errors import ResponseFormatError
-from archiver.timeutil import Resolution, floor, utc
+from archiver.timeutil import Resolution, buckets, floor, format_iso, utc
 
 Row: TypeAlias = dict[str, Any]
 DataT = TypeVar("DataT")
+
+
+MAX_METRIC = 2**63 - 1
+# Every metric is a vendor int64 that the archive stores as BIGINT: negative or larger values
+# are a broken answer, never something to store (or to crash the database driver with).
+Metric: TypeAlias = Annotated[int, Field(strict=True, ge=0, le=MAX_METRIC)]
 
 
 class _Model(BaseModel):
@@ -26,39 +36,41 @@ class _Model(BaseModel):
 
 
 class Bandwidth(_Model):
-    bytesOut: StrictInt = 0
-    bytesIn: StrictInt = 0
+    bytesOut: Metric
+    bytesIn: Metric
 
 
 class Restream(Bandwidth):
-    secondsUsed: StrictInt = 0
+    secondsUsed: Metric
 
 
 class Series(_Model):
-    bandwidth: dict[str, Bandwidth] = {}
+    bandwidth: dict[str, Bandwidth]
     standardStream: dict[str, Bandwidth] | None = None
     restream: dict[str, Restream] | None = None
     geoCascade: dict[str, Bandwidth] | None = None
 
 
 class CountryUsage(_Model):
-    publishes: StrictInt = 0
-    views: StrictInt = 0
-    publishDuration: StrictInt = 0
-    viewDuration: StrictInt = 0
-    bytesOut: StrictInt = 0
-    bytesIn: StrictInt = 0
+    publishes: Metric
+    views: Metric
+    publishDuration: Metric
+    viewDuration: Metric
+    bytesOut: Metric
+    bytesIn: Metric
 
 
 GeoBuckets: TypeAlias = dict[str, dict[str, CountryUsage]]
 
 
 class AccountGeo(_Model):
-    geo: GeoBuckets = {}
+    geo: GeoBuckets
 
 
 class StreamsGeo(_Model):
-    geo: dict[str, GeoBuckets] = {}
+    """`streams/geo_series`: each stream's buckets are validated on their own (see parser)."""
+
+    geo: dict[str, Any]
 
 
 class StreamSummary(_Model):
@@ -94,57 +106,136 @@ class Window:
     stop: datetime
     streams: frozenset[str] = frozenset()
 
+    @cached_property
+    def keys(self) -> dict[str, datetime]:
+        """The answer's time keys as the vendor spells them (`...Z`), to their buckets."""
+        return {format_iso(start): start for start in self.buckets}
+
+    @cached_property
+    def buckets(self) -> frozenset[datetime]:
+        """Every bucket start the answer must hold."""
+        return frozenset(buckets(floor(self.start, self.resolution), self.stop, self.resolution))
+
 
 def _where(error: Any) -> str:
     return ".".join(str(part) for part in error["loc"]) or "body"
 
 
-def decode(body: bytes, schema: TypeAdapter[Any], *, endpoint: str) -> Any:
-    """Parse and validate a success body in one pass; returns its typed `data`.
+class _DuplicateKey(ValueError):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
 
-    A truncated body, a foreign envelope or data of the wrong shape raise
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # json.loads keeps the last of two equal keys: a bucket sent twice must be refused instead.
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _DuplicateKey(key)
+            seen.add(key)
+    return result
+
+
+def _load(body: bytes, endpoint: str) -> Any:
+    try:
+        return json.loads(body, object_pairs_hook=_unique_keys)
+    except _DuplicateKey as exc:
+        raise ResponseFormatError(
+            f"{endpoint}: the response repeats the key {exc.key[:64]!r}"
+        ) from None
+    except json.JSONDecodeError:
+        raise ResponseFormatError(
+            f"{endpoint}: response is not complete JSON ({len(body)} bytes)", truncated=True
+        ) from None
+    except (ValueError, RecursionError) as exc:
+        # Invalid UTF-8, integers of thousands of digits, absurd nesting.
+        raise ResponseFormatError(
+            f"{endpoint}: response is not valid JSON ({type(exc).__name__})"
+        ) from None
+
+
+def _validation_message(endpoint: str, exc: ValidationError, prefix: str = "") -> str:
+    first = exc.errors()[0]
+    where = _where(first)
+    if prefix:
+        where = f"{prefix}.{where}" if where != "body" else prefix
+    kind = "response" if where == "data" or where.startswith("data.") else "envelope"
+    return f"{endpoint}: unexpected {kind} at {where[:200]}: {first['msg']}"
+
+
+def decode(body: bytes, schema: TypeAdapter[Any], *, endpoint: str) -> Any:
+    """Parse and validate a success body; returns its typed `data`.
+
+    A truncated body, repeated keys, a foreign envelope or data of the wrong shape raise
     ResponseFormatError naming the endpoint and the part that did not match.
     """
+    raw = _load(body, endpoint)
     try:
-        envelope = schema.validate_json(body)
+        envelope = schema.validate_python(raw)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        if first["type"] == "json_invalid":
-            raise ResponseFormatError(
-                f"{endpoint}: response is not complete JSON ({len(body)} bytes)", truncated=True
-            ) from None
-        where = _where(first)
-        if where == "data" or where.startswith("data."):
-            raise ResponseFormatError(
-                f"{endpoint}: unexpected response at {where}: {first['msg']}"
-            ) from None
-        raise ResponseFormatError(
-            f"{endpoint}: unexpected envelope at {where}: {first['msg']}"
-        ) from None
+        raise ResponseFormatError(_validation_message(endpoint, exc)) from None
     return envelope.data
 
 
-def _bucket(key: str, window: Window, endpoint: str) -> datetime | None:
+def _bucket(key: str, window: Window, endpoint: str) -> datetime:
     try:
         start = utc(datetime.fromisoformat(key.replace("Z", "+00:00")))
     except ValueError:
-        raise ResponseFormatError(f"{endpoint}: time key {key!r} is not an ISO 8601 time") from None
+        raise ResponseFormatError(
+            f"{endpoint}: time key {key[:64]!r} is not an ISO 8601 time"
+        ) from None
     if floor(start, window.resolution) != start:
         raise ResponseFormatError(
-            f"{endpoint}: time key {key!r} is not the start of a {window.resolution} bucket"
+            f"{endpoint}: time key {key[:64]!r} is not the start of a {window.resolution} bucket"
         )
-    # The archive keeps only what was asked for: a bucket outside the window is not invented.
-    return start if window.start <= start < window.stop else None
+    return start
 
 
-def _usage_rows(series: Series, window: Window, endpoint: str) -> Iterable[Row]:
-    standard = series.standardStream
-    restream = series.restream
-    cascade = series.geoCascade
-    for key, total in series.bandwidth.items():
-        start = _bucket(key, window, endpoint)
-        if start is None:
-            continue
+def _covering(keys: Iterable[str], window: Window, endpoint: str) -> dict[datetime, str]:
+    """Bucket start -> key, checked to be exactly the buckets of the window, each once.
+
+    The vendor sends empty buckets zero-filled (`{}` in geo series): a missing bucket is a
+    broken answer, not "no traffic"; a bucket outside the window was not asked for.
+    """
+    found: dict[datetime, str] = {}
+    spelled = window.keys
+    for key in keys:
+        # The vendor's usual spelling is looked up; any other is parsed (and may repeat one).
+        start = spelled.get(key) or _bucket(key, window, endpoint)
+        if start in found:
+            raise ResponseFormatError(
+                f"{endpoint}: bucket {format_iso(start)} is sent twice "
+                f"({found[start][:40]!r} and {key[:40]!r})"
+            )
+        found[start] = key
+    expected = window.buckets
+    if found.keys() != expected:
+        missing = sorted(expected - found.keys())
+        extra = sorted(found.keys() - expected)
+        parts = []
+        if missing:
+            parts.append(
+                f"{len(missing)} requested buckets missing (first {format_iso(missing[0])})"
+            )
+        if extra:
+            parts.append(f"{len(extra)} buckets not requested (first {format_iso(extra[0])})")
+        raise ResponseFormatError(f"{endpoint}: {'; '.join(parts)}")
+    return found
+
+
+def _usage_rows(series: Series, window: Window, endpoint: str) -> list[Row]:
+    found = _covering(series.bandwidth, window, endpoint)
+    # The breakdown blocks are optional (older answers lack them), but one that is present
+    # must cover the same buckets: a half-filled block is not "no restream traffic".
+    standard = _block(series.standardStream, window, f"{endpoint} standardStream")
+    restream = _block(series.restream, window, f"{endpoint} restream")
+    cascade = _block(series.geoCascade, window, f"{endpoint} geoCascade")
+    rows: list[Row] = []
+    for start, key in found.items():
+        total = series.bandwidth[key]
         row: Row = {
             "resolution": window.resolution.value,
             "period_start": start,
@@ -158,15 +249,30 @@ def _usage_rows(series: Series, window: Window, endpoint: str) -> Iterable[Row]:
             "cascade_bytes_in": None,
             "cascade_bytes_out": None,
         }
-        if standard is not None and (part := standard.get(key)) is not None:
+        if standard is not None:
+            part = standard[start]
             row["standard_bytes_in"], row["standard_bytes_out"] = part.bytesIn, part.bytesOut
-        if restream is not None and (extra := restream.get(key)) is not None:
+        if restream is not None:
+            extra = restream[start]
             row["restream_bytes_in"], row["restream_bytes_out"] = extra.bytesIn, extra.bytesOut
             row["restream_seconds"] = extra.secondsUsed
-        if cascade is not None and (part := cascade.get(key)) is not None:
+        if cascade is not None:
+            part = cascade[start]
             row["cascade_bytes_in"], row["cascade_bytes_out"] = part.bytesIn, part.bytesOut
         if any(row[name] for name in _USAGE_METRICS):
-            yield row
+            rows.append(row)
+    return rows
+
+
+BlockT = TypeVar("BlockT")
+
+
+def _block(
+    block: dict[str, BlockT] | None, window: Window, endpoint: str
+) -> dict[datetime, BlockT] | None:
+    if block is None:
+        return None
+    return {start: block[key] for start, key in _covering(block, window, endpoint).items()}
 
 
 _USAGE_METRICS = (
@@ -182,24 +288,21 @@ _USAGE_METRICS = (
 )
 
 
-def _geo_rows(buckets: GeoBuckets, window: Window, endpoint: str) -> Iterable[Row]:
-    for key, countries in buckets.items():
-        start = _bucket(key, window, endpoint)
-        if start is None:
-            continue
-        for country, usage in countries.items():
-            row: Row = {
-                "resolution": window.resolution.value,
-                "period_start": start,
-                "country": country,
-                "publishes": usage.publishes,
-                "views": usage.views,
-                "publish_seconds": usage.publishDuration,
-                "view_seconds": usage.viewDuration,
-                "bytes_in": usage.bytesIn,
-                "bytes_out": usage.bytesOut,
-            }
-            if (
+# ISO 3166-1 alpha-2 in practice; up to 8 letters or digits (the column's width) in case the
+# vendor marks unknown locations with a longer code.
+_COUNTRY = re.compile(r"[A-Za-z0-9]{1,8}")
+
+
+def _geo_rows(buckets: GeoBuckets, window: Window, endpoint: str) -> list[Row]:
+    rows: list[Row] = []
+    for start, key in _covering(buckets, window, endpoint).items():
+        for country, usage in buckets[key].items():
+            if not _COUNTRY.fullmatch(country):
+                raise ResponseFormatError(
+                    f"{endpoint}: country key {country[:16]!r} in {format_iso(start)} is not a "
+                    "country code"
+                )
+            if not (
                 usage.publishes
                 or usage.views
                 or usage.publishDuration
@@ -207,53 +310,98 @@ def _geo_rows(buckets: GeoBuckets, window: Window, endpoint: str) -> Iterable[Ro
                 or usage.bytesIn
                 or usage.bytesOut
             ):
-                yield row
+                continue
+            rows.append(
+                {
+                    "resolution": window.resolution.value,
+                    "period_start": start,
+                    "country": country,
+                    "publishes": usage.publishes,
+                    "views": usage.views,
+                    "publish_seconds": usage.publishDuration,
+                    "view_seconds": usage.viewDuration,
+                    "bytes_in": usage.bytesIn,
+                    "bytes_out": usage.bytesOut,
+                }
+            )
+    return rows
 
 
 ACCOUNT_SERIES_BODY: TypeAdapter[Envelope[Series]] = TypeAdapter(Envelope[Series])
-STREAMS_SERIES_BODY: TypeAdapter[Envelope[dict[str, Series]]] = TypeAdapter(
-    Envelope[dict[str, Series]]
-)
+STREAMS_SERIES_BODY: TypeAdapter[Envelope[dict[str, Any]]] = TypeAdapter(Envelope[dict[str, Any]])
 ACCOUNT_GEO_BODY: TypeAdapter[Envelope[AccountGeo]] = TypeAdapter(Envelope[AccountGeo])
 STREAMS_GEO_BODY: TypeAdapter[Envelope[StreamsGeo]] = TypeAdapter(Envelope[StreamsGeo])
 STREAM_PAGE_BODY: TypeAdapter[Envelope[StreamPage]] = TypeAdapter(Envelope[StreamPage])
+_SERIES: TypeAdapter[Series] = TypeAdapter(Series)
+_GEO_BUCKETS: TypeAdapter[GeoBuckets] = TypeAdapter(GeoBuckets)
 
 
-def _known_streams(names: Iterable[str], window: Window) -> Iterable[str]:
-    return (name for name in names if name in window.streams)
+@dataclass
+class Parsed:
+    """A response's rows, and the streams whose part of it was broken (name -> reason).
+
+    Rows of a failed stream are left out: its watermark stays and the next cycle asks again.
+    """
+
+    rows: list[Row]
+    failed: dict[str, str] = field(default_factory=dict)
 
 
-def parse_account_series(series: Series, window: Window, endpoint: str) -> list[Row]:
+def parse_account_series(series: Series, window: Window, endpoint: str) -> Parsed:
     """`account/series` -> `account_usage` rows."""
-    return list(_usage_rows(series, window, endpoint))
+    return Parsed(_usage_rows(series, window, endpoint))
 
 
-def parse_account_geo(model: AccountGeo, window: Window, endpoint: str) -> list[Row]:
+def parse_account_geo(model: AccountGeo, window: Window, endpoint: str) -> Parsed:
     """`account/geo_series` -> `account_geo_usage` rows."""
-    return list(_geo_rows(model.geo, window, endpoint))
+    return Parsed(_geo_rows(model.geo, window, endpoint))
 
 
-def parse_streams_series(per_stream: dict[str, Series], window: Window, endpoint: str) -> list[Row]:
+def _per_stream(
+    per_stream: dict[str, Any],
+    window: Window,
+    endpoint: str,
+    rows_of: Callable[[Any, Window, str], list[Row]],
+    adapter: TypeAdapter[Any],
+    prefix: str,
+) -> Parsed:
+    unasked = [name for name in per_stream if name not in window.streams]
+    if unasked:
+        raise ResponseFormatError(
+            f"{endpoint}: the response has {len(unasked)} stream(s) that were not asked for "
+            f"(first {unasked[0][:64]!r})"
+        )
+    parsed = Parsed([])
+    for name in sorted(window.streams):
+        if name not in per_stream:
+            parsed.failed[name] = f"{endpoint}: stream {name!r} is missing from the response"
+            continue
+        try:
+            model = adapter.validate_python(per_stream[name])
+            rows = rows_of(model, window, f"{endpoint} stream {name!r}")
+        except ValidationError as exc:
+            parsed.failed[name] = _validation_message(endpoint, exc, f"{prefix}{name[:64]}")
+            continue
+        except ResponseFormatError as exc:
+            parsed.failed[name] = str(exc)
+            continue
+        for row in rows:
+            row["stream_name"] = name
+        parsed.rows.extend(rows)
+    return parsed
+
+
+def parse_streams_series(per_stream: dict[str, Any], window: Window, endpoint: str) -> Parsed:
     """`streams/series` (stream first, then block) -> `stream_usage` rows."""
-    rows: list[Row] = []
-    for name in _known_streams(per_stream, window):
-        for row in _usage_rows(per_stream[name], window, endpoint):
-            row["stream_name"] = name
-            rows.append(row)
-    return rows
+    return _per_stream(per_stream, window, endpoint, _usage_rows, _SERIES, "data.")
 
 
-def parse_streams_geo(model: StreamsGeo, window: Window, endpoint: str) -> list[Row]:
+def parse_streams_geo(model: StreamsGeo, window: Window, endpoint: str) -> Parsed:
     """`streams/geo_series` (`geo` first, then stream) -> `stream_geo_usage` rows."""
-    rows: list[Row] = []
-    for name in _known_streams(model.geo, window):
-        for row in _geo_rows(model.geo[name], window, endpoint):
-            row["stream_name"] = name
-            rows.append(row)
-    return rows
+    return _per_stream(model.geo, window, endpoint, _geo_rows, _GEO_BUCKETS, "data.geo.")
 
 
-Parser: TypeAlias = Callable[[Any, Window, str], list[Row]]
+Parser: TypeAlias = Callable[[Any, Window, str], Parsed]
 
 
 class TokenStream(_Model):

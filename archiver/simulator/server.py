@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import email.utils
 import json
 import logging
 import random
@@ -743,6 +744,10 @@ class _Server(ThreadingHTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     sim: Simulator
     protocol_version = "HTTP/1.1"
+
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        """Every answer's `Date` header is the simulator's clock, as the vendor's is its own."""
+        return email.utils.format_datetime(self.sim.now(), usegmt=True)
 
     def setup(self) -> None:
         super().setup()

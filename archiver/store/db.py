@@ -81,13 +81,35 @@ def check_connection(engine: Engine) -> None:
         ) from exc
 
 
+def _driver_errors() -> tuple[type[BaseException], ...]:
+    # What a driver raises outside SQLAlchemy's wrapping: psycopg on the raw COPY path,
+    # sqlite3 binding an integer beyond 64 bits (OverflowError), text it cannot encode.
+    errors: list[type[BaseException]] = [
+        SQLAlchemyError,
+        sqlite3.Error,
+        OverflowError,
+        UnicodeError,
+    ]
+    try:
+        import psycopg
+    except ImportError:  # SQLite-only installations
+        pass
+    else:
+        errors.append(psycopg.Error)
+    return tuple(errors)
+
+
+DRIVER_ERRORS = _driver_errors()
+
+
 @contextmanager
 def transaction(engine: Engine) -> Iterator[Connection]:
-    """One transaction; a database failure inside it becomes a DatabaseError."""
+    """One transaction; a database failure inside it, from any driver path, becomes a
+    DatabaseError (the transaction is rolled back)."""
     try:
         with engine.begin() as conn:
             yield conn
-    except SQLAlchemyError as exc:
+    except DRIVER_ERRORS as exc:
         raise DatabaseError(f"database error: {_first_line(exc)}") from exc
 
 

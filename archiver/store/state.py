@@ -172,6 +172,7 @@ def finish_run(
     rows_written: int,
     gaps: int,
     error: str | None,
+    clock_skew_seconds: float | None = None,
 ) -> None:
     """Close a run-history row with the cycle's totals."""
     conn.execute(
@@ -185,6 +186,7 @@ def finish_run(
             rows_written=rows_written,
             gaps=gaps,
             error=None if error is None else error[:4000],
+            clock_skew_seconds=clock_skew_seconds,
         )
     )
 

@@ -11,6 +11,7 @@ from sqlalchemy import (
     CheckConstraint,
     Column,
     DateTime,
+    Float,
     Index,
     Integer,
     MetaData,
@@ -209,6 +210,8 @@ sync_runs = Table(
     Column("rows_written", BigInteger, nullable=False, default=0),
     Column("gaps", Integer, nullable=False, default=0),
     Column("error", Text),
+    # The vendor's clock minus ours (its `Date` header), seconds; NULL: not measured.
+    Column("clock_skew_seconds", Float),
 )
 
 # Analysts ask "what happened in this period, across streams": serve that without a scan.
