@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TextIO
 
 from sqlalchemy.engine import Connection, Engine
 
@@ -571,11 +571,7 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
     with archive_readonly(settings) as engine, db.transaction(engine) as conn:
         text = _usage_text(conn, args, start, stop, now)
     if args.output:
-        try:
-            with open(args.output, "w", encoding="utf-8") as handle:
-                handle.write(text + "\n")
-        except OSError as exc:
-            raise InputError(f"cannot write {args.output}: {exc.strerror}") from exc
+        _write_output(Path(args.output), settings, lambda handle: handle.write(text + "\n"))
         sys.stderr.write(f"archiver: wrote {args.output}\n")
         return 0
     out(text)
@@ -612,7 +608,9 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
     with archive_readonly(settings) as engine, db.transaction(engine) as conn:
         rows = export_rows(conn, args.table)
         if args.output:
-            count = _export_to_file(rows, args.format, Path(args.output), settings)
+            count = _write_output(
+                Path(args.output), settings, lambda handle: write_export(rows, args.format, handle)
+            )
             sys.stderr.write(f"archiver: wrote {count} rows to {args.output}\n")
         else:
             write_export(rows, args.format, sys.stdout)
@@ -638,22 +636,20 @@ def _same_file(a: Path, b: Path) -> bool:
         return False
 
 
-def _export_to_file(
-    rows: Iterator[dict[str, object]], fmt: str, output: Path, settings: Settings
-) -> int:
-    """Write an export through a temporary file beside `output`, renamed at the end.
+def _write_output(output: Path, settings: Settings, write: Callable[[TextIO], int]) -> int:
+    """Write an export or report through a temporary file beside `output`, renamed at the end.
 
     Never onto the archive itself: opening it for writing would truncate it to nothing.
     """
     for path in _database_files(settings):
         if _same_file(output, path):
-            raise InputError(f"refusing to export onto the database file {path}")
+            raise InputError(f"refusing to write onto the database file {path}")
     if output.is_dir():
         raise InputError(f"cannot write {output}: it is a directory")
     temporary = output.with_name(f".{output.name}.{os.getpid()}.tmp")
     try:
         with open(temporary, "x", encoding="utf-8", newline="") as handle:
-            count = write_export(rows, fmt, handle)
+            count = write(handle)
         os.replace(temporary, output)
     except OSError as exc:
         raise InputError(f"cannot write {output}: {exc.strerror}") from exc

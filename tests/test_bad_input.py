@@ -103,3 +103,18 @@ def test_a_file_that_is_not_an_archive_is_one_line(
         assert len(err.strip().splitlines()) == 1, err
         assert "cannot read the archive" in err
     assert (tmp_path / "archive.db").read_bytes() == before
+
+
+def test_report_never_writes_onto_the_archive(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from archiver.store import db
+
+    engine = db.make_engine("sqlite:///archive.db")
+    db.upgrade(engine)
+    engine.dispose()
+    before = (tmp_path / "archive.db").read_bytes()
+    code = main(["report", "--format", "html", "--output", "archive.db"])
+    assert code == 1
+    assert "refusing to write onto the database file" in capsys.readouterr().err
+    assert (tmp_path / "archive.db").read_bytes() == before

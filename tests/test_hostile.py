@@ -818,7 +818,7 @@ def test_export_never_writes_onto_the_database_or_its_companions(
     before = archive.read_bytes()
     for target in (archive, Path(f"{archive}-wal"), Path(f"{archive}-shm"), Path("archive.db")):
         assert cli.main(["export", "--table", "tracked_streams", "--output", str(target)]) == 1
-        assert "refusing to export onto the database" in capsys.readouterr().err
+        assert "refusing to write onto the database" in capsys.readouterr().err
     assert archive.read_bytes() == before
     assert cli.main(["streams", "list"]) == 0
     assert "cam-1" in capsys.readouterr().out
