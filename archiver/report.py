@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
-import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any, TextIO
 
@@ -14,7 +13,6 @@ from sqlalchemy.engine import Connection
 
 from archiver.errors import InputError
 from archiver.store.tables import ROLLUP_TABLES, metadata
-from archiver.text import csv_cell
 from archiver.timeutil import utc
 
 VIEWS = (
@@ -27,15 +25,6 @@ VIEWS = (
 # Rollups are the views' internals, not part of the archive's interface.
 EXPORTABLE = tuple(sorted(set(metadata.tables) - {t.name for t in ROLLUP_TABLES})) + VIEWS
 
-# How UtcDateTime stores times in SQLite, and so how SQLite views return them.
-_SQLITE_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
-
-
-def _is_time(value: Any) -> bool:
-    return isinstance(value, datetime) or (
-        isinstance(value, str) and _SQLITE_TIME.fullmatch(value) is not None
-    )
-
 
 def _as_text(value: Any) -> str:
     if isinstance(value, datetime):
@@ -43,44 +32,134 @@ def _as_text(value: Any) -> str:
     return str(value)
 
 
-def export_rows(conn: Connection, table: str) -> Iterator[dict[str, Any]]:
-    """Every row of a table or view, streamed."""
-    if table not in EXPORTABLE:
-        raise InputError(f"unknown table {table!r}: use one of {', '.join(EXPORTABLE)}")
-    result = conn.execution_options(stream_results=True, yield_per=5000).execute(
-        sa.text(f"SELECT * FROM {table}")
-    )
-    for row in result:
-        yield {k: _json_value(k, v) for k, v in row._mapping.items()}
+class Export:
+    """A table's rows as `archiver export` writes them, streamed. JSON values get each
+    column's conversion chosen once, from its name and first value; CSV is formatted by the
+    database itself (COPY on PostgreSQL, SQL expressions on SQLite)."""
+
+    def __init__(self, conn: Connection, table: str) -> None:
+        self.conn = conn
+        self.table = table
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        result = self.conn.execution_options(stream_results=True, yield_per=5000).execute(
+            sa.text(f"SELECT * FROM {self.table}")
+        )
+        columns = list(result.keys())
+        converters: list[Callable[[Any], Any] | None] = [None] * len(columns)
+        for row in result:
+            values = list(row)
+            for i, value in enumerate(values):
+                if value is None:
+                    continue
+                convert = converters[i]
+                if convert is None:
+                    convert = converters[i] = _converter(columns[i], value)
+                values[i] = convert(value)
+            yield dict(zip(columns, values, strict=True))
 
 
-def _json_value(name: str, value: Any) -> Any:
-    # SQLite returns booleans as 0/1 (views carry no column types): the same on both databases.
-    if name == "is_final" and value is not None:
-        return bool(value)
-    return _as_text(value) if _is_time(value) else value
-
-
-def _csv_bool(value: Any) -> Any:
-    # As JSON spells them, not Python's True/False.
-    if isinstance(value, bool):
-        return "true" if value else "false"
+def _same(value: Any) -> Any:
     return value
 
 
-def write_export(rows: Iterator[dict[str, Any]], fmt: str, stream: TextIO) -> int:
+def _converter(name: str, first: Any) -> Callable[[Any], Any]:
+    if name == "is_final":
+        # SQLite returns booleans as 0/1 (views carry no column types): the same everywhere.
+        return bool
+    if isinstance(first, datetime):
+        return _as_text
+    return _same
+
+
+def export_rows(conn: Connection, table: str) -> Export:
+    """Every row of a table or view, streamed when written."""
+    if table not in EXPORTABLE:
+        raise InputError(f"unknown table {table!r}: use one of {', '.join(EXPORTABLE)}")
+    return Export(conn, table)
+
+
+def write_export(rows: Export, fmt: str, stream: TextIO) -> int:
     """Write rows as CSV (with a header, formula-like text neutralised) or JSON lines;
     returns how many."""
     count = 0
-    writer: csv.DictWriter[str] | None = None
-    for row in rows:
-        if fmt == "jsonl":
+    if fmt == "jsonl":
+        for row in rows:
             stream.write(json.dumps(row) + "\n")
-        else:
-            if writer is None:
-                writer = csv.DictWriter(stream, fieldnames=list(row), lineterminator="\n")
-                writer.writeheader()
+            count += 1
+        return count
+    if rows.conn.dialect.name == "postgresql":
+        return _copy_csv(rows.conn, rows.table, stream)
+    return _sqlite_csv(rows.conn, rows.table, stream)
+
+
+# PostgreSQL spellings of the CSV cells: booleans as JSON spells them, UTC times with a `Z`,
+# formula-like text neutralised (as `archiver.text.csv_cell` does).
+_PG_TRUE_FALSE = "CASE WHEN {c} THEN 'true' WHEN NOT {c} THEN 'false' END"
+_PG_TIME = "to_char({c} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
+_PG_CELL = "CASE WHEN {c} ~ '^[-=+@\\t\\r]' THEN '''' || {c} ELSE {c} END"
+
+
+def _copy_csv(conn: Connection, table: str, stream: TextIO) -> int:
+    """CSV formatted by PostgreSQL itself (COPY), with the same spellings as the other paths."""
+    exprs = []
+    for column in sa.inspect(conn).get_columns(table):
+        name, kind = column["name"], column["type"]
+        quoted = f'"{name}"'
+        if name == "is_final" or isinstance(kind, sa.Boolean):
+            expr = _PG_TRUE_FALSE.format(c=quoted)
+        elif isinstance(kind, sa.DateTime):
+            expr = _PG_TIME.format(c=quoted)
+        elif isinstance(kind, sa.String | sa.Text):
             # Stream names come from publishers: `=HYPERLINK(...` must stay text.
-            writer.writerow({k: csv_cell(_csv_bool(v)) for k, v in row.items()})
-        count += 1
+            expr = _PG_CELL.format(c=quoted)
+        else:
+            expr = quoted
+        exprs.append(f"{expr} AS {quoted}")
+    query = f"COPY (SELECT {', '.join(exprs)} FROM {table}) TO STDOUT WITH (FORMAT csv, HEADER)"
+    raw: Any = conn.connection.driver_connection
+    lines = 0
+    with raw.cursor() as cursor, cursor.copy(query) as copy:
+        for chunk in copy:
+            text = bytes(chunk).decode("utf-8")
+            lines += text.count("\n")
+            stream.write(text)
+    return max(lines - 1, 0)  # the header is not a row
+
+
+# SQLite spellings of the same conversions, so that rows go from the cursor to the CSV writer
+# without a Python loop over their values.
+_SQLITE_TRUE_FALSE = "CASE WHEN {c} THEN 'true' WHEN NOT {c} THEN 'false' END"
+_SQLITE_CELL = (
+    "CASE WHEN substr({c}, 1, 1) IN ('=', '+', '-', '@', char(9), char(13)) "
+    "THEN '''' || {c} ELSE {c} END"
+)
+
+
+def _sqlite_csv(conn: Connection, table: str, stream: TextIO) -> int:
+    """CSV from SQLite with the conversions done in SQL (declared types, then a sample row)."""
+    info = conn.exec_driver_sql(f"PRAGMA table_info({table})").all()
+    sample = conn.exec_driver_sql(f"SELECT * FROM {table} LIMIT 1").first()
+    exprs = []
+    for position, column in enumerate(info):
+        name, declared = str(column[1]), str(column[2] or "").upper()
+        quoted = f'"{name}"'
+        value = None if sample is None else sample[position]
+        if name == "is_final" or "BOOL" in declared:
+            expr = _SQLITE_TRUE_FALSE.format(c=quoted)
+        elif any(word in declared for word in ("CHAR", "TEXT", "CLOB")) or (
+            not declared and isinstance(value, str)
+        ):
+            expr = _SQLITE_CELL.format(c=quoted)
+        else:
+            expr = quoted
+        exprs.append(f"{expr} AS {quoted}")
+    raw: Any = conn.connection.driver_connection
+    cursor = raw.execute(f"SELECT {', '.join(exprs)} FROM {table}")
+    writer = csv.writer(stream, lineterminator="\n")
+    writer.writerow([str(column[1]) for column in info])
+    count = 0
+    while batch := cursor.fetchmany(5000):
+        writer.writerows(batch)
+        count += len(batch)
     return count
