@@ -31,7 +31,7 @@ from archiver.errors import DatabaseError
 from archiver.plan import Policy
 from archiver.simulator import SimConfig, Simulator
 from archiver.simulator.server import Faults
-from archiver.store.tables import sync_gaps, tracked_streams
+from archiver.store.tables import sync_gaps, sync_runs, tracked_streams
 from archiver.timeutil import Resolution, buckets, floor, format_iso, next_start
 from tests.harness import Harness, archived, table_dump, truth
 from tests.simhelpers import TOKEN
@@ -63,6 +63,8 @@ OUTAGES = [
 ]
 KILLS = [T0 + timedelta(days=5, hours=20, minutes=15), T0 + timedelta(days=19, hours=9, minutes=15)]
 PG_RESTART = T0 + timedelta(days=20, hours=14, minutes=15)
+# PostgreSQL restarts again, under a running `archiver run` this time (issue 14).
+PG_RESTART_UNDER_RUN = T0 + timedelta(days=20, hours=17, minutes=30)
 # The host clock against the vendor's: 2 hours ahead, then a day behind (issue 14).
 SKEWS = [
     (T0 + timedelta(days=1), T0 + timedelta(days=1, hours=12), timedelta(hours=2)),
@@ -79,7 +81,7 @@ def schedule(quiet_every: timedelta, *, with_pg_restart: bool) -> list[datetime]
     """Cycle times: every 15 minutes around each event, `quiet_every` elsewhere."""
     events = [o.start for o in OUTAGES] + [o.stop for o in OUTAGES] + KILLS
     if with_pg_restart:
-        events.append(PG_RESTART)
+        events += [PG_RESTART, PG_RESTART_UNDER_RUN]
     times = []
     moment = T0
     end = T0 + timedelta(days=DAYS)
@@ -208,8 +210,8 @@ def write_report(verdict: Verdict, name: str) -> None:
     sys.stderr.write("\n" + text)
 
 
-def kill_mid_cycle(sim: Simulator, harness: Harness, moment: datetime) -> None:
-    """Run `archiver sync` as a process and SIGKILL it once it is well into its cycle."""
+def _process_env(sim: Simulator, harness: Harness, moment: datetime) -> dict[str, str]:
+    """The settings of an `archiver` process run at the vendor's time `moment`."""
     settings = harness.settings(moment)
     env = {k: v for k, v in os.environ.items() if not k.startswith("ARCHIVER_")}
     env.update(
@@ -225,6 +227,12 @@ def kill_mid_cycle(sim: Simulator, harness: Harness, moment: datetime) -> None:
     )
     if harness.overrides.get("streams"):
         env["ARCHIVER_STREAMS"] = ",".join(harness.overrides["streams"])
+    return env
+
+
+def kill_mid_cycle(sim: Simulator, harness: Harness, moment: datetime) -> None:
+    """Run `archiver sync` as a process and SIGKILL it once it is well into its cycle."""
+    env = _process_env(sim, harness, moment)
     sim.set_now(moment)
     sim.faults = Faults(latency_ms=150)
     before = sim.stats_payload()["api_requests"]
@@ -278,6 +286,62 @@ def restart_postgres_mid_cycle(sim: Simulator, harness: Harness, moment: datetim
     assert isinstance(errors[0], DatabaseError), repr(errors[0])
 
 
+def restart_postgres_under_the_service(sim: Simulator, harness: Harness, moment: datetime) -> None:
+    """Run `archiver run` at `moment`, restart PostgreSQL under it, and see it carry on."""
+    env = _process_env(sim, harness, moment)
+    env.update(ARCHIVER_SCHEDULE_INTERVAL_SECONDS="1", ARCHIVER_STANDBY_POLL_SECONDS="0.3")
+    sim.set_now(moment)
+    url = env["ARCHIVER_DATABASE_URL"]
+
+    def service_runs() -> int:
+        engine = sa.create_engine(url)
+        try:
+            with engine.connect() as conn:
+                return int(
+                    conn.execute(
+                        sa.select(sa.func.count())
+                        .select_from(sync_runs)
+                        .where(sync_runs.c.kind == "service", sync_runs.c.finished_at.is_not(None))
+                    ).scalar_one()
+                )
+        except sa.exc.OperationalError:
+            return -1  # the server is restarting
+        finally:
+            engine.dispose()
+
+    def wait(predicate: Any, what: str) -> None:
+        deadline = time.monotonic() + 120
+        while not predicate():
+            assert process.poll() is None, f"archiver run ended while waiting for {what}"
+            assert time.monotonic() < deadline, f"timed out waiting for {what}"
+            time.sleep(0.1)
+
+    before = service_runs()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "archiver", "run"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait(lambda: service_runs() > before, "a cycle of the service")
+        version = sorted(os.listdir("/etc/postgresql"))[0]
+        subprocess.run(
+            ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "restart"],
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+        after = max(service_runs(), 0)
+        wait(lambda: service_runs() >= after + 2, "cycles after the restart")
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
+
+
 @pytest.fixture
 def simulator() -> Iterator[Simulator]:
     config = SimConfig(
@@ -302,6 +366,9 @@ def _run(sim: Simulator, engine: Engine, *, discovery_only: bool, label: str) ->
             continue
         if pg and moment == PG_RESTART:
             restart_postgres_mid_cycle(sim, harness, moment)
+            continue
+        if pg and moment == PG_RESTART_UNDER_RUN:
+            restart_postgres_under_the_service(sim, harness, moment)
             continue
         harness.cycle(moment, host=moment + host_skew(moment))
     end = times[-1]
