@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -69,4 +70,19 @@ def postgres_server(action: str) -> None:
         check=True,
         capture_output=True,
         timeout=120,
+    )
+
+
+def run_archiver(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """`archiver ARGS` as a user runs it in `cwd`: no ARCHIVER_* setting but those in `env`."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("ARCHIVER_")}
+    clean.update(env)
+    return subprocess.run(
+        [sys.executable, "-m", "archiver", *args],
+        cwd=cwd,
+        env=clean,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
     )

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from archiver.simulator import SimConfig, Simulator
+from tests.processes import run_archiver as run
 from tests.simhelpers import TOKEN
 
 NOW = "2026-11-20T12:20:00Z"
@@ -35,20 +36,6 @@ COMMANDS = [
     ["report"],
     ["export"],
 ]
-
-
-def run(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("ARCHIVER_")}
-    clean.update(env)
-    return subprocess.run(
-        [sys.executable, "-m", "archiver", *args],
-        cwd=cwd,
-        env=clean,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
 
 
 @pytest.fixture

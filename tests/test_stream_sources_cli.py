@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from archiver.simulator import SimConfig, Simulator
+from tests.processes import run_archiver as run
 from tests.simhelpers import TOKEN
-from tests.test_cli import run
 
 NOW = "2026-11-20T12:20:00Z"
 NO_STREAMS = "no stream is tracked, so no per-stream history is saved"

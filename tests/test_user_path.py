@@ -24,6 +24,7 @@ from archiver.store import db
 from archiver.store.tables import sync_runs
 from tests.conftest import postgres_admin_url
 from tests.processes import Process, free_port, service_cycles, wait_for
+from tests.processes import run_archiver as archiver
 from tests.simhelpers import TOKEN
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,21 +37,6 @@ pytestmark = pytest.mark.e2e
 def simulator() -> Iterator[Simulator]:
     with Simulator(SimConfig(streams=6, seed=3), token=TOKEN, clock="real") as sim:
         yield sim
-
-
-def archiver(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    """`archiver ARGS` as a user runs it in `cwd`, with nothing but `env` set."""
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("ARCHIVER_")}
-    clean.update(env)
-    return subprocess.run(
-        [sys.executable, "-m", "archiver", *args],
-        cwd=cwd,
-        env=clean,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
 
 
 def fill_example(folder: Path, **values: str) -> Path:
