@@ -20,7 +20,7 @@ from archiver.api.client import AnalyticsClient
 from archiver.api.errors import ApiError, AuthenticationError
 from archiver.attribution import read_attribution, unexplained_warning
 from archiver.config import Settings
-from archiver.errors import ArchiverError
+from archiver.errors import ArchiverError, DatabaseError
 from archiver.observability import Metrics
 from archiver.plan import Policy
 from archiver.service.lock import InstanceLock, lock_for
@@ -74,11 +74,7 @@ class Service:
         try:
             while self._become_active():
                 try:
-                    # Only the active instance migrates: a standby of a newer version must not
-                    # change the schema under the older one still running.
-                    db.upgrade(self.engine)
-                    self._interrupt_stale_runs()
-                    lost = self._run_active()
+                    lost = not self._migrate() or self._run_active()
                 finally:
                     self.lock.release()
                     self.metrics.active.set(0)
@@ -92,6 +88,23 @@ class Service:
             return 1
         log.info("stopped")
         return 0
+
+    def _migrate(self) -> bool:
+        """Migrate as the active instance; False if the database went away meanwhile."""
+        try:
+            # Only the active instance migrates: a standby of a newer version must not
+            # change the schema under the older one still running.
+            db.upgrade(self.engine)
+        except DatabaseError as exc:
+            try:
+                db.check_connection(self.engine)
+            except DatabaseError:
+                log.warning("database unreachable (%s); standing by until it is back", exc)
+                self.stop.wait(self.settings.standby_poll_seconds)
+                return False
+            raise  # reachable, so the migration itself failed: that will not fix itself
+        self._interrupt_stale_runs()
+        return True
 
     def _serve_metrics(self) -> None:
         port, address = self.settings.metrics_port, self.settings.metrics_address
