@@ -13,7 +13,8 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.engine import Engine
 
-from archiver.api.client import CLOCK_TOLERANCE, AnalyticsClient, FetchResult
+from archiver.api.client import AnalyticsClient, FetchResult
+from archiver.api.clock import CLOCK_TOLERANCE
 from archiver.api.errors import ApiError
 from archiver.config import Settings
 from archiver.errors import ArchiverError, DatabaseError

@@ -16,7 +16,7 @@ from archiver.store.tables import token_patterns
 from archiver.streams import Added, add_streams
 
 if TYPE_CHECKING:
-    from archiver.api.models import PublishToken
+    from archiver.api.listings import PublishToken
 
 log = logging.getLogger(__name__)
 
