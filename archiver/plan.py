@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from archiver.timeutil import Resolution, add_buckets, ceil, floor, months_back, next_start
-from archiver.vocabulary import ENDPOINTS, ApiRequest, Dataset, Endpoint, batches
+from archiver.vocabulary import ENDPOINTS, ApiRequest, Dataset, Endpoint, StreamStatus, batches
 
 ACCOUNT = ""  # the stream name of account-level scopes
 
@@ -42,7 +42,7 @@ class StreamEntry:
     """A tracked stream the planner may ask about."""
 
     name: str
-    status: str  # "active" or "dormant"
+    status: str  # a StreamStatus: active or dormant
 
 
 @dataclass(frozen=True)
@@ -176,9 +176,9 @@ def streams_due(
     """Active streams, and dormant ones whose daily check is due, sorted by name."""
     due: list[str] = []
     for stream in streams:
-        if stream.status == "active":
+        if stream.status == StreamStatus.ACTIVE:
             due.append(stream.name)
-        elif stream.status == "dormant":
+        elif stream.status == StreamStatus.DORMANT:
             checked = state.get(Scope(Dataset.STREAM_USAGE, stream.name, Resolution.HOUR))
             last = checked.last_success_at if checked else None
             if last is None or last <= now - policy.dormant_check:

@@ -31,6 +31,42 @@ class Dataset(StrEnum):
     STREAM_GEO_USAGE = "stream_geo_usage"
 
 
+class StreamStatus(StrEnum):
+    """A tracked stream's state in the registry: asked about always, daily, or never."""
+
+    ACTIVE = "active"
+    DORMANT = "dormant"
+    REFUSED = "refused"
+
+
+class StreamSource(StrEnum):
+    """How a stream came to be tracked."""
+
+    CONFIG = "config"
+    CLI = "cli"
+    DISCOVERED = "discovered"
+    TOKEN = "token"
+    WEBHOOK = "webhook"
+
+
+class RunKind(StrEnum):
+    """What started a cycle."""
+
+    SYNC = "sync"
+    BACKFILL = "backfill"
+    SERVICE = "service"
+
+
+class RunStatus(StrEnum):
+    """How a cycle ended (`running` while it runs; `interrupted` if its process died)."""
+
+    RUNNING = "running"
+    OK = "ok"
+    PARTIAL = "partial"
+    FAILED = "failed"
+    INTERRUPTED = "interrupted"
+
+
 @dataclass(frozen=True)
 class Endpoint:
     """One vendor series endpoint and the archive table its rows go to."""
