@@ -14,6 +14,7 @@ from archiver.config import get_settings
 from archiver.simulator import SimConfig, Simulator
 from archiver.store import db
 from archiver.sync import run_cycle
+from archiver.vocabulary import RunKind
 
 DEMO_TOKEN = "demo-token"
 
@@ -70,7 +71,7 @@ def run_demo(folder: Path, *, streams: int = 5, days: int = 2, out: Callable[[st
                         engine=engine,
                         client=client,
                         settings=settings,
-                        kind="backfill" if done == 1 else "sync",
+                        kind=RunKind.BACKFILL if done == 1 else RunKind.SYNC,
                     )
                 rows += report.rows
                 if tty:

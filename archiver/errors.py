@@ -15,8 +15,10 @@
             ├── RateLimitedError   429
             └── ServerError        5xx
 
-Lower-level exceptions (httpx, SQLAlchemy, pydantic) are translated into this tree at
-one place each: `archiver.api.client`, `archiver.store.db` and `archiver.config`.
+Lower-level exceptions are translated into this tree at one place each: httpx exceptions
+and error statuses in `archiver.api.translate`, the vendor's bodies (JSON, pydantic) in
+`archiver.api.decode` and the parsers beside it, SQLAlchemy in `archiver.store.db`, settings
+in `archiver.config`. Whether an `ApiError` is worth retrying is `archiver.api.retry.retryable`.
 Messages never contain the API token.
 """
 

@@ -12,10 +12,10 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Protocol
 
-from archiver.api.endpoints import ENDPOINTS, ApiRequest, Endpoint, batches
-from archiver.config import Settings
 from archiver.timeutil import Resolution, add_buckets, ceil, floor, months_back, next_start
+from archiver.vocabulary import ENDPOINTS, ApiRequest, Dataset, Endpoint, StreamStatus, batches
 
 ACCOUNT = ""  # the stream name of account-level scopes
 
@@ -42,7 +42,7 @@ class StreamEntry:
     """A tracked stream the planner may ask about."""
 
     name: str
-    status: str  # "active" or "dormant"
+    status: str  # a StreamStatus: active or dormant
 
 
 @dataclass(frozen=True)
@@ -83,6 +83,27 @@ class Selection:
     streams: frozenset[str] | None = None
 
 
+class PolicySettings(Protocol):
+    """The settings a policy is built from (`archiver.config.Settings` has them all)."""
+
+    @property
+    def hour_retention_days(self) -> int: ...
+    @property
+    def day_retention_days(self) -> int: ...
+    @property
+    def stream_retention_days(self) -> int: ...
+    @property
+    def retention_margin_minutes(self) -> int: ...
+    @property
+    def month_history_months(self) -> int: ...
+    @property
+    def settle_minutes(self) -> int: ...
+    @property
+    def max_buckets_per_request(self) -> int: ...
+    @property
+    def dormant_check_hours(self) -> int: ...
+
+
 @dataclass(frozen=True)
 class Policy:
     """The vendor's retention and our finality rules, from settings."""
@@ -97,8 +118,8 @@ class Policy:
     dormant_check: timedelta = timedelta(hours=24)
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Policy:
-        """The policy the settings describe."""
+    def from_settings(cls, settings: PolicySettings) -> Policy:
+        """The policy the settings describe (read structurally: no import of the settings)."""
         return cls(
             hour_retention=timedelta(days=settings.hour_retention_days),
             day_retention=timedelta(days=settings.day_retention_days),
@@ -155,10 +176,10 @@ def streams_due(
     """Active streams, and dormant ones whose daily check is due, sorted by name."""
     due: list[str] = []
     for stream in streams:
-        if stream.status == "active":
+        if stream.status == StreamStatus.ACTIVE:
             due.append(stream.name)
-        elif stream.status == "dormant":
-            checked = state.get(Scope("stream_usage", stream.name, Resolution.HOUR))
+        elif stream.status == StreamStatus.DORMANT:
+            checked = state.get(Scope(Dataset.STREAM_USAGE, stream.name, Resolution.HOUR))
             last = checked.last_success_at if checked else None
             if last is None or last <= now - policy.dormant_check:
                 due.append(stream.name)

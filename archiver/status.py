@@ -13,6 +13,7 @@ from archiver.api.endpoints import BY_DATASET
 from archiver.plan import Policy
 from archiver.store.tables import sync_gaps, sync_runs, sync_state, tracked_streams
 from archiver.timeutil import Resolution, count_buckets, format_iso
+from archiver.vocabulary import RunStatus, StreamStatus
 
 
 @dataclass
@@ -91,7 +92,7 @@ def read_status(
     (never in how far behind they are)."""
     last = conn.execute(sa.select(sync_runs).order_by(sync_runs.c.id.desc()).limit(1)).first()
     last_success = conn.execute(
-        sa.select(sa.func.max(sync_runs.c.finished_at)).where(sync_runs.c.status == "ok")
+        sa.select(sa.func.max(sync_runs.c.finished_at)).where(sync_runs.c.status == RunStatus.OK)
     ).scalar()
     counts = {
         status: int(count)
@@ -108,7 +109,7 @@ def read_status(
             if interval_seconds
             else next_cycle(now, schedule_minutes)
         ),
-        streams={s: counts.get(s, 0) for s in ("active", "dormant", "refused")},
+        streams={s.value: counts.get(s, 0) for s in StreamStatus},
     )
     risk_line = now + timedelta(hours=24)
     grouped: dict[tuple[str, str], list[Any]] = {}

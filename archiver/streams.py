@@ -13,11 +13,11 @@ from typing import TYPE_CHECKING
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from archiver.api.endpoints import refusal_reason, storable
 from archiver.errors import InputError
 from archiver.plan import StreamEntry
 from archiver.store.tables import tracked_streams
 from archiver.text import printable, unsafe_character
+from archiver.vocabulary import StreamStatus, refusal_reason, storable
 
 if TYPE_CHECKING:
     from archiver.api.client import AnalyticsClient
@@ -70,7 +70,7 @@ def add_streams(
                 sa.insert(tracked_streams).values(
                     stream_name=name,
                     source=source,
-                    status="refused" if reason else "active",
+                    status=StreamStatus.REFUSED if reason else StreamStatus.ACTIVE,
                     added_at=now,
                     last_seen_at=now if seen and not reason else None,
                     note=reason,
@@ -84,9 +84,9 @@ def add_streams(
             conn.execute(
                 sa.update(tracked_streams)
                 .where(tracked_streams.c.stream_name == name)
-                .values(status="active", last_seen_at=now)
+                .values(status=StreamStatus.ACTIVE, last_seen_at=now)
             )
-            if row.status == "dormant":
+            if row.status == StreamStatus.DORMANT:
                 result.woken.append(name)
     return result
 
@@ -113,13 +113,13 @@ def mark_seen(*, conn: Connection, last_seen: dict[str, datetime]) -> None:
             sa.update(tracked_streams)
             .where(
                 tracked_streams.c.stream_name == name,
-                tracked_streams.c.status != "refused",
+                tracked_streams.c.status != StreamStatus.REFUSED,
                 sa.or_(
                     tracked_streams.c.last_seen_at.is_(None),
                     tracked_streams.c.last_seen_at < moment,
                 ),
             )
-            .values(last_seen_at=moment, status="active")
+            .values(last_seen_at=moment, status=StreamStatus.ACTIVE)
         )
 
 
@@ -128,13 +128,13 @@ def update_dormancy(*, conn: Connection, now: datetime, window: timedelta) -> li
     line = now - window
     table = tracked_streams
     quiet = sa.and_(
-        table.c.status == "active",
+        table.c.status == StreamStatus.ACTIVE,
         table.c.added_at < line,
         sa.or_(table.c.last_seen_at.is_(None), table.c.last_seen_at < line),
     )
     names = list(conn.execute(sa.select(table.c.stream_name).where(quiet)).scalars())
     if names:
-        conn.execute(sa.update(table).where(quiet).values(status="dormant"))
+        conn.execute(sa.update(table).where(quiet).values(status=StreamStatus.DORMANT))
     return names
 
 
@@ -142,7 +142,7 @@ def plannable(conn: Connection) -> list[StreamEntry]:
     """Tracked streams the planner may ask about (active or dormant, never refused)."""
     rows = conn.execute(
         sa.select(tracked_streams.c.stream_name, tracked_streams.c.status).where(
-            tracked_streams.c.status != "refused"
+            tracked_streams.c.status != StreamStatus.REFUSED
         )
     )
     return [StreamEntry(name, status) for name, status in rows]

@@ -13,7 +13,8 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.engine import Engine
 
-from archiver.api.client import CLOCK_TOLERANCE, AnalyticsClient, FetchResult
+from archiver.api.client import AnalyticsClient, FetchResult
+from archiver.api.clock import CLOCK_TOLERANCE
 from archiver.api.errors import ApiError
 from archiver.config import Settings
 from archiver.errors import ArchiverError, DatabaseError
@@ -28,6 +29,7 @@ from archiver.streams import (
     update_dormancy,
 )
 from archiver.tokens import save_tokens
+from archiver.vocabulary import Dataset, RunKind, RunStatus, StreamSource
 
 log = logging.getLogger(__name__)
 
@@ -105,13 +107,15 @@ def _config_and_discovery(
             log.error("stream discovery failed (going on with the known streams): %s", exc)
     now = _vendor_now(client, report)
     with transaction(engine) as conn:
-        added = add_streams(conn=conn, names=settings.streams, source="config", now=now)
+        added = add_streams(conn=conn, names=settings.streams, source=StreamSource.CONFIG, now=now)
     report.refused.update(added.refused)
     if found is None:
         return now
     try:
         with transaction(engine) as conn:
-            added = add_streams(conn=conn, names=found, source="discovered", now=now, seen=True)
+            added = add_streams(
+                conn=conn, names=found, source=StreamSource.DISCOVERED, now=now, seen=True
+            )
     except DatabaseError as exc:
         report.errors.append(f"discovery: {exc}")
         log.error("could not register discovered streams (going on without them): %s", exc)
@@ -189,7 +193,7 @@ def run_cycle(
     engine: Engine,
     client: AnalyticsClient,
     settings: Settings,
-    kind: str = "sync",
+    kind: str = RunKind.SYNC,
     selection: Selection | None = None,
     discover: bool = True,
     progress: Progress | None = None,
@@ -267,7 +271,7 @@ def run_cycle(
         raise
     finally:
         report.duration = time.monotonic() - report.started
-        status = "failed" if fatal else ("ok" if report.ok else "partial")
+        status = RunStatus.FAILED if fatal else (RunStatus.OK if report.ok else RunStatus.PARTIAL)
         try:
             with transaction(engine) as conn:
                 store_state.finish_run(
@@ -315,7 +319,7 @@ def _store(
                 fetched_at=result.fetched_at,
                 policy=policy,
             )
-            if request.endpoint.dataset == "stream_usage" and result.rows:
+            if request.endpoint.dataset == Dataset.STREAM_USAGE and result.rows:
                 seen: dict[str, datetime] = {}
                 for row in result.rows:
                     name = row["stream_name"]

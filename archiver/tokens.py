@@ -14,9 +14,10 @@ from sqlalchemy.engine import Connection
 
 from archiver.store.tables import token_patterns
 from archiver.streams import Added, add_streams
+from archiver.vocabulary import StreamSource
 
 if TYPE_CHECKING:
-    from archiver.api.models import PublishToken
+    from archiver.api.listings import PublishToken
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +76,7 @@ def save_tokens(*, conn: Connection, tokens: Sequence[PublishToken], now: dateti
             log.warning(
                 "publish token %s: pattern %r is not a regex we can read", p.token_id, p.pattern
             )
-    return add_streams(conn=conn, names=exact, source="token", now=now)
+    return add_streams(conn=conn, names=exact, source=StreamSource.TOKEN, now=now)
 
 
 def load_patterns(conn: Connection) -> list[TokenPattern]:

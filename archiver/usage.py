@@ -15,6 +15,7 @@ from sqlalchemy.engine import Connection
 from archiver.errors import InputError
 from archiver.store.tables import SQLITE_TIME_FORMAT
 from archiver.timeutil import Resolution, ceil, floor, format_iso, next_start, utc
+from archiver.vocabulary import Dataset
 
 FINAL = "final"
 PARTIAL = "partial"
@@ -147,7 +148,7 @@ def coverage(conn: Connection, stream: str | None, resolutions: tuple[str, ...])
         for r in resolutions
     ]
     among = ", ".join(f"'{r}'" for r in resolutions)
-    dataset = "account_usage" if stream is None else "stream_usage"
+    dataset = Dataset.ACCOUNT_USAGE if stream is None else Dataset.STREAM_USAGE
     ends = conn.execute(
         sa.text(
             "SELECT MAX(watermark), MAX(last_success_at) FROM sync_state "

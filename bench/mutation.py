@@ -36,7 +36,7 @@ TARGETS: dict[str, list[str]] = {
     "archiver/store/upsert.py": ["tests/test_store.py"],
     "archiver/store/state.py": ["tests/test_store.py", "tests/test_sync_e2e.py"],
     "archiver/sync.py": ["tests/test_sync_e2e.py"],
-    "archiver/api/endpoints.py": ["tests/test_plan.py", "tests/test_api_client.py"],
+    "archiver/vocabulary.py": ["tests/test_plan.py", "tests/test_api_client.py"],
 }
 
 _SWAPS: dict[type[ast.AST], type[ast.AST]] = {

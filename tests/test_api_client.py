@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
-from archiver.api.client import AnalyticsClient, RateLimiter, RetryPolicy
+from archiver.api.client import AnalyticsClient
 from archiver.api.endpoints import (
     ACCOUNT_GEO_SERIES,
     ACCOUNT_SERIES,
@@ -26,6 +26,8 @@ from archiver.api.errors import (
     ServerError,
     TransportError,
 )
+from archiver.api.retry import RetryPolicy
+from archiver.api.transport import RateLimiter
 from archiver.errors import RefusedStreamNameError
 from archiver.observability import SecretFilter
 from archiver.timeutil import Resolution, buckets, format_iso, parse_instant

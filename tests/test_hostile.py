@@ -28,9 +28,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from archiver import cli
-from archiver.api.client import AnalyticsClient, RetryPolicy, parse_retry_after
+from archiver.api.client import AnalyticsClient
 from archiver.api.endpoints import ACCOUNT_SERIES, BY_DATASET, ApiRequest
 from archiver.api.errors import ApiError, AuthenticationError, ResponseFormatError, TransportError
+from archiver.api.retry import RetryPolicy, parse_retry_after
 from archiver.errors import InputError
 from archiver.plan import Policy
 from archiver.simulator import SimConfig, Simulator
@@ -258,7 +259,7 @@ def test_a_database_refusal_fails_only_its_response(
 ) -> None:
     # Past the parser (as if it let a value through), the database refuses the row: on
     # SQLite an OverflowError from the driver, on PostgreSQL an error from the COPY path.
-    from archiver.api import models
+    from archiver.api import series as models
     from archiver.store import upsert
 
     monkeypatch.setattr(upsert, "COPY_THRESHOLD", 1)

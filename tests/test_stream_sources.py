@@ -366,7 +366,7 @@ def test_a_real_clock_sends_webhooks_as_time_passes() -> None:
 def test_token_patterns_are_replaced_each_read_and_a_bad_regex_matches_nothing(
     engine: Engine,
 ) -> None:
-    from archiver.api.models import PublishToken, TokenStream
+    from archiver.api.listings import PublishToken, TokenStream
     from archiver.tokens import save_tokens
 
     def token(token_id: int, label: str, *streams: tuple[str, bool]) -> PublishToken:

@@ -1,1 +1,1 @@
-"""The vendor's Analytics API: endpoint declarations, response parsers and one HTTP client."""
+"""The vendor's Analytics API: one HTTP client, its transport and errors, response parsers."""

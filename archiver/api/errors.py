@@ -12,6 +12,12 @@ class ApiError(ArchiverError):
 class TransportError(ApiError):
     """Timeouts and connection failures that outlasted every retry."""
 
+    def __init__(self, message: str, *, transient: bool = True) -> None:
+        super().__init__(message)
+        # A timeout or a dropped connection is worth another try; a cancelled request or one
+        # that outlived the overall deadline is not.
+        self.transient = transient
+
 
 class ResponseFormatError(ApiError):
     """A body that does not match what the endpoint documents."""

@@ -30,6 +30,7 @@ from archiver.store import db
 from archiver.store.state import interrupt_stale_runs
 from archiver.store.tables import USAGE_TABLES
 from archiver.sync import current_time, run_cycle
+from archiver.vocabulary import RunKind, RunStatus
 
 log = logging.getLogger(__name__)
 
@@ -247,7 +248,7 @@ class Service:
                     engine=self.engine,
                     client=client,
                     settings=settings,
-                    kind="service",
+                    kind=RunKind.SERVICE,
                     stop=self.stop,
                 )
         except AuthenticationError as exc:
@@ -258,15 +259,15 @@ class Service:
             return
         except (ApiError, ArchiverError) as exc:
             log.error("cycle failed: %s", exc)
-            self.metrics.cycles.labels(status="failed").inc()
+            self.metrics.cycles.labels(status=RunStatus.FAILED).inc()
             return
         except Exception:
             log.exception("cycle failed unexpectedly")
-            self.metrics.cycles.labels(status="failed").inc()
+            self.metrics.cycles.labels(status=RunStatus.FAILED).inc()
             return
         finally:
             self._client = None
-        self.metrics.cycles.labels(status="ok" if report.ok else "partial").inc()
+        self.metrics.cycles.labels(status=RunStatus.OK if report.ok else RunStatus.PARTIAL).inc()
         for table, rows in report.rows_by_table.items():
             self.metrics.rows.labels(table=table).inc(rows)
         self.metrics.cycle_seconds.observe(report.duration)

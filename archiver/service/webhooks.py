@@ -19,6 +19,7 @@ from archiver.errors import ArchiverError
 from archiver.observability import Metrics
 from archiver.store.db import transaction
 from archiver.streams import add_streams
+from archiver.vocabulary import StreamSource
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +86,7 @@ class WebhookReceiver:
         try:
             with transaction(self.engine) as conn:
                 added = add_streams(
-                    conn=conn, names=[name], source="webhook", now=self._now(), seen=True
+                    conn=conn, names=[name], source=StreamSource.WEBHOOK, now=self._now(), seen=True
                 )
         except ArchiverError as exc:
             # The vendor never retries: say so loudly, the name may be lost.

@@ -14,6 +14,7 @@ from archiver.plan import Gap, Policy, Scope, ScopeState
 from archiver.store.tables import USAGE_TABLES, sync_gaps, sync_runs, sync_state
 from archiver.store.upsert import upsert_rows
 from archiver.timeutil import Resolution
+from archiver.vocabulary import RunStatus
 
 
 def load_state(conn: Connection) -> dict[Scope, ScopeState]:
@@ -150,7 +151,7 @@ def start_run(*, conn: Connection, kind: str, started_at: datetime) -> int:
         .values(
             kind=kind,
             started_at=started_at,
-            status="running",
+            status=RunStatus.RUNNING,
             requests=0,
             failed_requests=0,
             rows_written=0,
@@ -195,7 +196,7 @@ def interrupt_stale_runs(*, conn: Connection, at: datetime) -> int:
     """Mark runs left `running` by a dead process `interrupted`; call only with the lock held."""
     result = conn.execute(
         sa.update(sync_runs)
-        .where(sync_runs.c.status == "running")
-        .values(status="interrupted", finished_at=at, error="the process ended mid-cycle")
+        .where(sync_runs.c.status == RunStatus.RUNNING)
+        .values(status=RunStatus.INTERRUPTED, finished_at=at, error="the process ended mid-cycle")
     )
     return int(result.rowcount or 0)
