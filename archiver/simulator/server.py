@@ -177,8 +177,7 @@ class Simulator:
         if self.token is not None and headers.get("authorization") != f"Bearer {self.token}":
             return failure(401, "Unauthorized")
         now = self.now()
-        faults = self.faults
-        fault = self._fault_draws.before(faults)
+        fault = self._fault_draws.before(self.faults)
         if fault is not None:
             self.oracle.log(now, path, query, fault[0], truncated=False)
             return fault
@@ -196,7 +195,7 @@ class Simulator:
                 answer = json_answer(200, {"status": "success", "data": data})
         except BadRequest as exc:
             return rendering.validation_error(exc.field, exc.message)
-        final = self._fault_draws.after(faults, answer)
+        final = self._fault_draws.after(self.faults, answer)
         self.oracle.log(now, path, query, final[0], truncated=final[2] is not answer[2])
         if listed and final[2] is answer[2]:
             source = "monitoring" if path == vendor.MONITORING else "token"
