@@ -348,7 +348,7 @@ def test_a_real_clock_sends_webhooks_as_time_passes() -> None:
     try:
         sim = Simulator(config, token=TOKEN, clock="real", webhook=target)
         # As if the simulator had been up for a day: the ticker catches up at once.
-        sim._webhook_until = sim.now() - timedelta(days=1)
+        sim.webhooks.until = sim.now() - timedelta(days=1)
         with sim:
             deadline = datetime.now(UTC) + timedelta(seconds=20)
             while not sim.webhook_log and datetime.now(UTC) < deadline:

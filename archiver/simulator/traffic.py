@@ -11,11 +11,33 @@ the account is the exact sum of the streams. Visibility follows the vendor: an h
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 
-from archiver.timeutil import Resolution, floor, next_start
+from archiver.simulator.buckets import EPOCH, Resolution, floor, next_start
+from archiver.simulator.model import (
+    GEO_FIELDS,
+    SESSION_FIRST_MINUTE,
+    Session,
+    SimConfig,
+    Stream,
+    Usage,
+)
+
+# Importers of this module's former contents keep working.
+__all__ = [
+    "EPOCH",
+    "GEO_FIELDS",
+    "Session",
+    "SimConfig",
+    "Stream",
+    "Traffic",
+    "Usage",
+    "bucket_starts",
+    "hour_index",
+    "hour_start",
+    "refresh_time",
+]
 
 HOUR = 3600
 DAY = 86400
@@ -23,7 +45,6 @@ QUARTER = 900
 MINUTE = 60
 MASK = (1 << 64) - 1
 COUNTRIES = ("US", "GB", "DE", "FR", "BR", "MX", "CA", "JP", "IN", "AU", "SG", "ZA")
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _mix(value: int) -> int:
@@ -49,120 +70,6 @@ def hour_index(moment: datetime) -> int:
 def hour_start(index: int) -> datetime:
     """The start of hour number `index`."""
     return EPOCH + timedelta(hours=index)
-
-
-# Metric layout of one usage record (one stream or the account, one hour or bucket):
-# geo: country -> [publishes, views, publish_seconds, view_seconds, bytes_in, bytes_out]
-# extra: [restream_bytes_in, restream_bytes_out, restream_seconds,
-#         cascade_bytes_in, cascade_bytes_out]
-GEO_FIELDS = ("publishes", "views", "publish_seconds", "view_seconds", "bytes_in", "bytes_out")
-
-
-@dataclass
-class Usage:
-    """Metrics of one stream or the account over one bucket."""
-
-    geo: dict[str, list[int]] = field(default_factory=dict)
-    extra: list[int] = field(default_factory=lambda: [0, 0, 0, 0, 0])
-
-    def add(self, other: Usage, quarters: int = 4) -> None:
-        """Add `quarters/4` of `other` (integer parts, as the vendor's refresh shows them)."""
-        for country, values in other.geo.items():
-            mine = self.geo.setdefault(country, [0] * 6)
-            for i, value in enumerate(values):
-                mine[i] += value * quarters // 4
-        for i, value in enumerate(other.extra):
-            self.extra[i] += value * quarters // 4
-
-    def bandwidth(self) -> tuple[int, int]:
-        """(bytes_in, bytes_out) summed over countries."""
-        return (
-            sum(v[4] for v in self.geo.values()),
-            sum(v[5] for v in self.geo.values()),
-        )
-
-    def is_empty(self) -> bool:
-        """True when every metric is zero."""
-        return not any(any(v) for v in self.geo.values()) and not any(self.extra)
-
-
-MAX_SESSION_MINUTES = 360
-# Minute-resolution sessions start 06:00-23:59 UTC and last at most 6 hours, so one day's
-# session ends before the next day's can start: an hour never holds two sessions of a stream.
-SESSION_FIRST_MINUTE = 360
-
-
-@dataclass(frozen=True)
-class SimConfig:
-    """What to simulate: how many streams, from which seed, and the vendor's retention."""
-
-    streams: int = 20
-    seed: int = 1
-    origin: datetime = datetime(2026, 11, 1, tzinfo=UTC)
-    initial_streams: int | None = None
-    growth_days: float = 14.0
-    unreportable_streams: int = 0
-    hour_retention_days: int = 7
-    day_retention_days: int = 90
-    stream_retention_days: int = 7
-    history_days: int = 60
-    lifetime_days: float | None = None  # if set, every third stream stops this long after it starts
-    # (shortest, longest) session in minutes, at most 6 hours; None: the original 1-5 hours.
-    session_minutes: tuple[int, int] | None = None
-    # Publish tokens: `exact_token_streams` streams (spread evenly over the indices) publish
-    # under exact-name tokens (`names_per_exact_token` names each); the rest under regex ones.
-    exact_token_streams: int = 0
-    names_per_exact_token: int = 3
-    session_chance_percent: int = 55  # the chance that a stream starts a session on a day
-
-    def __post_init__(self) -> None:
-        if self.session_minutes is not None:
-            shortest, longest = self.session_minutes
-            if not 1 <= shortest <= longest <= MAX_SESSION_MINUTES:
-                raise ValueError("session_minutes must be 1 <= shortest <= longest <= 360")
-
-
-@dataclass(frozen=True)
-class Session:
-    """One publishing session: `[start, end)` in whole minutes since the Unix epoch."""
-
-    start: int
-    end: int
-
-    @property
-    def first_hour(self) -> int:
-        """The hour the session starts in."""
-        return self.start // 60
-
-    @property
-    def last_hour(self) -> int:
-        """The last hour the session publishes in."""
-        return (self.end - 1) // 60
-
-    def started_at(self) -> datetime:
-        """The start as a UTC instant."""
-        return EPOCH + timedelta(minutes=self.start)
-
-    def ended_at(self) -> datetime:
-        """The end as a UTC instant."""
-        return EPOCH + timedelta(minutes=self.end)
-
-    def minutes_in(self, hour: int) -> int:
-        """Minutes of publishing inside `hour`."""
-        return max(min(self.end, (hour + 1) * 60) - max(self.start, hour * 60), 0)
-
-
-@dataclass(frozen=True)
-class Stream:
-    """One simulated stream: its name, index and the hour it first exists."""
-
-    index: int
-    name: str
-    born_hour: int
-    died_hour: int | None
-    countries: tuple[str, ...]
-    restreams: bool
-    cascades: bool
 
 
 class Traffic:

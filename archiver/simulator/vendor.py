@@ -1,4 +1,4 @@
-"""The simulator's own copy of the vendor's rules on names, tokens and webhooks.
+"""The simulator's own copy of the vendor's rules: endpoints, names, retention, tokens, webhooks.
 
 The simulator is the vendor: it must not borrow these rules from the code under test.
 """
@@ -10,12 +10,18 @@ import hashlib
 import hmac
 import json
 import re
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
-from archiver.simulator.traffic import EPOCH, Session, Stream, Traffic
+from archiver.simulator.buckets import EPOCH, Resolution
+from archiver.simulator.model import Session, SimConfig, Stream
+from archiver.simulator.traffic import Traffic
 
 ACCOUNT_ID = "simacct"
+ANALYTICS = "/api/analytics/"
+MONITORING = "/api/monitoring/streams"
+PUBLISH_TOKENS = "/api/publish_token/list"
 MAX_NAMES_PER_REQUEST = 10
 MAX_NAME_LENGTH = 128
 _UNREPORTABLE = re.compile(r"[/*]|--")
@@ -25,6 +31,34 @@ REGEX_TOKENS = (
     ("numbered", "[0-9]+"),
     ("promo", "promo--.*"),
 )
+
+
+@dataclass(frozen=True)
+class Series:
+    """One analytics endpoint: bandwidth or geo blocks, per stream or not, and resolutions."""
+
+    kind: str  # "series" or "geo"
+    per_stream: bool
+    resolutions: tuple[Resolution, ...]
+
+
+SERIES = {
+    "account/series": Series("series", False, (Resolution.HOUR, Resolution.DAY, Resolution.MONTH)),
+    "account/geo_series": Series("geo", False, (Resolution.HOUR, Resolution.DAY)),
+    "streams/series": Series("series", True, (Resolution.HOUR, Resolution.DAY)),
+    "streams/geo_series": Series("geo", True, (Resolution.HOUR, Resolution.DAY)),
+}
+
+
+def retention(config: SimConfig, per_stream: bool, resolution: Resolution) -> timedelta | None:
+    """How long the vendor keeps a bucket of this kind; None: for good."""
+    if per_stream:
+        return timedelta(days=config.stream_retention_days)
+    if resolution is Resolution.HOUR:
+        return timedelta(days=config.hour_retention_days)
+    if resolution is Resolution.DAY:
+        return timedelta(days=config.day_retention_days)
+    return None
 
 
 def refusal_reason(name: str) -> str | None:

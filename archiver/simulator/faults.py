@@ -1,0 +1,61 @@
+"""Optional misbehaviour of the vendor (latency, errors, throttling, cut bodies), seeded."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from dataclasses import dataclass
+
+from archiver.simulator.rendering import Answer, server_error
+
+
+@dataclass(frozen=True)
+class Faults:
+    """Optional misbehaviour, drawn per API request from a seeded generator."""
+
+    latency_ms: float = 0.0
+    error_rate: float = 0.0
+    throttle_rate: float = 0.0
+    truncate_rate: float = 0.0
+    retry_after_seconds: int = 1
+    seed: int = 0
+
+
+class FaultDraws:
+    """The seeded draws that apply a `Faults` to requests and answers.
+
+    The faults are passed per call because tests swap them on a running simulator; the
+    generator keeps its sequence across the swap, as it always has.
+    """
+
+    def __init__(self, seed: int) -> None:
+        self._random = random.Random(seed)
+        self._lock = threading.Lock()
+
+    def before(self, faults: Faults) -> Answer | None:
+        """Sleep the latency, then maybe answer with a 503 or a 429 instead of the vendor."""
+        if faults.latency_ms:
+            time.sleep(faults.latency_ms / 1000)
+        if not (faults.error_rate or faults.throttle_rate):
+            return None
+        with self._lock:
+            draw = self._random.random()
+        if draw < faults.error_rate:
+            return server_error(503, "Service Unavailable")
+        if draw < faults.error_rate + faults.throttle_rate:
+            return server_error(
+                429, "Too Many Requests", {"Retry-After": str(faults.retry_after_seconds)}
+            )
+        return None
+
+    def after(self, faults: Faults, answer: Answer) -> Answer:
+        """Maybe cut the body in half (a connection dropped mid-answer)."""
+        if not faults.truncate_rate:
+            return answer
+        with self._lock:
+            cut = self._random.random() < faults.truncate_rate
+        if not cut:
+            return answer
+        status, headers, body = answer
+        return status, headers, body[: max(len(body) // 2, 1)]
