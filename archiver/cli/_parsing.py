@@ -31,6 +31,8 @@ def subcommands(parser: argparse.ArgumentParser) -> Commands:
 
 
 def instant(what: str) -> Callable[[str], datetime]:
+    """A type for option `what`: a UTC date or ISO time, refused with the option's name."""
+
     def parse(text: str) -> datetime:
         try:
             return parse_instant(text, what=what)
@@ -41,6 +43,7 @@ def instant(what: str) -> Callable[[str], datetime]:
 
 
 def resolution_choice(text: str) -> str:
+    """A type for --resolution: Hour, Day, Month (any case) or all."""
     if text.lower() == "all":
         return "all"
     try:
@@ -50,12 +53,15 @@ def resolution_choice(text: str) -> str:
 
 
 def port(text: str) -> int:
+    """A type for a TCP port; 0 asks for any free one."""
     if not text.isdigit() or not 0 <= int(text) <= 65535:
         raise argparse.ArgumentTypeError(f"{text!r} is not a port number (0-65535)")
     return int(text)
 
 
 def count(most: int) -> Callable[[str], int]:
+    """A type for a whole number from 1 to `most`."""
+
     def parse(text: str) -> int:
         if not text.isdigit() or not 1 <= int(text) <= most:
             raise argparse.ArgumentTypeError(f"{text!r} is not a whole number from 1 to {most}")
@@ -65,6 +71,7 @@ def count(most: int) -> Callable[[str], int]:
 
 
 def rate(text: str) -> float:
+    """A type for a fraction from 0 to 1."""
     try:
         value = float(text)
     except ValueError:
