@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 import sys
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from archiver.cli import build_parser, main
 from archiver.simulator import SimConfig, Simulator
 from tests.processes import run_archiver as run
 from tests.simhelpers import TOKEN
@@ -46,11 +48,69 @@ def simulator() -> Iterator[Simulator]:
         yield sim
 
 
+def exit_code(args: list[str]) -> int | str | None:
+    """`main(args)` in this process, for what argparse decides alone (help, usage errors)."""
+    with pytest.raises(SystemExit) as exited:
+        main(args)
+    return exited.value.code
+
+
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "archiver")
-def test_every_command_has_help(command: list[str], tmp_path: Path) -> None:
-    result = run([*command, "--help"], tmp_path)
+def test_every_command_has_help(command: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    assert exit_code([*command, "--help"]) == 0
+    assert capsys.readouterr().out.startswith(f"usage: archiver {' '.join(command)}".rstrip())
+
+
+def command_paths(parser: argparse.ArgumentParser, prefix: list[str]) -> Iterator[list[str]]:
+    yield prefix
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for word, sub in action.choices.items():
+                yield from command_paths(sub, [*prefix, word])
+
+
+def test_the_help_test_covers_every_command() -> None:
+    # A command added later gets its --help checked too.
+    assert sorted(command_paths(build_parser(), [])) == sorted(COMMANDS)
+
+
+def test_help_and_version_as_a_real_process(tmp_path: Path) -> None:
+    # The one real-process check of the parser: `python -m archiver` reaches the same main().
+    result = run(["--help"], tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("usage: archiver")
+    assert "backfill" in result.stdout
+    version = run(["--version"], tmp_path)
+    assert version.returncode == 0, version.stderr
+    assert version.stdout.startswith("archiver ")
+
+
+# Mistakes argparse catches before any setting is read: (arguments, a phrase of the line).
+USAGE_MISTAKES: list[tuple[list[str], str]] = [
+    (["backfill", "--start", "yesterday"], "invalid --start 'yesterday'"),
+    (["backfill", "--end", "2026-13-01"], "invalid --end"),
+    (["backfill", "--resolution", "Week"], "unknown resolution 'Week'"),
+    (["simulate", "--error-rate", "2"], "not a fraction between 0 and 1"),
+    (["simulate", "--session-minutes", "5"], "not SHORTEST,LONGEST"),
+    (["nope"], "invalid choice: 'nope'"),
+    ([], "the following arguments are required: COMMAND"),
+    (["streams"], "the following arguments are required: COMMAND"),
+]
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"), USAGE_MISTAKES, ids=[" ".join(a) or "archiver" for a, _ in USAGE_MISTAKES]
+)
+def test_usage_mistakes_are_one_line(
+    args: list[str], expected: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert exit_code(args) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    (line,) = captured.err.splitlines()
+    assert expected in line
+    assert line.startswith("archiver")
+    assert line.endswith("--help)")
 
 
 def test_db_upgrade_on_a_fresh_sqlite_file(tmp_path: Path) -> None:
@@ -90,9 +150,6 @@ def test_database_problems_are_one_line(tmp_path: Path, env: dict[str, str], exp
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
-        (["backfill", "--start", "yesterday"], "invalid --start 'yesterday'"),
-        (["backfill", "--end", "2026-13-01"], "invalid --end"),
-        (["backfill", "--resolution", "Week"], "unknown resolution 'Week'"),
         (
             ["backfill", "--start", "2026-11-20", "--end", "2026-11-19"],
             "--start must be before --end",

@@ -1,0 +1,132 @@
+"""The archive as commands open it (writable, sole writer, read-only) and safe output files."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TextIO
+
+from sqlalchemy.engine import Engine
+
+from archiver.config import Settings
+from archiver.errors import ConfigError, InputError, LockError
+from archiver.store import db
+from archiver.store.state import interrupt_stale_runs
+from archiver.sync import current_time
+
+log = logging.getLogger("archiver.cli")
+
+
+def writable_url(settings: Settings) -> str:
+    """The database URL, refused when it names an archive that would keep nothing."""
+    if db.is_memory_sqlite(settings.database_url):
+        raise ConfigError(
+            "invalid setting ARCHIVER_DATABASE_URL: an in-memory SQLite database keeps "
+            "nothing; name a file such as sqlite:///archiver.db"
+        )
+    return settings.database_url
+
+
+@contextmanager
+def archive(settings: Settings) -> Iterator[Engine]:
+    """The migrated archive the settings name, for commands that write; one clear error if
+    it cannot be reached."""
+    engine = db.make_engine(writable_url(settings))
+    try:
+        db.upgrade(engine)
+        yield engine
+    finally:
+        engine.dispose()
+
+
+@contextmanager
+def sole_writer(settings: Settings) -> Iterator[Engine]:
+    """The archive, locked with the instance lock `archiver run` holds, then migrated: one
+    writer at a time.
+
+    A one-shot `sync` or `backfill` beside a running service exits with one line instead of
+    waiting: the service already keeps the archive up to date.
+    """
+    from archiver.service.lock import lock_for
+
+    engine = db.make_engine(writable_url(settings))
+    try:
+        db.check_connection(engine)
+        lock = lock_for(engine)
+        if not lock.try_acquire():
+            if lock.problem:
+                raise LockError(f"cannot take the instance lock: {lock.problem}")
+            holder = lock.holder()
+            who = f" ({holder.describe()})" if holder else ""
+            raise LockError(
+                f"another archiver is writing to this database{who}; it already keeps the "
+                "archive up to date. Run this command when it has stopped."
+            )
+        try:
+            # Only the lock holder migrates: a newer cron `sync` must not change the schema
+            # under a running older service.
+            db.upgrade(engine)
+            with db.transaction(engine) as conn:
+                stale = interrupt_stale_runs(conn=conn, at=current_time(settings))
+            if stale:
+                log.warning("marked %d run(s) left running by a stopped process interrupted", stale)
+            yield engine
+        finally:
+            lock.release()
+    finally:
+        engine.dispose()
+
+
+@contextmanager
+def archive_readonly(settings: Settings) -> Iterator[Engine]:
+    """The existing archive, opened so that nothing can be written or migrated."""
+    engine = db.open_readonly(settings.database_url)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
+def _database_files(settings: Settings) -> list[Path]:
+    """The SQLite database file and its companions (none for PostgreSQL)."""
+    url = settings.database_url
+    if not url.startswith("sqlite"):
+        return []
+    name = url.split("///", 1)[1].split("?", 1)[0] if "///" in url else ""
+    if not name or name == ":memory:":
+        return []
+    base = Path(name)
+    return [base, *(Path(f"{base}{suffix}") for suffix in ("-wal", "-shm", "-journal"))]
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve() or (a.exists() and b.exists() and a.samefile(b))
+    except OSError:
+        return False
+
+
+def write_output(output: Path, settings: Settings, write: Callable[[TextIO], int]) -> int:
+    """Write an export or report through a temporary file beside `output`, renamed at the end.
+
+    Never onto the archive itself: opening it for writing would truncate it to nothing.
+    """
+    for path in _database_files(settings):
+        if _same_file(output, path):
+            raise InputError(f"refusing to write onto the database file {path}")
+    if output.is_dir():
+        raise InputError(f"cannot write {output}: it is a directory")
+    temporary = output.with_name(f".{output.name}.{os.getpid()}.tmp")
+    try:
+        with open(temporary, "x", encoding="utf-8", newline="") as handle:
+            count = write(handle)
+        os.replace(temporary, output)
+    except OSError as exc:
+        raise InputError(f"cannot write {output}: {exc.strerror}") from exc
+    finally:
+        if temporary.exists():
+            temporary.unlink()
+    return count

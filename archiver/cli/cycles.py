@@ -1,0 +1,174 @@
+"""`archiver sync` and `archiver backfill`: one cycle now, then exit."""
+
+from __future__ import annotations
+
+import argparse
+from datetime import datetime
+
+from sqlalchemy.engine import Engine
+
+from archiver.api.client import AnalyticsClient
+from archiver.api.endpoints import ApiRequest, check_stream_name, refusal_reason
+from archiver.cli._archive import archive, sole_writer
+from archiver.cli._output import ProgressLine, out, refused, say
+from archiver.cli._parsing import Commands, instant, resolution_choice
+from archiver.config import Settings
+from archiver.errors import InputError
+from archiver.plan import Plan, Selection, StreamEntry
+from archiver.store import db
+from archiver.streams import add_streams, plannable
+from archiver.sync import CycleReport, current_time, plan_cycle, run_cycle
+from archiver.timeutil import Resolution
+
+NO_STREAMS = (
+    "no stream is tracked, so no per-stream history is saved (account totals only): "
+    "name streams (ARCHIVER_STREAMS, `archiver streams add`), let publish tokens list them "
+    "(ARCHIVER_PUBLISH_TOKENS), or catch them live (discovery, feed webhooks: "
+    "ARCHIVER_WEBHOOK_PORT); README: Never miss a stream"
+)
+
+
+def add_sync(commands: Commands) -> None:
+    """The `sync` command."""
+    sync = commands.add_parser(
+        "sync",
+        help="run one cycle, then exit (for cron)",
+        description="Discover streams, fetch everything not yet final, store it, then exit. "
+        "Exit code 0 when every request succeeded, 1 otherwise (the next run retries).",
+    )
+    sync.set_defaults(handler=cmd_sync)
+
+
+def cmd_sync(args: argparse.Namespace, settings: Settings) -> int:
+    settings.require_token()
+    with sole_writer(settings) as engine, AnalyticsClient.from_settings(settings) as client:
+        report = run_cycle(engine=engine, client=client, settings=settings, kind="sync")
+    return _print_report(report)
+
+
+def add_backfill(commands: Commands) -> None:
+    """The `backfill` command."""
+    back = commands.add_parser(
+        "backfill",
+        help="save everything the vendor still holds",
+        description="Save what the vendor still holds in [--start, --end) (default: all of "
+        "it). Resumable and idempotent: run it again after an interruption.",
+    )
+    back.add_argument("--start", type=instant("--start"), help="YYYY-MM-DD or ISO time (UTC)")
+    back.add_argument("--end", type=instant("--end"), help="exclusive; default: now")
+    back.add_argument(
+        "--resolution",
+        type=resolution_choice,
+        default="all",
+        help="Hour, Day, Month or all (default)",
+    )
+    back.add_argument("--streams", help="comma-separated names: only these streams' data")
+    back.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the requests it would make, without calling the API",
+    )
+    back.set_defaults(handler=cmd_backfill)
+
+
+def cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
+    start: datetime | None = args.start
+    end: datetime | None = args.end
+    if start is not None and end is not None and start >= end:
+        raise InputError("--start must be before --end")
+    resolutions = (
+        None if args.resolution == "all" else frozenset({Resolution.parse(args.resolution)})
+    )
+    names: list[str] | None = None
+    if args.streams is not None:
+        names = [n.strip() for n in args.streams.split(",") if n.strip()]
+        if not names:
+            raise InputError("--streams needs at least one stream name")
+        for name in names:
+            check_stream_name(name)
+    selection = Selection(
+        start=start,
+        end=end,
+        resolutions=resolutions,
+        streams=None if names is None else frozenset(names),
+    )
+    now = current_time(settings)
+    if not args.dry_run:
+        settings.require_token()
+    with (archive if args.dry_run else sole_writer)(settings) as engine:
+        if args.dry_run:
+            extra = [
+                StreamEntry(n, "active")
+                for n in [*settings.streams, *(names or [])]
+                if refusal_reason(n) is None
+            ]
+            plan = plan_cycle(
+                engine=engine, settings=settings, now=now, selection=selection, extra_streams=extra
+            )
+            _report_purged(plan)
+            if not extra:
+                _warn_if_no_streams(engine)
+            out("dry run: these requests would be made (nothing is fetched or written)")
+            for line in _describe_plan(plan):
+                out(line)
+            return 0
+        if names:
+            with db.transaction(engine) as conn:
+                add_streams(conn=conn, names=names, source="cli", now=now)
+        with AnalyticsClient.from_settings(settings) as client:
+            report = run_cycle(
+                engine=engine,
+                client=client,
+                settings=settings,
+                kind="backfill",
+                selection=selection,
+                discover=names is None,
+                progress=ProgressLine(),
+                on_plan=_report_purged,
+            )
+        if not names:
+            _warn_if_no_streams(engine)
+    return _print_report(report)
+
+
+def _print_report(report: CycleReport) -> int:
+    for name, reason in sorted(report.refused.items()):
+        refused(name, reason)
+    if report.ok:
+        out(report.summary())
+        return 0
+    say(report.summary())
+    return 1
+
+
+def _describe_plan(plan: Plan) -> list[str]:
+    lines: list[str] = []
+    groups: dict[tuple[str, str], list[ApiRequest]] = {}
+    for planned in plan.requests:
+        request = planned.request
+        groups.setdefault((request.endpoint.dataset, request.resolution.value), []).append(request)
+    for (dataset, resolution), requests in sorted(groups.items()):
+        first = min(r.start for r in requests)
+        last = max(r.stop for r in requests)
+        lines.append(
+            f"{dataset:<18} {resolution:<5} {len(requests):>6} requests  "
+            f"{first:%Y-%m-%d %H:%M} .. {last:%Y-%m-%d %H:%M} UTC"
+        )
+    lines.append(f"total: {len(plan.requests)} requests")
+    return lines
+
+
+def _warn_if_no_streams(engine: Engine) -> None:
+    """One line when the backfill has no per-stream scope: never a silent empty backfill."""
+    with db.transaction(engine) as conn:
+        if not plannable(conn):
+            say(NO_STREAMS)
+
+
+def _report_purged(plan: Plan) -> None:
+    for purged in plan.purged:
+        say(
+            f"{purged.dataset} {purged.resolution} {purged.start:%Y-%m-%d %H:%M}.."
+            f"{purged.stop:%Y-%m-%d %H:%M} UTC is already purged by the vendor; "
+            "saving what it still holds"
+        )

@@ -1,0 +1,241 @@
+"""`archiver run`, `status` and `health`: the service and what it reports."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from datetime import datetime
+
+from archiver.attribution import Attribution, read_attribution, unexplained_warning
+from archiver.cli._archive import archive_readonly
+from archiver.cli._output import out, say, table_row
+from archiver.cli._parsing import Commands
+from archiver.config import Settings
+from archiver.errors import ArchiverError
+from archiver.plan import Policy
+from archiver.status import Status, read_status
+from archiver.store import db
+from archiver.sync import current_time
+from archiver.text import printable
+
+log = logging.getLogger("archiver.cli")
+
+# The per-dataset table of `status`: title and alignment/width of each column.
+_SCOPE_COLUMNS = (
+    ("dataset", "<18"),
+    ("res", "<5"),
+    ("scopes", ">6"),
+    ("oldest watermark", "<17"),
+    ("behind", ">10"),
+    ("failing", ">7"),
+    ("at risk", ">7"),
+)
+
+
+def add_run(commands: Commands) -> None:
+    """The `run` command."""
+    runp = commands.add_parser(
+        "run",
+        help="run the service (cycles after every vendor refresh)",
+        description="Apply migrations, wait as a standby while another archiver holds this "
+        "database, then run a catch-up cycle and a cycle at ARCHIVER_SCHEDULE_MINUTES past "
+        "every hour (UTC). SIGTERM or SIGINT stops it after the transaction in flight.",
+    )
+    runp.set_defaults(handler=cmd_run)
+
+
+def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    from archiver.service.runner import Service
+
+    settings.require_token()
+    engine = db.make_engine(settings.database_url)
+    try:
+        service = Service(settings, engine)
+        service.install_signal_handlers()
+        code = service.run()
+    finally:
+        engine.dispose()
+    if code and service.fatal:
+        say(f"error: {service.fatal}")
+    return code
+
+
+def add_status(commands: Commands) -> None:
+    """The `status` command."""
+    stat = commands.add_parser(
+        "status",
+        help="show what the archive holds and what is behind",
+        description="Last and next cycle, streams, watermarks, gaps and data at risk.",
+    )
+    stat.add_argument("--json", action="store_true", help="machine-readable output")
+    stat.set_defaults(handler=cmd_status)
+
+
+def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
+    status = _read_status(settings)
+    attribution = _read_attribution(settings)
+    if args.json:
+        explained = None if attribution is None else attribution.to_json()
+        out(json.dumps({**status.to_json(), "attribution": explained}, indent=2))
+        return 0
+    now = status.now
+    last = status.last_run
+    if last is None:
+        out("last cycle:    none yet")
+    else:
+        started = last["started_at"]
+        out(
+            f"last cycle:    {last['kind']} {last['status']} at {started:%Y-%m-%d %H:%M} "
+            f"UTC ({_ago(now, started)}): {last['requests']} requests, "
+            f"{last['failed_requests']} failed, {last['rows_written']} rows"
+        )
+        if last["error"]:
+            out(f"               first error: {printable(str(last['error']))}")
+    out(f"last success:  {_ago(now, status.last_success_at)}")
+    if status.active is None:
+        out("service:       no service holding the lock (`archiver run` is not running)")
+    else:
+        active = status.active
+        out(f"service:       active, {active['description']}")
+        if status.next_cycle_at is not None:
+            every = (
+                f"every {settings.schedule_interval_seconds} s"
+                if settings.schedule_interval_seconds
+                else f"at minutes {settings.schedule_minutes}"
+            )
+            out(f"next cycle:    {status.next_cycle_at:%Y-%m-%d %H:%M:%S} UTC ({every})")
+    streams = ", ".join(f"{count} {name}" for name, count in status.streams.items())
+    out(f"streams:       {streams}")
+    out(f"gaps:          {status.gaps} ranges, {status.gap_buckets} buckets lost")
+    out(f"at risk:       {status.at_risk_buckets} buckets purged within 24 h, not yet final")
+    _print_attribution(attribution, settings)
+    out("")
+    out(table_row(_SCOPE_COLUMNS))
+    for scope in status.scopes:
+        behind = "" if scope.behind_seconds is None else f"{scope.behind_seconds / 3600:.1f} h"
+        mark = scope.oldest_watermark
+        values = (
+            scope.dataset,
+            scope.resolution,
+            scope.scopes,
+            "" if mark is None else format(mark, "%Y-%m-%d %H:%M"),
+            behind,
+            scope.failing_scopes,
+            scope.at_risk_buckets,
+        )
+        out(table_row(zip(values, (spec for _, spec in _SCOPE_COLUMNS), strict=True)))
+    return 0
+
+
+def _read_status(settings: Settings, *, with_holder: bool = True) -> Status:
+    with archive_readonly(settings) as engine:
+        with db.transaction(engine) as conn:
+            status = read_status(
+                conn,
+                now=current_time(settings),
+                policy=Policy.from_settings(settings),
+                schedule_minutes=settings.schedule_minutes,
+                interval_seconds=settings.schedule_interval_seconds,
+            )
+        if with_holder:
+            from archiver.service.lock import current_holder
+
+            holder = current_holder(settings.database_url, engine)
+            status.active = (
+                None
+                if holder is None
+                else {
+                    "host": holder.host,
+                    "pid": holder.pid,
+                    "since": holder.since,
+                    "description": holder.describe(),
+                }
+            )
+            if holder is None:
+                status.next_cycle_at = None  # nothing is scheduled without a service
+    return status
+
+
+def _ago(now: datetime, then: datetime | None) -> str:
+    if then is None:
+        return "never"
+    seconds = int((now - then).total_seconds())
+    if seconds < 0:
+        return f"{-seconds // 60} min ahead of this host's clock"
+    if seconds < 3600:
+        return f"{seconds // 60} min ago"
+    if seconds < 172800:
+        return f"{seconds // 3600} h {seconds % 3600 // 60} min ago"
+    return f"{seconds // 86400} days ago"
+
+
+def _read_attribution(settings: Settings) -> Attribution | None:
+    try:
+        with archive_readonly(settings) as engine, db.transaction(engine) as conn:
+            return read_attribution(conn, now=current_time(settings))
+    except ArchiverError as exc:
+        # An archive not yet upgraded has no attribution view: the rest of status still holds.
+        log.warning("cannot read the usage attribution: %s", exc)
+        return None
+
+
+def _print_attribution(attribution: Attribution | None, settings: Settings) -> None:
+    if attribution is None:
+        out("explained:     unknown (run `archiver db upgrade`)")
+        return
+    share = attribution.explained_share
+    if share is None:
+        out("explained:     no account egress archived over the last 7 days")
+        return
+    out(
+        f"explained:     {share * 100:.1f}% of account egress over the last 7 days is "
+        f"explained by archived streams ({attribution.unattributed_bytes_out} bytes are not)"
+    )
+    warning = unexplained_warning(attribution, settings.unattributed_warn_percent)
+    if warning is not None:
+        say(f"warning: {warning}")
+
+
+def add_health(commands: Commands) -> None:
+    """The `health` command."""
+    health = commands.add_parser(
+        "health",
+        help="exit 0 if the last successful cycle is recent",
+        description="Exit 0 when the last successful cycle ended within "
+        "ARCHIVER_HEALTH_MAX_AGE_MINUTES, 1 with the reason otherwise (a container health "
+        "check).",
+    )
+    health.set_defaults(handler=cmd_health)
+
+
+def cmd_health(args: argparse.Namespace, settings: Settings) -> int:
+    # Read-only and lock-free: the container health check must never write or wait.
+    status = _read_status(settings, with_holder=False)
+    limit = settings.health_max_age_minutes
+    last = status.last_success_at
+    if last is None:
+        say("unhealthy: no successful cycle yet")
+        return 1
+    age = (status.now - last).total_seconds() / 60
+    if -limit <= age < 0:
+        # A little skew between the host that wrote the archive and this one's clock.
+        out(
+            f"healthy: last successful cycle at {last:%Y-%m-%d %H:%M} UTC, {-age:.0f} min "
+            "ahead of this host's clock (check the clock)"
+        )
+        return 0
+    if age < 0:
+        say(
+            f"unhealthy: last successful cycle at {last:%Y-%m-%d %H:%M} UTC is "
+            f"{-age:.0f} min in the future: this host's clock (or the archive writer's) is wrong"
+        )
+        return 1
+    if age > limit:
+        say(
+            f"unhealthy: last successful cycle {age:.0f} min ago "
+            f"(ARCHIVER_HEALTH_MAX_AGE_MINUTES={limit})"
+        )
+        return 1
+    out(f"healthy: last successful cycle {age:.0f} min ago")
+    return 0
