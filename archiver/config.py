@@ -6,6 +6,7 @@ import base64
 import ipaddress
 import re
 from datetime import datetime
+from functools import cached_property
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
@@ -13,6 +14,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from archiver.errors import ConfigError
+from archiver.plan import Policy
 from archiver.timeutil import EARLIEST, LATEST, utc
 
 DEFAULT_API_BASE_URL = "https://api.millicast.com"
@@ -236,6 +238,11 @@ class Settings(BaseSettings):
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+    @cached_property
+    def policy(self) -> Policy:
+        """The planner's policy these settings describe, built once per settings object."""
+        return Policy.from_settings(self)
 
     def require_token(self) -> str:
         """The API secret, or a ConfigError naming the setting to fix."""

@@ -13,11 +13,12 @@ from archiver.cli._archive import archive, sole_writer
 from archiver.cli._output import ProgressLine, out, refused, say
 from archiver.cli._parsing import Commands, instant, resolution_choice
 from archiver.config import Settings
+from archiver.cycle_report import CycleReport, current_time
 from archiver.errors import InputError
 from archiver.plan import Plan, Selection, StreamEntry
 from archiver.store import db
 from archiver.streams import add_streams, plannable
-from archiver.sync import CycleReport, current_time, plan_cycle, run_cycle
+from archiver.sync import plan_cycle, run_cycle
 from archiver.timeutil import Resolution
 
 NO_STREAMS = (

@@ -13,10 +13,10 @@ from archiver.cli._archive import archive_readonly, write_output
 from archiver.cli._output import out, say
 from archiver.cli._parsing import Commands, instant
 from archiver.config import Settings
+from archiver.cycle_report import current_time
 from archiver.errors import InputError
 from archiver.report import EXPORTABLE, export_rows, write_export
 from archiver.store import db
-from archiver.sync import current_time
 from archiver.usage import render_periods, render_streams, top_streams, usage_report
 
 # How far back `report` reaches without --from, per --by.

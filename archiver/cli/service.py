@@ -12,11 +12,10 @@ from archiver.cli._archive import archive_readonly
 from archiver.cli._output import out, say, table_row
 from archiver.cli._parsing import Commands
 from archiver.config import Settings
+from archiver.cycle_report import current_time
 from archiver.errors import ArchiverError
-from archiver.plan import Policy
 from archiver.status import Status, read_status
 from archiver.store import db
-from archiver.sync import current_time
 from archiver.text import printable
 
 log = logging.getLogger("archiver.cli")
@@ -134,7 +133,7 @@ def _read_status(settings: Settings, *, with_holder: bool = True) -> Status:
             status = read_status(
                 conn,
                 now=current_time(settings),
-                policy=Policy.from_settings(settings),
+                policy=settings.policy,
                 schedule_minutes=settings.schedule_minutes,
                 interval_seconds=settings.schedule_interval_seconds,
             )

@@ -12,6 +12,7 @@ from archiver.cli._archive import archive, archive_readonly
 from archiver.cli._output import out, refused, say, table_row
 from archiver.cli._parsing import Commands, subcommands
 from archiver.config import Settings
+from archiver.cycle_report import current_time
 from archiver.store import db
 from archiver.streams import (
     add_streams,
@@ -20,7 +21,6 @@ from archiver.streams import (
     read_names_file,
     remove_streams,
 )
-from archiver.sync import current_time
 from archiver.text import printable
 from archiver.timeutil import format_iso
 from archiver.tokens import TokenPattern, load_patterns, matching

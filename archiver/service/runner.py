@@ -10,7 +10,6 @@ from datetime import UTC, datetime
 from types import FrameType
 from typing import Any
 
-import sqlalchemy as sa
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
@@ -18,18 +17,16 @@ from sqlalchemy.engine import Engine
 
 from archiver.api.client import AnalyticsClient
 from archiver.api.errors import ApiError, AuthenticationError
-from archiver.attribution import read_attribution, unexplained_warning
 from archiver.config import Settings
+from archiver.cycle_report import current_time
 from archiver.errors import ArchiverError, DatabaseError
 from archiver.observability import Metrics
-from archiver.plan import Policy
+from archiver.service.gauges import refresh_gauges
 from archiver.service.lock import InstanceLock, lock_for
 from archiver.service.webhooks import WebhookReceiver, WebhookServer
-from archiver.status import read_status
 from archiver.store import db
 from archiver.store.state import interrupt_stale_runs
-from archiver.store.tables import USAGE_TABLES
-from archiver.sync import current_time, run_cycle
+from archiver.sync import run_cycle
 from archiver.vocabulary import RunKind, RunStatus
 
 log = logging.getLogger(__name__)
@@ -286,46 +283,4 @@ class Service:
         )
         if self.settings.metrics_port:
             # COUNT(*) over the archive is not free on a large database: only when scraped.
-            self.refresh_gauges()
-
-    def refresh_gauges(self) -> None:
-        """Set the metrics that mirror the database (rows, gaps, risk, streams)."""
-        try:
-            with db.transaction(self.engine) as conn:
-                status = read_status(
-                    conn,
-                    now=current_time(self.settings),
-                    policy=Policy.from_settings(self.settings),
-                    schedule_minutes=self.settings.schedule_minutes,
-                    interval_seconds=self.settings.schedule_interval_seconds,
-                )
-                counts = {
-                    name: int(conn.execute(sa.select(sa.func.count()).select_from(t)).scalar_one())
-                    for name, t in USAGE_TABLES.items()
-                }
-        except ArchiverError as exc:
-            log.warning("could not refresh metrics: %s", exc)
-            return
-        self.metrics.gaps.set(status.gaps)
-        self.metrics.gap_buckets.set(status.gap_buckets)
-        self.metrics.at_risk.set(status.at_risk_buckets)
-        if status.last_success_at is not None:
-            self.metrics.last_success.set(status.last_success_at.timestamp())
-        for name, count in status.streams.items():
-            self.metrics.streams.labels(status=name).set(count)
-        for name, count in counts.items():
-            self.metrics.rows_stored.labels(table=name).set(count)
-        self._refresh_attribution()
-
-    def _refresh_attribution(self) -> None:
-        try:
-            with db.transaction(self.engine) as conn:
-                attribution = read_attribution(conn, now=current_time(self.settings))
-        except ArchiverError as exc:
-            log.warning("could not refresh the explained-usage metric: %s", exc)
-            return
-        share = attribution.explained_share
-        self.metrics.explained_share.set(float("nan") if share is None else share)
-        warning = unexplained_warning(attribution, self.settings.unattributed_warn_percent)
-        if warning is not None:
-            log.warning("%s", warning)
+            refresh_gauges(self.settings, self.engine, self.metrics)

@@ -1,0 +1,112 @@
+"""The start of a cycle: the vendor's clock, then stream names from the settings, discovery
+and publish tokens. A failing source costs only its own names, never the cycle."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from sqlalchemy.engine import Engine
+
+from archiver.api.client import AnalyticsClient
+from archiver.api.clock import CLOCK_TOLERANCE
+from archiver.api.errors import ApiError
+from archiver.config import Settings
+from archiver.cycle_report import CycleReport
+from archiver.errors import ArchiverError, DatabaseError
+from archiver.store.db import transaction
+from archiver.streams import add_streams, discover_names
+from archiver.tokens import save_tokens
+from archiver.vocabulary import StreamSource
+
+log = logging.getLogger(__name__)
+
+
+def config_and_discovery(
+    *,
+    engine: Engine,
+    client: AnalyticsClient,
+    settings: Settings,
+    report: CycleReport,
+    discover: bool,
+) -> datetime:
+    """Register configured and discovered names; returns the cycle's now (the vendor's).
+
+    Discovery's answer tells the vendor's time; without it one small request does, before
+    any name is registered or any request planned.
+    """
+    found: list[str] | None = None
+    if discover and settings.discovery:
+        try:
+            found = discover_names(client, settings.discovery_pattern)
+        except ArchiverError as exc:
+            # Of any kind (timeouts, a refused secret, a broken listing): the cycle goes on
+            # with the names it knows. A monitoring outage must not cost the per-stream data
+            # of the streams already tracked.
+            report.errors.append(f"discovery: {exc}")
+            log.error("stream discovery failed (going on with the known streams): %s", exc)
+    now = vendor_now(client, report)
+    with transaction(engine) as conn:
+        added = add_streams(conn=conn, names=settings.streams, source=StreamSource.CONFIG, now=now)
+    report.refused.update(added.refused)
+    if found is None:
+        return now
+    try:
+        with transaction(engine) as conn:
+            added = add_streams(
+                conn=conn, names=found, source=StreamSource.DISCOVERED, now=now, seen=True
+            )
+    except DatabaseError as exc:
+        report.errors.append(f"discovery: {exc}")
+        log.error("could not register discovered streams (going on without them): %s", exc)
+        return now
+    report.discovered = added.added
+    report.refused.update(added.refused)
+    for name in added.added:
+        log.info("discovered stream %r", name)
+    for name in added.woken:
+        log.info("stream %r is live again; tracking it every cycle", name)
+    return now
+
+
+def vendor_now(client: AnalyticsClient, report: CycleReport) -> datetime:
+    """The cycle's now: the vendor's (its `Date` header) when our clock disagrees with it.
+
+    Measured by the cycle's first answer, or by one small request. A host
+    clock ahead would record gaps for data the vendor still holds; one behind would ask
+    for buckets the vendor has purged (they read back as zeros).
+    """
+    if client.skew is None:
+        client.probe_clock()
+    skew = client.skew
+    report.skew = skew
+    if skew is None:
+        log.warning("the vendor's clock is unknown (no Date header): using ours")
+        return report.now
+    if abs(skew) <= CLOCK_TOLERANCE:
+        return report.now
+    log.warning(
+        "the vendor's clock differs from ours by %+.0f s: judging time by the vendor's",
+        skew.total_seconds(),
+    )
+    report.now = report.now + skew
+    return report.now
+
+
+def publish_tokens(*, engine: Engine, client: AnalyticsClient, report: CycleReport) -> None:
+    """Track the exact names of the account's publish tokens; keep their regex patterns.
+
+    A failure here costs only this source for this cycle: the rest of the cycle goes on.
+    """
+    try:
+        tokens = client.publish_tokens()
+    except ApiError as exc:
+        report.errors.append(f"publish tokens: {exc}")
+        log.error("reading publish tokens failed: %s", exc)
+        return
+    with transaction(engine) as conn:
+        added = save_tokens(conn=conn, tokens=tokens, now=report.now)
+    report.refused.update(added.refused)
+    for name in added.added:
+        log.info("tracking stream %r: an exact name of a publish token", name)
+    report.discovered += added.added
