@@ -18,6 +18,7 @@ from archiver.api.errors import ApiError
 from archiver.config import Settings
 from archiver.cycle_report import CycleReport, Progress, current_time
 from archiver.errors import DatabaseError
+from archiver.finality import Settlement
 from archiver.plan import Plan, Policy, Scope, Selection, StreamEntry, make_plan
 from archiver.store import state as store_state
 from archiver.store.db import transaction
@@ -165,6 +166,12 @@ def _store(
     if result.error is not None:
         _fail(engine, report, scopes, str(result.error), result.fetched_at)
         return
+    settlement = Settlement(
+        policy, request.resolution, request.start, request.stop, result.fetched_at
+    )
+    for row in result.rows:
+        row["fetched_at"] = result.fetched_at
+        row["is_final"] = settlement.final(row["period_start"])
     good = tuple(s for s in scopes if s.stream not in result.failed)
     broken = [s for s in scopes if s.stream in result.failed]
     try:
@@ -172,13 +179,9 @@ def _store(
             written = store_state.store_response(
                 conn=conn,
                 dataset=request.endpoint.dataset,
-                resolution=request.resolution,
-                chunk_start=request.start,
-                chunk_stop=request.stop,
                 scopes=good,
                 rows=result.rows,
-                fetched_at=result.fetched_at,
-                policy=policy,
+                settlement=settlement,
             )
             if request.endpoint.dataset == Dataset.STREAM_USAGE and result.rows:
                 seen: dict[str, datetime] = {}

@@ -10,7 +10,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from archiver.plan import Gap, Policy, Scope, ScopeState
+from archiver.finality import Settlement
+from archiver.plan import Gap, Scope, ScopeState
 from archiver.store.tables import USAGE_TABLES, sync_gaps, sync_runs, sync_state
 from archiver.store.upsert import upsert_rows
 from archiver.timeutil import Resolution
@@ -96,40 +97,35 @@ def store_response(
     *,
     conn: Connection,
     dataset: str,
-    resolution: Resolution,
-    chunk_start: datetime,
-    chunk_stop: datetime,
     scopes: Iterable[Scope],
     rows: list[dict[str, Any]],
-    fetched_at: datetime,
-    policy: Policy,
+    settlement: Settlement,
 ) -> Written:
-    """Upsert a response's rows and advance its scopes' watermarks, in the caller's transaction.
-
-    A watermark moves only forward, only if it lies inside the chunk (so a chunk answered
-    before an earlier one cannot skip it), and only as far as the first bucket not yet final.
-    """
-    for row in rows:
-        row["fetched_at"] = fetched_at
-        row["is_final"] = policy.is_final(resolution, row["period_start"], fetched_at)
+    """Upsert a response's rows (their `is_final` and `fetched_at` already decided) and move
+    its scopes' watermarks as `settlement` says, in the caller's transaction."""
     written = upsert_rows(conn=conn, table=USAGE_TABLES[dataset], rows=rows)
-    target = max(chunk_start, min(chunk_stop, policy.first_unfinal(resolution, fetched_at)))
     names = [scope.stream for scope in scopes]
     # One statement for every scope of the request: they share dataset and resolution.
     same = sa.and_(
         sync_state.c.dataset == dataset,
-        sync_state.c.resolution == resolution.value,
+        sync_state.c.resolution == settlement.resolution.value,
         sync_state.c.stream_name.in_(names),
     )
+    target = settlement.target
     advanced = conn.execute(
         sa.update(sync_state)
-        .where(same, sync_state.c.watermark >= chunk_start, sync_state.c.watermark < target)
+        .where(
+            same,
+            # Settlement.moves, as SQL: forward, and only from inside the chunk.
+            sync_state.c.watermark >= settlement.chunk_start,
+            sync_state.c.watermark < target,
+        )
         .values(watermark=target)
     ).rowcount
     conn.execute(
         sa.update(sync_state)
         .where(same)
-        .values(last_success_at=fetched_at, last_error=None, last_error_at=None)
+        .values(last_success_at=settlement.fetched_at, last_error=None, last_error_at=None)
     )
     return Written(written, advanced)
 

@@ -1,0 +1,150 @@
+"""Finality and watermark moves: a pure rule (no database), and the store applying it."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sqlalchemy.engine import Engine
+
+from archiver.finality import Settlement
+from archiver.plan import Policy, Scope
+from archiver.store import state
+from archiver.store.tables import stream_usage, sync_state
+from archiver.timeutil import Resolution
+from tests.test_store import usage_row
+
+H = Resolution.HOUR
+POLICY = Policy(settle=timedelta(minutes=60))
+T0 = datetime(2026, 11, 20, tzinfo=UTC)
+
+
+def test_a_bucket_is_final_exactly_at_its_end_plus_settle() -> None:
+    start = T0 + timedelta(hours=3)
+    at = start + timedelta(hours=1) + POLICY.settle
+    assert Settlement(POLICY, H, T0, T0 + timedelta(days=1), at).final(start)
+    assert not Settlement(POLICY, H, T0, T0 + timedelta(days=1), at - timedelta(seconds=1)).final(
+        start
+    )
+
+
+def test_the_target_stays_inside_the_chunk() -> None:
+    chunk = (T0 + timedelta(hours=10), T0 + timedelta(hours=20))
+    long_after = T0 + timedelta(days=3)
+    assert Settlement(POLICY, H, *chunk, long_after).target == chunk[1]
+    assert Settlement(POLICY, H, *chunk, T0).target == chunk[0]
+    at = T0 + timedelta(hours=15, minutes=30)  # hours up to 14:00 are final
+    assert Settlement(POLICY, H, *chunk, at).target == T0 + timedelta(hours=14)
+
+
+def test_a_later_chunk_answered_first_never_skips_an_earlier_one() -> None:
+    late = Settlement(
+        POLICY, H, T0 + timedelta(hours=10), T0 + timedelta(hours=20), T0 + timedelta(days=3)
+    )
+    earlier_watermark = T0 + timedelta(hours=2)
+    assert late.moves(earlier_watermark) == earlier_watermark
+    assert late.moves(T0 + timedelta(hours=12)) == T0 + timedelta(hours=20)
+    assert late.moves(T0 + timedelta(hours=25)) == T0 + timedelta(hours=25)  # never backwards
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    start_hour=st.integers(0, 200),
+    length=st.integers(1, 100),
+    read_minutes=st.integers(0, 400 * 60),
+    settle=st.integers(0, 300),
+)
+def test_the_target_is_the_first_bucket_not_yet_final(
+    start_hour: int, length: int, read_minutes: int, settle: int
+) -> None:
+    policy = Policy(settle=timedelta(minutes=settle))
+    chunk_start = T0 + timedelta(hours=start_hour)
+    chunk_stop = chunk_start + timedelta(hours=length)
+    fetched = T0 + timedelta(minutes=read_minutes)
+    settlement = Settlement(policy, H, chunk_start, chunk_stop, fetched)
+    # Independent oracle: walk the hours, final when its end plus settle has passed.
+    expected = chunk_stop
+    for hour in range(length):
+        bucket = chunk_start + timedelta(hours=hour)
+        if not bucket + timedelta(hours=1, minutes=settle) <= fetched:
+            expected = bucket
+            break
+    assert settlement.target == expected
+    for hour in range(length):
+        bucket = chunk_start + timedelta(hours=hour)
+        assert settlement.final(bucket) == (bucket < expected)
+
+
+SCOPE = Scope("stream_usage", "a", H)
+
+
+def _watermark(engine: Engine) -> datetime:
+    with engine.connect() as conn:
+        value: datetime = conn.execute(sa.select(sync_state.c.watermark)).scalar_one()
+    return value
+
+
+def _settled(rows: list[dict[str, Any]], settlement: Settlement) -> list[dict[str, Any]]:
+    for row in rows:
+        row["fetched_at"] = settlement.fetched_at
+        row["is_final"] = settlement.final(row["period_start"])
+    return rows
+
+
+def test_the_store_moves_a_watermark_only_from_inside_the_chunk(engine: Engine) -> None:
+    with engine.begin() as conn:
+        state.start_scopes(conn=conn, watermarks={SCOPE: T0}, gaps=[], recorded_at=T0)
+    late = Settlement(
+        POLICY, H, T0 + timedelta(hours=10), T0 + timedelta(hours=20), T0 + timedelta(days=3)
+    )
+    rows = _settled([usage_row("a", h, bytes_out=h) for h in range(10, 20)], late)
+    with engine.begin() as conn:
+        state.store_response(
+            conn=conn, dataset="stream_usage", scopes=[SCOPE], rows=rows, settlement=late
+        )
+    assert _watermark(engine) == T0  # hours 0-9 are not stored yet: nothing skips them
+    early = Settlement(POLICY, H, T0, T0 + timedelta(hours=10), T0 + timedelta(days=3))
+    rows = _settled([usage_row("a", h, bytes_out=h) for h in range(10)], early)
+    with engine.begin() as conn:
+        state.store_response(
+            conn=conn, dataset="stream_usage", scopes=[SCOPE], rows=rows, settlement=early
+        )
+    assert _watermark(engine) == T0 + timedelta(hours=10)
+
+
+def test_rows_and_their_watermark_commit_together(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with engine.begin() as conn:
+        state.start_scopes(conn=conn, watermarks={SCOPE: T0}, gaps=[], recorded_at=T0)
+    settlement = Settlement(POLICY, H, T0, T0 + timedelta(hours=10), T0 + timedelta(days=3))
+    rows = _settled([usage_row("a", h, bytes_out=h) for h in range(10)], settlement)
+
+    def refused(**_: Any) -> int:
+        raise RuntimeError("the database refused the rows")
+
+    monkeypatch.setattr(state, "upsert_rows", refused)
+    with pytest.raises(RuntimeError), engine.begin() as conn:
+        state.store_response(
+            conn=conn, dataset="stream_usage", scopes=[SCOPE], rows=rows, settlement=settlement
+        )
+    assert _watermark(engine) == T0
+
+
+def test_partial_rows_in_bulk_never_replace_final_ones(engine: Engine) -> None:
+    # Above the bulk threshold, PostgreSQL takes the COPY path: the guard must hold there too.
+    final = [usage_row(f"s{i % 5}", i // 5, bytes_out=7) for i in range(300)]
+    partial = [usage_row(f"s{i % 5}", i // 5, bytes_out=0, final=False) for i in range(300)]
+    from archiver.store.upsert import upsert_rows
+
+    with engine.begin() as conn:
+        upsert_rows(conn=conn, table=stream_usage, rows=final)
+    with engine.begin() as conn:
+        upsert_rows(conn=conn, table=stream_usage, rows=partial)
+    with engine.connect() as conn:
+        values = set(conn.execute(sa.select(stream_usage.c.bytes_out, stream_usage.c.is_final)))
+    assert values == {(7, True)}
