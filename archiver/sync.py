@@ -107,7 +107,8 @@ def run_cycle(
                 gap.start.isoformat(),
                 gap.stop.isoformat(),
             )
-        scopes = {id(p.request): p.scopes for p in plan.requests}
+        # Requests are values: the plan never asks the same thing twice in one cycle.
+        scopes = {p.request: p.scopes for p in plan.requests}
         with closing(client.fetch_all([p.request for p in plan.requests])) as results:
             for result in results:
                 if stop is not None and stop.is_set():
@@ -116,7 +117,7 @@ def run_cycle(
                 _store(
                     engine=engine,
                     result=result,
-                    scopes=scopes[id(result.request)],
+                    scopes=scopes[result.request],
                     policy=policy,
                     report=report,
                 )

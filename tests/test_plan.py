@@ -265,3 +265,5 @@ def test_requests_cover_exactly_from_watermark_or_horizon_to_now(
             )
         )
     assert ACCOUNT_GEO_SERIES.dataset in {p.request.endpoint.dataset for p in plan.requests}
+    # The cycle finds each answer's scopes by its request: no request may appear twice.
+    assert len({p.request for p in plan.requests}) == len(plan.requests)
