@@ -32,11 +32,24 @@ RECORD = Path(__file__).resolve().parent / "MUTATION.md"
 
 # Each core module and the fast tests that are meant to guard it.
 TARGETS: dict[str, list[str]] = {
-    "archiver/plan.py": ["tests/test_plan.py"],
-    "archiver/store/upsert.py": ["tests/test_store.py"],
-    "archiver/store/state.py": ["tests/test_store.py", "tests/test_sync_e2e.py"],
-    "archiver/sync.py": ["tests/test_sync_e2e.py"],
-    "archiver/vocabulary.py": ["tests/test_plan.py", "tests/test_api_client.py"],
+    "archiver/plan.py": ["tests/test_plan.py", "tests/test_finality.py"],
+    "archiver/finality.py": ["tests/test_finality.py"],
+    "archiver/store/upsert.py": [
+        "tests/test_store.py",
+        "tests/test_finality.py",
+        "tests/test_query_times.py",
+    ],
+    "archiver/store/state.py": [
+        "tests/test_store.py",
+        "tests/test_finality.py",
+        "tests/test_sync_e2e.py",
+    ],
+    "archiver/sync.py": ["tests/test_sync_e2e.py", "tests/test_finality.py"],
+    "archiver/vocabulary.py": [
+        "tests/test_plan.py",
+        "tests/test_vocabulary.py",
+        "tests/test_api_client.py",
+    ],
 }
 
 _SWAPS: dict[type[ast.AST], type[ast.AST]] = {

@@ -47,6 +47,7 @@ def test_a_later_chunk_answered_first_never_skips_an_earlier_one() -> None:
     )
     earlier_watermark = T0 + timedelta(hours=2)
     assert late.moves(earlier_watermark) == earlier_watermark
+    assert late.moves(late.chunk_start) == late.target  # the chunk's own first bucket
     assert late.moves(T0 + timedelta(hours=12)) == T0 + timedelta(hours=20)
     assert late.moves(T0 + timedelta(hours=25)) == T0 + timedelta(hours=25)  # never backwards
 
@@ -148,3 +149,31 @@ def test_partial_rows_in_bulk_never_replace_final_ones(engine: Engine) -> None:
     with engine.connect() as conn:
         values = set(conn.execute(sa.select(stream_usage.c.bytes_out, stream_usage.c.is_final)))
     assert values == {(7, True)}
+
+
+@pytest.mark.postgres
+def test_naive_times_are_refused_on_postgresql_too(postgres_url: str) -> None:
+    from archiver.store import db
+    from archiver.store.upsert import upsert_rows
+
+    engine = db.make_engine(postgres_url)
+    row = usage_row("naive", 1, bytes_out=1)
+    row["period_start"] = row["period_start"].replace(tzinfo=None)
+    try:
+        with pytest.raises(ValueError, match="naive datetime"), engine.begin() as conn:
+            upsert_rows(conn=conn, table=stream_usage, rows=[row])
+    finally:
+        engine.dispose()
+
+
+def test_two_bulk_writes_in_one_transaction_keep_the_second_values(engine: Engine) -> None:
+    from archiver.store.upsert import upsert_rows
+
+    first = [usage_row(f"s{i % 5}", i // 5, bytes_out=1, final=False) for i in range(300)]
+    second = [usage_row(f"s{i % 5}", i // 5, bytes_out=2) for i in range(300)]
+    with engine.begin() as conn:
+        upsert_rows(conn=conn, table=stream_usage, rows=first)
+        upsert_rows(conn=conn, table=stream_usage, rows=second)
+    with engine.connect() as conn:
+        values = set(conn.execute(sa.select(stream_usage.c.bytes_out, stream_usage.c.is_final)))
+    assert values == {(2, True)}

@@ -267,3 +267,19 @@ def test_requests_cover_exactly_from_watermark_or_horizon_to_now(
     assert ACCOUNT_GEO_SERIES.dataset in {p.request.endpoint.dataset for p in plan.requests}
     # The cycle finds each answer's scopes by its request: no request may appear twice.
     assert len({p.request for p in plan.requests}) == len(plan.requests)
+
+
+def test_a_backfill_starting_at_the_horizon_reports_nothing_purged() -> None:
+    horizon = POLICY.horizon(STREAMS_SERIES, D, NOW)
+    selection = Selection(start=horizon, resolutions=frozenset({D}), streams=frozenset({"a"}))
+    plan = make_plan(now=NOW, policy=POLICY, streams=active("a"), state={}, selection=selection)
+    assert plan.requests
+    assert plan.purged == []  # not an empty range [horizon, horizon)
+
+
+def test_a_scope_already_at_the_selections_end_asks_nothing() -> None:
+    end = datetime(2026, 11, 24, tzinfo=UTC)
+    state = {Scope("stream_usage", "a", D): ScopeState(watermark=end)}
+    selection = Selection(end=end, resolutions=frozenset({D}), streams=frozenset({"a"}))
+    plan = make_plan(now=NOW, policy=POLICY, streams=active("a"), state=state, selection=selection)
+    assert [p for p in plan.requests if p.request.endpoint is STREAMS_SERIES] == []

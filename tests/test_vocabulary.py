@@ -27,3 +27,29 @@ def test_stream_status_and_source_are_the_values_the_registry_accepts() -> None:
 def test_every_dataset_is_an_archive_table_fed_by_one_endpoint() -> None:
     assert sorted(e.dataset for e in ENDPOINTS) == sorted(Dataset)
     assert {e.table for e in ENDPOINTS} <= set(USAGE_TABLES)
+
+
+def test_name_rules_at_their_edges() -> None:
+    from archiver.vocabulary import MAX_NAME_LENGTH, refusal_reason, storable
+
+    longest = "x" * MAX_NAME_LENGTH
+    assert refusal_reason(longest) is None
+    assert storable(longest)
+    assert refusal_reason(longest + "x") is not None
+    assert not storable(longest + "x")
+    assert refusal_reason("cam--1") is not None
+    assert storable("cam--1")  # refused, but kept in the registry as refused
+    assert not storable("cam\x001")  # a NUL never reaches the database
+
+
+def test_a_request_needs_a_non_empty_range() -> None:
+    from datetime import UTC, datetime
+
+    import pytest
+
+    from archiver.timeutil import Resolution
+    from archiver.vocabulary import ACCOUNT_SERIES, ApiRequest
+
+    t = datetime(2026, 11, 20, tzinfo=UTC)
+    with pytest.raises(ValueError, match="start < stop"):
+        ApiRequest(ACCOUNT_SERIES, Resolution.HOUR, t, t)
