@@ -19,6 +19,7 @@ import ast
 import copy
 import os
 import platform
+import signal
 import subprocess
 import sys
 import time
@@ -147,7 +148,7 @@ def mutants(path: str, text: str) -> list[Mutant]:
     return found
 
 
-def _run_tests(tests: list[str]) -> int:
+def _run_tests(tests: list[str], marks: str) -> int:
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
     try:
         result = subprocess.run(
@@ -160,7 +161,7 @@ def _run_tests(tests: list[str]) -> int:
                 "-p",
                 "no:cacheprovider",
                 "-m",
-                "not completeness",
+                marks,
                 *tests,
             ],
             cwd=ROOT,
@@ -174,21 +175,23 @@ def _run_tests(tests: list[str]) -> int:
     return result.returncode
 
 
-def run(modules: list[str], limit: int | None) -> list[tuple[str, int, int, list[Mutant]]]:
+def run(
+    modules: list[str], limit: int | None, marks: str = "not completeness"
+) -> list[tuple[str, int, int, list[Mutant]]]:
     """Mutate each module in turn; returns (module, mutants, killed, survivors)."""
     results = []
     for module in modules:
         tests = TARGETS[module]
         path = ROOT / module
         original = path.read_text()
-        if _run_tests(tests) != 0:
+        if _run_tests(tests, marks) != 0:
             raise SystemExit(f"the tests of {module} fail before any mutation: fix them first")
         candidates = mutants(module, original)[:limit]
         survivors: list[Mutant] = []
         try:
             for number, mutant in enumerate(candidates, 1):
                 path.write_text(mutant.source)
-                code = _run_tests(tests)
+                code = _run_tests(tests, marks)
                 if code == 0:
                     survivors.append(mutant)
                 sys.stderr.write(
@@ -244,9 +247,17 @@ def main() -> None:
     parser.add_argument("--module", action="append", choices=sorted(TARGETS))
     parser.add_argument("--limit", type=int, help="at most this many mutants a module")
     parser.add_argument("--no-record", action="store_true", help="do not write MUTATION.md")
+    parser.add_argument(
+        "--marks",
+        default="not completeness",
+        help='pytest -m expression (e.g. "not completeness and not postgres" while something '
+        "else restarts the PostgreSQL server)",
+    )
     args = parser.parse_args()
+    # SIGTERM unwinds like Ctrl-C, so that the module under test is always put back.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     began = time.monotonic()
-    results = run(args.module or list(TARGETS), args.limit)
+    results = run(args.module or list(TARGETS), args.limit, args.marks)
     text = record(results, time.monotonic() - began)
     sys.stdout.write(text)
     if not args.no_record:
