@@ -37,8 +37,8 @@ def add_run(commands: Commands) -> None:
     runp = commands.add_parser(
         "run",
         help="run the service (cycles after every vendor refresh)",
-        description="Apply migrations, wait as a standby while another archiver holds this "
-        "database, then run a catch-up cycle and a cycle at ARCHIVER_SCHEDULE_MINUTES past "
+        description="Wait as a standby while another archiver holds this database, then "
+        "apply migrations, run a catch-up cycle and a cycle at ARCHIVER_SCHEDULE_MINUTES past "
         "every hour (UTC). SIGTERM or SIGINT stops it after the transaction in flight.",
     )
     runp.set_defaults(handler=cmd_run)
