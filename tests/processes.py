@@ -86,3 +86,12 @@ def run_archiver(args: list[str], cwd: Path, **env: str) -> subprocess.Completed
         timeout=180,
         check=False,
     )
+
+
+@dataclass
+class Ran:
+    """What one in-process `archiver` command did, shaped like subprocess.CompletedProcess."""
+
+    returncode: int
+    stdout: str
+    stderr: str

@@ -1,4 +1,9 @@
-"""The `archiver` command as a user runs it: real processes, one-line errors, exit codes."""
+"""The `archiver` command as a user runs it: one-line errors, exit codes.
+
+Commands run in-process through the `cli` fixture (the same `main()`); the tests whose point
+is the process itself (`python -m archiver`, signals, a closed pipe, the demo) run real
+processes and are marked e2e.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,7 @@ import argparse
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -14,6 +19,7 @@ import pytest
 
 from archiver.cli import build_parser, main
 from archiver.simulator import SimConfig, Simulator
+from tests.processes import Ran
 from tests.processes import run_archiver as run
 from tests.simhelpers import TOKEN
 
@@ -74,6 +80,7 @@ def test_the_help_test_covers_every_command() -> None:
     assert sorted(command_paths(build_parser(), [])) == sorted(COMMANDS)
 
 
+@pytest.mark.e2e
 def test_help_and_version_as_a_real_process(tmp_path: Path) -> None:
     # The one real-process check of the parser: `python -m archiver` reaches the same main().
     result = run(["--help"], tmp_path)
@@ -113,16 +120,18 @@ def test_usage_mistakes_are_one_line(
     assert line.endswith("--help)")
 
 
-def test_db_upgrade_on_a_fresh_sqlite_file(tmp_path: Path) -> None:
-    result = run(["db", "upgrade"], tmp_path)
+def test_db_upgrade_on_a_fresh_sqlite_file(tmp_path: Path, cli: Callable[..., Ran]) -> None:
+    result = cli(["db", "upgrade"], tmp_path)
     assert result.returncode == 0, result.stderr
     assert "is at revision" in result.stdout
     assert (tmp_path / "archiver.db").is_file()
 
 
 @pytest.mark.postgres
-def test_db_upgrade_on_postgresql(tmp_path: Path, postgres_url: str) -> None:
-    result = run(["db", "upgrade"], tmp_path, ARCHIVER_DATABASE_URL=postgres_url)
+def test_db_upgrade_on_postgresql(
+    tmp_path: Path, postgres_url: str, cli: Callable[..., Ran]
+) -> None:
+    result = cli(["db", "upgrade"], tmp_path, ARCHIVER_DATABASE_URL=postgres_url)
     assert result.returncode == 0, result.stderr
     assert "is at revision" in result.stdout
 
@@ -138,8 +147,10 @@ def test_db_upgrade_on_postgresql(tmp_path: Path, postgres_url: str) -> None:
         ({"ARCHIVER_DATABASE_URL": "sqlite:////no/such/dir/a.db"}, "cannot reach the database"),
     ],
 )
-def test_database_problems_are_one_line(tmp_path: Path, env: dict[str, str], expected: str) -> None:
-    result = run(["db", "upgrade"], tmp_path, **env)
+def test_database_problems_are_one_line(
+    tmp_path: Path, env: dict[str, str], expected: str, cli: Callable[..., Ran]
+) -> None:
+    result = cli(["db", "upgrade"], tmp_path, **env)
     assert result.returncode != 0
     assert expected in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
@@ -158,24 +169,28 @@ def test_database_problems_are_one_line(tmp_path: Path, env: dict[str, str], exp
         (["streams", "import", "/no/such/file"], "cannot read /no/such/file"),
     ],
 )
-def test_bad_input_is_one_line(tmp_path: Path, args: list[str], expected: str) -> None:
-    result = run(args, tmp_path, ARCHIVER_API_TOKEN="x-token-0123")
+def test_bad_input_is_one_line(
+    tmp_path: Path, args: list[str], expected: str, cli: Callable[..., Ran]
+) -> None:
+    result = cli(args, tmp_path, ARCHIVER_API_TOKEN="x-token-0123")
     assert result.returncode != 0
     assert expected in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
 
 
-def test_commands_that_call_the_vendor_need_the_token(tmp_path: Path) -> None:
-    result = run(["sync"], tmp_path)
+def test_commands_that_call_the_vendor_need_the_token(
+    tmp_path: Path, cli: Callable[..., Ran]
+) -> None:
+    result = cli(["sync"], tmp_path)
     assert result.returncode != 0
     assert "ARCHIVER_API_TOKEN is not set" in result.stderr
 
 
 def test_a_wrong_token_names_the_setting_and_never_shows_the_token(
-    tmp_path: Path, simulator: Simulator
+    tmp_path: Path, simulator: Simulator, cli: Callable[..., Ran]
 ) -> None:
     secret = "wrong-token-0123456789"
-    result = run(
+    result = cli(
         ["sync"],
         tmp_path,
         ARCHIVER_API_TOKEN=secret,
@@ -190,27 +205,29 @@ def test_a_wrong_token_names_the_setting_and_never_shows_the_token(
     assert secret not in (tmp_path / "archiver.db").read_bytes().decode("latin-1")
 
 
-def test_streams_add_list_import_remove(tmp_path: Path) -> None:
+def test_streams_add_list_import_remove(tmp_path: Path, cli: Callable[..., Ran]) -> None:
     (tmp_path / "names.txt").write_text("# comment\nfeed_1\n\n360\nbad*name\n")
-    added = run(["streams", "add", "main", "360"], tmp_path)
+    added = cli(["streams", "add", "main", "360"], tmp_path)
     assert added.returncode == 0
     assert "tracking main" in added.stdout
-    imported = run(["streams", "import", "names.txt"], tmp_path)
+    imported = cli(["streams", "import", "names.txt"], tmp_path)
     assert imported.returncode == 1  # one name refused
     assert "stream 'bad*name' refused" in imported.stderr
     assert "already tracked: 360" in imported.stdout
-    listing = run(["streams", "list"], tmp_path).stdout
+    listing = cli(["streams", "list"], tmp_path).stdout
     assert "feed_1" in listing
     assert "refused" in listing
     assert "4 streams" in listing
-    removed = run(["streams", "remove", "main", "ghost"], tmp_path)
+    removed = cli(["streams", "remove", "main", "ghost"], tmp_path)
     assert "no longer tracking main" in removed.stdout
     assert "'ghost' was not tracked" in removed.stderr
     assert removed.returncode == 1
 
 
-def test_backfill_dry_run_calls_nothing(tmp_path: Path, simulator: Simulator) -> None:
-    result = run(
+def test_backfill_dry_run_calls_nothing(
+    tmp_path: Path, simulator: Simulator, cli: Callable[..., Ran]
+) -> None:
+    result = cli(
         ["backfill", "--dry-run", "--start", "2026-11-01", "--resolution", "Hour"],
         tmp_path,
         ARCHIVER_API_BASE_URL=simulator.url,
@@ -227,17 +244,20 @@ def test_backfill_dry_run_calls_nothing(tmp_path: Path, simulator: Simulator) ->
     assert simulator.stats_payload()["api_requests"] == 0
 
 
-def test_backfill_then_sync_against_the_simulator(tmp_path: Path, simulator: Simulator) -> None:
+def test_backfill_then_sync_against_the_simulator(
+    tmp_path: Path, simulator: Simulator, cli: Callable[..., Ran]
+) -> None:
     env = {"ARCHIVER_API_TOKEN": TOKEN, "ARCHIVER_API_BASE_URL": simulator.url, "ARCHIVER_NOW": NOW}
-    backfill = run(["backfill"], tmp_path, **env)
+    backfill = cli(["backfill"], tmp_path, **env)
     assert backfill.returncode == 0, backfill.stderr
     assert "backfill:" in backfill.stdout
     assert "0 gaps" in backfill.stdout
-    sync = run(["sync"], tmp_path, **env)
+    sync = cli(["sync"], tmp_path, **env)
     assert sync.returncode == 0, sync.stderr
     assert "requests ok" in sync.stdout
 
 
+@pytest.mark.e2e
 @pytest.mark.e2e
 def test_demo_runs_end_to_end_in_a_clean_folder(tmp_path: Path) -> None:
     result = run(["demo", "--streams", "3", "--days", "1"], tmp_path)
@@ -257,6 +277,7 @@ def test_demo_runs_end_to_end_in_a_clean_folder(tmp_path: Path) -> None:
     assert report.stdout.strip().splitlines()[-1].startswith("total")
 
 
+@pytest.mark.e2e
 def test_simulate_serves_until_stopped(tmp_path: Path) -> None:
     # Regression: `simulate` once bound its port twice and died with "Address already in use".
     clean = {k: v for k, v in os.environ.items() if not k.startswith("ARCHIVER_")}
@@ -295,6 +316,7 @@ def test_simulate_serves_until_stopped(tmp_path: Path) -> None:
         process.stderr.close()
 
 
+@pytest.mark.e2e
 def test_export_into_a_closed_pipe_is_not_an_error(tmp_path: Path) -> None:
     # Regression: `archiver export ... | head -1` printed a BrokenPipeError traceback.
     assert (

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from archiver.status import next_interval_cycle
 from archiver.store import db
 from archiver.store.tables import sync_runs
 from archiver.timeutil import Resolution, buckets, count_buckets, floor
+from tests.processes import Ran
 
 instants = st.datetimes(
     min_value=datetime(2020, 1, 1), max_value=datetime(2030, 12, 31), timezones=st.just(UTC)
@@ -62,17 +62,6 @@ def _archive_with_success(tmp_path: Path, finished: datetime) -> str:
     return url
 
 
-def _health(tmp_path: Path, url: str, now: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "archiver", "health"],
-        cwd=tmp_path,
-        env={"ARCHIVER_DATABASE_URL": url, "ARCHIVER_NOW": now, "PATH": "/usr/bin:/bin"},
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-
-
 @pytest.mark.parametrize(
     ("now", "code", "expected"),
     [
@@ -85,10 +74,10 @@ def _health(tmp_path: Path, url: str, now: str) -> subprocess.CompletedProcess[s
     ],
 )
 def test_health_reads_the_age_of_the_last_success(
-    tmp_path: Path, now: str, code: int, expected: str
+    tmp_path: Path, now: str, code: int, expected: str, cli: Callable[..., Ran]
 ) -> None:
     url = _archive_with_success(tmp_path, datetime(2026, 11, 26, 12, 0, tzinfo=UTC))
-    result = _health(tmp_path, url, now)
+    result = cli(["health"], tmp_path, ARCHIVER_DATABASE_URL=url, ARCHIVER_NOW=now)
     assert result.returncode == code, result.stderr
     assert expected in result.stdout + result.stderr
     assert " -" not in result.stdout + result.stderr

@@ -141,7 +141,7 @@ def test_webhooks_are_signed_sent_once_and_some_are_lost() -> None:
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     url = f"http://127.0.0.1:{server.server_address[1]}/webhooks"
     target = WebhookTarget(url=url, secret=SECRET, loss_rate=0.2, seed=4)
@@ -342,7 +342,7 @@ def test_a_real_clock_sends_webhooks_as_time_passes() -> None:
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
     target = WebhookTarget(url=f"http://127.0.0.1:{server.server_address[1]}/", secret=SECRET)
     config = SimConfig(streams=30, seed=9, session_minutes=(5, 360))
     try:

@@ -4,14 +4,14 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from archiver.simulator import SimConfig, Simulator
-from tests.processes import run_archiver as run
+from tests.processes import Ran
 from tests.simhelpers import TOKEN
 
 NOW = "2026-11-20T12:20:00Z"
@@ -26,25 +26,25 @@ def simulator() -> Iterator[Simulator]:
 
 
 def test_backfill_says_in_one_line_when_no_stream_is_tracked(
-    tmp_path: Path, simulator: Simulator
+    tmp_path: Path, simulator: Simulator, cli: Callable[..., Ran]
 ) -> None:
     env = {"ARCHIVER_API_BASE_URL": simulator.url, "ARCHIVER_NOW": NOW}
-    dry = run(["backfill", "--dry-run"], tmp_path, **env)
+    dry = cli(["backfill", "--dry-run"], tmp_path, **env)
     assert dry.returncode == 0, dry.stderr
     (line,) = [x for x in dry.stderr.splitlines() if NO_STREAMS in x]
     for source in ("ARCHIVER_STREAMS", "ARCHIVER_PUBLISH_TOKENS", "ARCHIVER_WEBHOOK_PORT"):
         assert source in line
-    named = run(["backfill", "--dry-run"], tmp_path, ARCHIVER_STREAMS="a", **env)
+    named = cli(["backfill", "--dry-run"], tmp_path, ARCHIVER_STREAMS="a", **env)
     assert NO_STREAMS not in named.stderr
     # Nothing tracked, no source that could tell a name: the real backfill says so too.
     quiet = {**env, "ARCHIVER_API_TOKEN": TOKEN, "ARCHIVER_DISCOVERY": "false"}
-    empty = run(["backfill"], tmp_path, **quiet, ARCHIVER_PUBLISH_TOKENS="false")
+    empty = cli(["backfill"], tmp_path, **quiet, ARCHIVER_PUBLISH_TOKENS="false")
     assert empty.returncode == 0, empty.stderr
     assert NO_STREAMS in empty.stderr
 
 
 def test_backfill_tracks_exact_token_names_and_lists_the_patterns(
-    tmp_path: Path, simulator: Simulator
+    tmp_path: Path, simulator: Simulator, cli: Callable[..., Ran]
 ) -> None:
     env = {
         "ARCHIVER_API_BASE_URL": simulator.url,
@@ -52,10 +52,10 @@ def test_backfill_tracks_exact_token_names_and_lists_the_patterns(
         "ARCHIVER_API_TOKEN": TOKEN,
         "ARCHIVER_DISCOVERY": "false",
     }
-    backfill = run(["backfill"], tmp_path, **env)
+    backfill = cli(["backfill"], tmp_path, **env)
     assert backfill.returncode == 0, backfill.stderr
     assert NO_STREAMS not in backfill.stderr
-    listing = run(["streams", "list"], tmp_path, **env).stdout
+    listing = cli(["streams", "list"], tmp_path, **env).stdout
     lines = {line.split()[0]: line for line in listing.splitlines() if line.strip()}
     assert " token " in lines["stream-0000"]
     assert lines["stream-0000"].endswith("studio (stream-[0-9]+)")
@@ -64,23 +64,25 @@ def test_backfill_tracks_exact_token_names_and_lists_the_patterns(
     assert "numbered ([0-9]+)" in listing
 
 
-def test_status_shows_the_explained_share_and_warns(tmp_path: Path, simulator: Simulator) -> None:
+def test_status_shows_the_explained_share_and_warns(
+    tmp_path: Path, simulator: Simulator, cli: Callable[..., Ran]
+) -> None:
     env = {
         "ARCHIVER_API_BASE_URL": simulator.url,
         "ARCHIVER_NOW": NOW,
         "ARCHIVER_API_TOKEN": TOKEN,
         "ARCHIVER_DISCOVERY": "false",
     }
-    assert run(["backfill"], tmp_path, **env).returncode == 0
-    status = run(["status"], tmp_path, **env)
+    assert cli(["backfill"], tmp_path, **env).returncode == 0
+    status = cli(["status"], tmp_path, **env)
     assert status.returncode == 0, status.stderr
     (line,) = [x for x in status.stdout.splitlines() if x.startswith("explained:")]
     share = float(line.split()[1].rstrip("%"))
     assert 0 < share < 50  # 2 of 12 streams are named by tokens
     assert "is explained by no archived stream (threshold 5%)" in status.stderr
-    relaxed = run(["status"], tmp_path, **env, ARCHIVER_UNATTRIBUTED_WARN_PERCENT="100")
+    relaxed = cli(["status"], tmp_path, **env, ARCHIVER_UNATTRIBUTED_WARN_PERCENT="100")
     assert "warning" not in relaxed.stderr
-    payload = json.loads(run(["status", "--json"], tmp_path, **env).stdout)
+    payload = json.loads(cli(["status", "--json"], tmp_path, **env).stdout)
     assert abs(payload["attribution"]["explained_share"] * 100 - share) < 0.1
 
 
@@ -94,16 +96,18 @@ def test_status_shows_the_explained_share_and_warns(tmp_path: Path, simulator: S
         ),
     ],
 )
-def test_webhook_settings_are_checked(tmp_path: Path, env: dict[str, str], expected: str) -> None:
-    result = run(["status"], tmp_path, **env)
+def test_webhook_settings_are_checked(
+    tmp_path: Path, env: dict[str, str], expected: str, cli: Callable[..., Ran]
+) -> None:
+    result = cli(["status"], tmp_path, **env)
     assert result.returncode == 1
     assert expected in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert "not base64 !" not in result.stderr
 
 
-def test_simulate_webhook_options_are_checked(tmp_path: Path) -> None:
-    result = run(["simulate", "--port", "0", "--webhook-url", "http://127.0.0.1:1/w"], tmp_path)
+def test_simulate_webhook_options_are_checked(tmp_path: Path, cli: Callable[..., Ran]) -> None:
+    result = cli(["simulate", "--port", "0", "--webhook-url", "http://127.0.0.1:1/w"], tmp_path)
     assert result.returncode == 1
     assert result.stderr.strip() == (
         "archiver: error: --webhook-url needs --webhook-secret (base64, as the dashboard shows)"

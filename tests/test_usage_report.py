@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from archiver.usage import (
     top_streams,
     usage_report,
 )
+from tests.processes import Ran
 from tests.test_query_times import usage
 
 H = timedelta(hours=1)
@@ -138,23 +140,12 @@ def test_top_streams_by_egress(archive: Engine) -> None:
     )
 
 
-def test_cli_unknown_stream_exits_1(tmp_path: Path) -> None:
-    import os
-    import subprocess
-    import sys
-
+def test_cli_unknown_stream_exits_1(tmp_path: Path, cli: Callable[..., Ran]) -> None:
     database_url = f"sqlite:///{tmp_path / 'empty.db'}"
     empty = db.make_engine(database_url)
     db.upgrade(empty)  # report only reads: the archive must exist
     empty.dispose()
-    result = subprocess.run(
-        [sys.executable, "-m", "archiver", "report", "--stream", "nope"],
-        env={**os.environ, "ARCHIVER_DATABASE_URL": database_url},
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        check=False,
-    )
+    result = cli(["report", "--stream", "nope"], tmp_path, ARCHIVER_DATABASE_URL=database_url)
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
         "archiver: error: no stream 'nope' in the archive (see `archiver streams list`); "
@@ -185,23 +176,14 @@ def test_export_spells_booleans_and_times_alike(archive: Engine, table: str) -> 
         assert datetime.strptime(record[time], "%Y-%m-%dT%H:%M:%SZ")
 
 
-def test_json_outputs_write_times_one_way(tmp_path: Path) -> None:
-    import os
+def test_json_outputs_write_times_one_way(tmp_path: Path, cli: Callable[..., Ran]) -> None:
     import re
-    import subprocess
-    import sys
 
-    env = {**os.environ, "ARCHIVER_DATABASE_URL": f"sqlite:///{tmp_path / 'a.db'}"}
+    url = f"sqlite:///{tmp_path / 'a.db'}"
 
     def run(*args: str) -> str:
-        result = subprocess.run(
-            [sys.executable, "-m", "archiver", *args],
-            env=env,
-            capture_output=True,
-            text=True,
-            cwd=tmp_path,
-            check=True,
-        )
+        result = cli(list(args), tmp_path, ARCHIVER_DATABASE_URL=url)
+        assert result.returncode == 0, result.stderr
         return result.stdout
 
     run("streams", "add", "stream-a")
@@ -220,21 +202,10 @@ def test_json_outputs_write_times_one_way(tmp_path: Path) -> None:
     ],
 )
 def test_report_argument_mistakes_touch_nothing(
-    tmp_path: Path, args: list[str], message: str
+    tmp_path: Path, args: list[str], message: str, cli: Callable[..., Ran]
 ) -> None:
-    import os
-    import subprocess
-    import sys
-
     path = tmp_path / "never.db"
-    result = subprocess.run(
-        [sys.executable, "-m", "archiver", "report", *args],
-        env={**os.environ, "ARCHIVER_DATABASE_URL": f"sqlite:///{path}"},
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        check=False,
-    )
+    result = cli(["report", *args], tmp_path, ARCHIVER_DATABASE_URL=f"sqlite:///{path}")
     assert result.returncode == 1
     assert result.stderr.startswith(f"archiver: error: {message}")
     assert len(result.stderr.strip().splitlines()) == 1

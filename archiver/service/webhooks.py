@@ -125,7 +125,10 @@ class WebhookServer:
         self._server = _Server((address, port), Handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name="webhooks", daemon=True
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},  # stop() waits for one poll
+            name="webhooks",
+            daemon=True,
         )
 
     @property
