@@ -44,6 +44,7 @@ def dockerfile() -> list[tuple[str, str]]:
     return lines
 
 
+@pytest.mark.e2e
 def test_compose_file_validates_with_docker_compose(tmp_path: Path) -> None:
     binary = shutil.which("docker-compose")
     if binary is None:

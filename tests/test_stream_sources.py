@@ -328,6 +328,7 @@ def test_a_failing_token_list_is_logged_and_the_cycle_goes_on(
     assert names == {"stream-0001"}
 
 
+@pytest.mark.e2e
 def test_a_real_clock_sends_webhooks_as_time_passes() -> None:
     received: list[bytes] = []
 

@@ -68,6 +68,7 @@ def render_in_browser(path: Path) -> tuple[str, list[str]]:
     return result.stdout, console
 
 
+@pytest.mark.e2e
 def test_page_renders_without_errors_and_shows_the_archive(
     archive: Engine,  # noqa: F811
     tmp_path: Path,
