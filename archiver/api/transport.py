@@ -6,7 +6,9 @@ Cancelling it cuts the requests in flight at once (their sockets are shut down).
 from __future__ import annotations
 
 import contextlib
+import functools
 import socket
+import ssl
 import threading
 import time
 import weakref
@@ -42,6 +44,12 @@ class RateLimiter:
             self._next = slot + self._interval
         if slot > now:
             self._sleep(slot - now)
+
+
+@functools.cache
+def _tls_context(trust_env: bool) -> ssl.SSLContext:
+    """The CA bundle loaded once per process: loading it took longer than a cycle's requests."""
+    return httpx.create_ssl_context(trust_env=trust_env)
 
 
 def valid_token(token: str) -> bool:
@@ -91,6 +99,7 @@ class Connection:
             },
             timeout=timeout,
             transport=transport,
+            verify=_tls_context(not loopback),
             limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
             # Proxies from the environment: never for loopback (the token would cross a plain
             # http hop); for https, httpx uses only HTTPS_PROXY/ALL_PROXY and tunnels through
