@@ -62,17 +62,6 @@ def service_cycles(url: str) -> int:
         engine.dispose()
 
 
-def postgres_server(action: str) -> None:
-    """`pg_ctlcluster ... main ACTION` on this machine's PostgreSQL (start, stop, restart)."""
-    version = sorted(os.listdir("/etc/postgresql"))[0]
-    subprocess.run(
-        ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", action],
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )
-
-
 def run_archiver(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
     """`archiver ARGS` as a user runs it in `cwd`: no ARCHIVER_* setting but those in `env`."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith("ARCHIVER_")}

@@ -31,9 +31,11 @@ from archiver.errors import DatabaseError
 from archiver.plan import Policy
 from archiver.simulator import SimConfig, Simulator
 from archiver.simulator.server import Faults
+from archiver.store import db
 from archiver.store.tables import sync_gaps, sync_runs, tracked_streams
 from archiver.timeutil import Resolution, buckets, floor, format_iso, next_start
 from tests.harness import Harness, archived, table_dump, truth
+from tests.pgcluster import Cluster, private_cluster
 from tests.simhelpers import TOKEN
 
 pytestmark = [pytest.mark.e2e, pytest.mark.completeness]
@@ -254,7 +256,9 @@ def kill_mid_cycle(sim: Simulator, harness: Harness, moment: datetime) -> None:
         sim.faults = FAULTS
 
 
-def restart_postgres_mid_cycle(sim: Simulator, harness: Harness, moment: datetime) -> None:
+def restart_postgres_mid_cycle(
+    sim: Simulator, harness: Harness, moment: datetime, cluster: Cluster
+) -> None:
     """Restart the PostgreSQL server while an in-process cycle is storing responses."""
     sim.faults = Faults(latency_ms=150)
     errors: list[BaseException] = []
@@ -271,13 +275,7 @@ def restart_postgres_mid_cycle(sim: Simulator, harness: Harness, moment: datetim
     try:
         while sim.stats_payload()["api_requests"] < before + 6 and worker.is_alive():
             time.sleep(0.02)
-        version = sorted(os.listdir("/etc/postgresql"))[0]
-        subprocess.run(
-            ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "restart"],
-            check=True,
-            capture_output=True,
-            timeout=120,
-        )
+        cluster.restart()
     finally:
         worker.join(120)
         sim.faults = FAULTS
@@ -286,7 +284,9 @@ def restart_postgres_mid_cycle(sim: Simulator, harness: Harness, moment: datetim
     assert isinstance(errors[0], DatabaseError), repr(errors[0])
 
 
-def restart_postgres_under_the_service(sim: Simulator, harness: Harness, moment: datetime) -> None:
+def restart_postgres_under_the_service(
+    sim: Simulator, harness: Harness, moment: datetime, cluster: Cluster
+) -> None:
     """Run `archiver run` at `moment`, restart PostgreSQL under it, and see it carry on."""
     env = _process_env(sim, harness, moment)
     env.update(ARCHIVER_SCHEDULE_INTERVAL_SECONDS="1", ARCHIVER_STANDBY_POLL_SECONDS="0.3")
@@ -325,13 +325,7 @@ def restart_postgres_under_the_service(sim: Simulator, harness: Harness, moment:
     )
     try:
         wait(lambda: service_runs() > before, "a cycle of the service")
-        version = sorted(os.listdir("/etc/postgresql"))[0]
-        subprocess.run(
-            ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "restart"],
-            check=True,
-            capture_output=True,
-            timeout=120,
-        )
+        cluster.restart()
         after = max(service_runs(), 0)
         wait(lambda: service_runs() >= after + 2, "cycles after the restart")
         process.send_signal(signal.SIGTERM)
@@ -340,6 +334,23 @@ def restart_postgres_under_the_service(sim: Simulator, harness: Harness, moment:
         if process.poll() is None:
             process.kill()
             process.wait(10)
+
+
+@pytest.fixture(scope="module")
+def pg_cluster() -> Iterator[Cluster]:
+    """The proof restarts PostgreSQL: a private server, so other tests keep the machine's."""
+    with private_cluster() as cluster:
+        yield cluster
+
+
+@pytest.fixture(scope="module")
+def postgres_url(pg_cluster: Cluster) -> str:
+    """This module's PostgreSQL archive lives on the private server (overrides conftest's)."""
+    url = pg_cluster.url()
+    engine = db.make_engine(url)
+    db.upgrade(engine)
+    engine.dispose()
+    return url
 
 
 @pytest.fixture
@@ -351,12 +362,20 @@ def simulator() -> Iterator[Simulator]:
         yield sim
 
 
-def _run(sim: Simulator, engine: Engine, *, discovery_only: bool, label: str) -> list[datetime]:
+def _run(
+    sim: Simulator,
+    engine: Engine,
+    request: pytest.FixtureRequest,
+    *,
+    discovery_only: bool,
+    label: str,
+) -> list[datetime]:
     overrides: dict[str, Any] = dict(SETTINGS)
     if not discovery_only:
         overrides["streams"] = [s.name for s in sim.traffic.streams]
     harness = Harness(sim, engine, overrides)
     pg = engine.dialect.name == "postgresql"
+    cluster: Cluster | None = request.getfixturevalue("pg_cluster") if pg else None
     quiet = timedelta(hours=1) if discovery_only else timedelta(hours=3)
     times = schedule(quiet, with_pg_restart=pg)
     harness.cycle(times[0], kind="backfill")
@@ -364,11 +383,11 @@ def _run(sim: Simulator, engine: Engine, *, discovery_only: bool, label: str) ->
         if moment in KILLS:
             kill_mid_cycle(sim, harness, moment)
             continue
-        if pg and moment == PG_RESTART:
-            restart_postgres_mid_cycle(sim, harness, moment)
+        if cluster is not None and moment == PG_RESTART:
+            restart_postgres_mid_cycle(sim, harness, moment, cluster)
             continue
-        if pg and moment == PG_RESTART_UNDER_RUN:
-            restart_postgres_under_the_service(sim, harness, moment)
+        if cluster is not None and moment == PG_RESTART_UNDER_RUN:
+            restart_postgres_under_the_service(sim, harness, moment, cluster)
             continue
         harness.cycle(moment, host=moment + host_skew(moment))
     end = times[-1]
@@ -396,16 +415,18 @@ def _run(sim: Simulator, engine: Engine, *, discovery_only: bool, label: str) ->
     return times
 
 
-def test_three_weeks_with_faults_outages_and_crashes(simulator: Simulator, engine: Engine) -> None:
-    _run(simulator, engine, discovery_only=False, label=f"configured streams {engine.dialect.name}")
+def test_three_weeks_with_faults_outages_and_crashes(
+    simulator: Simulator, engine: Engine, request: pytest.FixtureRequest
+) -> None:
+    label = f"configured streams {engine.dialect.name}"
+    _run(simulator, engine, request, discovery_only=False, label=label)
 
 
 def test_three_weeks_with_streams_found_by_discovery_only(
-    simulator: Simulator, engine: Engine
+    simulator: Simulator, engine: Engine, request: pytest.FixtureRequest
 ) -> None:
-    times = _run(
-        simulator, engine, discovery_only=True, label=f"discovery only {engine.dialect.name}"
-    )
+    label = f"discovery only {engine.dialect.name}"
+    times = _run(simulator, engine, request, discovery_only=True, label=label)
     with engine.connect() as conn:
         found = set(conn.execute(sa.select(tracked_streams.c.stream_name)).scalars())
     # Every stream live (or stopped within the hour) at a cycle was found: discovery sees

@@ -16,8 +16,10 @@ import pytest
 import sqlalchemy as sa
 
 from archiver.simulator import SimConfig, Simulator
+from archiver.store import db
 from archiver.store.tables import USAGE_TABLES, sync_runs, tracked_streams
-from tests.processes import Process, free_port, postgres_server, service_cycles, wait_for
+from tests.pgcluster import private_cluster
+from tests.processes import Process, free_port, service_cycles, wait_for
 from tests.simhelpers import TOKEN
 
 pytestmark = pytest.mark.e2e
@@ -165,27 +167,30 @@ def test_a_wrong_token_stops_the_service_with_the_setting_named(
 
 
 @pytest.mark.postgres
-@pytest.mark.completeness  # restarts the machine's PostgreSQL server, like the completeness proof
-def test_the_service_outlives_a_postgresql_outage(
-    start_service: Callable[..., Process], postgres_url: str
-) -> None:
-    already = service_cycles(postgres_url)  # the session's database has other tests' runs
-    process = start_service("outage", postgres_url, ARCHIVER_STANDBY_POLL_SECONDS="0.5")
-    wait_for(lambda: "active: holding" in process.text(), what="active")
-    wait_for(lambda: service_cycles(postgres_url) >= already + 2, what="cycles before the outage")
-    try:
-        postgres_server("stop")
-        wait_for(lambda: "standing by until it can be taken again" in process.text(), what="lost")
-        time.sleep(2)
-    finally:
-        postgres_server("start")
-    before = service_cycles(postgres_url)
-    wait_for(lambda: service_cycles(postgres_url) >= before + 2, timeout=60, what="cycles after")
-    assert process.popen.poll() is None
-    assert process.text().count("active: holding") == 2
-    process.popen.send_signal(signal.SIGTERM)
-    assert process.popen.wait(15) == 0
-    assert "Traceback" not in process.text()
+def test_the_service_outlives_a_postgresql_outage(start_service: Callable[..., Process]) -> None:
+    # A private server: stopping the machine's would break every test running beside this one.
+    with private_cluster() as cluster:
+        url = cluster.url()
+        engine = db.make_engine(url)
+        db.upgrade(engine)
+        engine.dispose()
+        process = start_service("outage", url, ARCHIVER_STANDBY_POLL_SECONDS="0.5")
+        wait_for(lambda: "active: holding" in process.text(), what="active")
+        wait_for(lambda: service_cycles(url) >= 2, what="cycles before the outage")
+        try:
+            cluster.stop()
+            lost = "standing by until it can be taken again"
+            wait_for(lambda: lost in process.text(), what="the lock lost")
+            time.sleep(2)
+        finally:
+            cluster.start()
+        before = service_cycles(url)
+        wait_for(lambda: service_cycles(url) >= before + 2, timeout=60, what="cycles after")
+        assert process.popen.poll() is None
+        assert process.text().count("active: holding") == 2
+        process.popen.send_signal(signal.SIGTERM)
+        assert process.popen.wait(15) == 0
+        assert "Traceback" not in process.text()
 
 
 def test_active_and_standby_both_register_streams_from_feed_webhooks(
