@@ -135,8 +135,8 @@ def _copy_csv(conn: Connection, table: str, stream: TextIO) -> int:
 # case, a plain name, to one cheap test.
 _SQLITE_TRUE_FALSE = "CASE WHEN {c} THEN 'true' WHEN NOT {c} THEN 'false' END"
 _SQLITE_NEUTRAL = (
-    "CASE WHEN substr({c}, 1, 1) IN ('=', '+', '-', '@', char(9), char(13)) "
-    "THEN '''' || {c} ELSE {c} END"
+    "CASE WHEN typeof({c}) = 'text' AND substr({c}, 1, 1) IN ('=', '+', '-', '@', char(9), "
+    "char(13)) THEN '''' || {c} ELSE {c} END"
 )
 _SQLITE_QUOTED = (
     "CASE WHEN instr({c}, ',') OR instr({c}, '\"') OR instr({c}, char(10)) "
@@ -154,28 +154,54 @@ def _sqlite_cell(name: str, declared: str, sample: Any) -> str:
     quoted = f'"{name}"'
     if name == "is_final" or "BOOL" in declared:
         return _SQLITE_TRUE_FALSE.format(c=quoted)
-    if any(word in declared for word in ("CHAR", "TEXT", "CLOB")) or (
-        not declared and not isinstance(sample, int | float)
-    ):
+    if _is_text(declared, sample):
         slow = _SQLITE_QUOTED.format(c=f"({_SQLITE_NEUTRAL.format(c=quoted)})")
         return _SQLITE_TEXT.format(c=quoted, slow=slow)
     return quoted
+
+
+def _is_text(declared: str, sample: Any) -> bool:
+    return any(word in declared for word in ("CHAR", "TEXT", "CLOB")) or (
+        not declared and not isinstance(sample, int | float)
+    )
+
+
+def _is_real(declared: str, sample: Any) -> bool:
+    return any(word in declared for word in ("REAL", "FLOA", "DOUB")) or isinstance(sample, float)
 
 
 def _sqlite_csv(conn: Connection, table: str, stream: TextIO) -> int:
     """CSV from SQLite, each line built by SQLite (declared types, then a sample row)."""
     info = conn.exec_driver_sql(f"PRAGMA table_info({table})").all()
     sample = conn.exec_driver_sql(f"SELECT * FROM {table} LIMIT 1").first()
-    cells = [
-        _sqlite_cell(str(column[1]), str(column[2] or "").upper(), sample and sample[i])
-        for i, column in enumerate(info)
+    columns = [
+        (str(c[1]), str(c[2] or "").upper(), sample and sample[i]) for i, c in enumerate(info)
     ]
-    line = ",".join(["%s"] * len(cells))
-    raw: Any = conn.connection.driver_connection
-    cursor = raw.execute(f"SELECT printf('{line}', {', '.join(cells)}) FROM {table}")
     header = io.StringIO()
-    csv.writer(header, lineterminator="\n").writerow([str(column[1]) for column in info])
+    csv.writer(header, lineterminator="\n").writerow([name for name, _, _ in columns])
     stream.write(header.getvalue())
+    raw: Any = conn.connection.driver_connection
+    if any(_is_real(declared, value) for _, declared, value in columns):
+        # SQLite spells a real to 15 digits, Python to the shortest exact form (as JSON and
+        # COPY do): such tables (sync_runs, a few rows a day) go through the csv writer.
+        cells = [
+            _SQLITE_TRUE_FALSE.format(c=f'"{name}"')
+            if name == "is_final" or "BOOL" in declared
+            else _SQLITE_NEUTRAL.format(c=f'"{name}"')
+            if _is_text(declared, value)
+            else f'"{name}"'
+            for name, declared, value in columns
+        ]
+        cursor = raw.execute(f"SELECT {', '.join(cells)} FROM {table}")
+        writer = csv.writer(stream, lineterminator="\n")
+        count = 0
+        while batch := cursor.fetchmany(5000):
+            writer.writerows(batch)
+            count += len(batch)
+        return count
+    cells = [_sqlite_cell(*column) for column in columns]
+    line = ",".join(["%s"] * len(cells))
+    cursor = raw.execute(f"SELECT printf('{line}', {', '.join(cells)}) FROM {table}")
     count = 0
     while batch := cursor.fetchmany(20000):
         stream.write("\n".join([text for (text,) in batch]))

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from archiver.report import export_rows, write_export
-from archiver.store.tables import stream_usage, tracked_streams
+from archiver.store.tables import stream_usage, sync_runs, tracked_streams
 
 AT = datetime(2026, 11, 25, 10, tzinfo=UTC)
 # Names a publisher may choose: each needs quoting, neutralising, or neither.
@@ -90,6 +90,32 @@ def test_csv_export_is_what_csv_writer_writes(engine: Engine, table: sa.Table) -
     assert text == _reference(engine, table)
     parsed = list(csv.DictReader(io.StringIO(text)))
     assert sorted(r["stream_name"] for r in parsed) == sorted(_spelt(n) for n in NAMES)
+
+
+def test_reals_are_written_exactly_and_numbers_never_neutralised(engine: Engine) -> None:
+    # SQLite would spell 1/3 to 15 digits; the CSV must hold the value JSON and COPY hold.
+    skews = [1 / 3, -7200.123456789012, 0.1, None, 1e-7]
+    with engine.begin() as conn:
+        for i, skew in enumerate(skews):
+            conn.execute(
+                sync_runs.insert().values(
+                    kind="sync",
+                    started_at=AT,
+                    finished_at=None if i % 2 else AT,
+                    status="ok",
+                    requests=-i,  # a negative number is a number, not a formula
+                    failed_requests=0,
+                    rows_written=0,
+                    gaps=0,
+                    error=None if i % 2 else f"-{i}, =SUM(A1)",
+                    clock_skew_seconds=skew,
+                )
+            )
+    text, count = _exported(engine, "sync_runs")
+    assert count == len(skews)
+    assert text == _reference(engine, sync_runs)
+    assert "0.3333333333333333" in text
+    assert ",-2," in text
 
 
 def test_an_empty_table_is_its_header(engine: Engine) -> None:
