@@ -81,3 +81,32 @@ def test_health_reads_the_age_of_the_last_success(
     assert result.returncode == code, result.stderr
     assert expected in result.stdout + result.stderr
     assert " -" not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("skew", "expected"),
+    [
+        (7200.4, "this host's clock is 120 min behind the vendor's"),
+        (-86400.0, "this host's clock is 1440 min ahead of the vendor's"),
+        (59.0, None),
+        (None, None),
+    ],
+)
+def test_status_names_a_host_clock_off_the_vendors(
+    tmp_path: Path, skew: float | None, expected: str | None, cli: Callable[..., Ran]
+) -> None:
+    url = _archive_with_success(tmp_path, datetime(2026, 11, 26, 12, 0, tzinfo=UTC))
+    engine = db.make_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.update(sync_runs).values(clock_skew_seconds=skew))
+    engine.dispose()
+    result = cli(
+        ["status"], tmp_path, ARCHIVER_DATABASE_URL=url, ARCHIVER_NOW="2026-11-26T12:05:00Z"
+    )
+    assert result.returncode == 0, result.stderr
+    lines = [line for line in result.stdout.splitlines() if line.startswith("clock:")]
+    if expected is None:
+        assert lines == []
+    else:
+        assert len(lines) == 1
+        assert expected in lines[0]

@@ -91,6 +91,13 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
         )
         if last["error"]:
             out(f"               first error: {printable(str(last['error']))}")
+        skew = last["clock_skew_seconds"]  # the vendor's clock minus this host's
+        if skew is not None and abs(skew) >= 60:
+            side = "behind" if skew > 0 else "ahead of"
+            out(
+                f"clock:         this host's clock is {abs(skew) / 60:.0f} min {side} the "
+                "vendor's (cycles follow the vendor's; check NTP)"
+            )
     out(f"last success:  {_ago(now, status.last_success_at)}")
     if status.active is None:
         out("service:       no service holding the lock (`archiver run` is not running)")
