@@ -14,6 +14,7 @@ from sqlalchemy.engine import Connection
 
 from archiver.errors import InputError
 from archiver.store.tables import ROLLUP_TABLES, metadata
+from archiver.text import csv_cell
 from archiver.timeutil import utc
 
 VIEWS = (
@@ -89,13 +90,48 @@ def write_export(rows: Export, fmt: str, stream: TextIO) -> int:
             stream.write(json.dumps(row) + "\n")
             count += 1
         return count
+    if _has_reals(rows.conn, rows.table):
+        return _python_csv(rows.conn, rows.table, stream)
     if rows.conn.dialect.name == "postgresql":
         return _copy_csv(rows.conn, rows.table, stream)
     return _sqlite_csv(rows.conn, rows.table, stream)
 
 
+def _has_reals(conn: Connection, table: str) -> bool:
+    """Whether a column holds floats: each database spells them its own way (SQLite to 15
+    digits, COPY `2` for 2.0), so such tables (sync_runs, a few rows a day) are written by
+    Python, as JSON writes them."""
+    return any(isinstance(c["type"], sa.Float) for c in sa.inspect(conn).get_columns(table))
+
+
+def _python_cell(name: str, value: Any) -> Any:
+    if value is None:
+        return None
+    if name == "is_final" or isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, datetime):
+        return _as_text(value)
+    return csv_cell(value)
+
+
+def _python_csv(conn: Connection, table: str, stream: TextIO) -> int:
+    """CSV written row by row by Python's csv writer (the slow path, for small tables)."""
+    result = conn.execution_options(stream_results=True, yield_per=5000).execute(
+        sa.text(f"SELECT * FROM {table}")
+    )
+    names = list(result.keys())
+    writer = csv.writer(stream, lineterminator="\n")
+    writer.writerow(names)
+    count = 0
+    for row in result:
+        writer.writerow([_python_cell(n, v) for n, v in zip(names, row, strict=True)])
+        count += 1
+    return count
+
+
 # PostgreSQL spellings of the CSV cells: booleans as JSON spells them, UTC times with a `Z`,
-# formula-like text neutralised (as `archiver.text.csv_cell` does).
+# formula-like text neutralised (as `archiver.text.csv_cell` does), empty text as an empty
+# cell (COPY would write `""` to tell it from NULL; csv.writer writes both alike).
 _PG_TRUE_FALSE = "CASE WHEN {c} THEN 'true' WHEN NOT {c} THEN 'false' END"
 _PG_TIME = "to_char({c} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
 _PG_CELL = "CASE WHEN {c} ~ '^[-=+@\\t\\r]' THEN '''' || {c} ELSE {c} END"
@@ -113,19 +149,18 @@ def _copy_csv(conn: Connection, table: str, stream: TextIO) -> int:
             expr = _PG_TIME.format(c=quoted)
         elif isinstance(kind, sa.String | sa.Text):
             # Stream names come from publishers: `=HYPERLINK(...` must stay text.
-            expr = _PG_CELL.format(c=quoted)
+            expr = f"NULLIF({_PG_CELL.format(c=quoted)}, '')"
         else:
             expr = quoted
         exprs.append(f"{expr} AS {quoted}")
     query = f"COPY (SELECT {', '.join(exprs)} FROM {table}) TO STDOUT WITH (FORMAT csv, HEADER)"
     raw: Any = conn.connection.driver_connection
-    lines = 0
-    with raw.cursor() as cursor, cursor.copy(query) as copy:
-        for chunk in copy:
-            text = bytes(chunk).decode("utf-8")
-            lines += text.count("\n")
-            stream.write(text)
-    return max(lines - 1, 0)  # the header is not a row
+    with raw.cursor() as cursor:
+        with cursor.copy(query) as copy:
+            for chunk in copy:
+                stream.write(bytes(chunk).decode("utf-8"))
+        # COPY's own count: a line break inside a quoted cell is not a row.
+        return int(cursor.rowcount)
 
 
 # SQLite builds each CSV line itself (printf, which spells NULL as an empty cell), so rows go
@@ -166,10 +201,6 @@ def _is_text(declared: str, sample: Any) -> bool:
     )
 
 
-def _is_real(declared: str, sample: Any) -> bool:
-    return any(word in declared for word in ("REAL", "FLOA", "DOUB")) or isinstance(sample, float)
-
-
 def _sqlite_csv(conn: Connection, table: str, stream: TextIO) -> int:
     """CSV from SQLite, each line built by SQLite (declared types, then a sample row)."""
     info = conn.exec_driver_sql(f"PRAGMA table_info({table})").all()
@@ -181,24 +212,6 @@ def _sqlite_csv(conn: Connection, table: str, stream: TextIO) -> int:
     csv.writer(header, lineterminator="\n").writerow([name for name, _, _ in columns])
     stream.write(header.getvalue())
     raw: Any = conn.connection.driver_connection
-    if any(_is_real(declared, value) for _, declared, value in columns):
-        # SQLite spells a real to 15 digits, Python to the shortest exact form (as JSON and
-        # COPY do): such tables (sync_runs, a few rows a day) go through the csv writer.
-        cells = [
-            _SQLITE_TRUE_FALSE.format(c=f'"{name}"')
-            if name == "is_final" or "BOOL" in declared
-            else _SQLITE_NEUTRAL.format(c=f'"{name}"')
-            if _is_text(declared, value)
-            else f'"{name}"'
-            for name, declared, value in columns
-        ]
-        cursor = raw.execute(f"SELECT {', '.join(cells)} FROM {table}")
-        writer = csv.writer(stream, lineterminator="\n")
-        count = 0
-        while batch := cursor.fetchmany(5000):
-            writer.writerows(batch)
-            count += len(batch)
-        return count
     cells = [_sqlite_cell(*column) for column in columns]
     line = ",".join(["%s"] * len(cells))
     cursor = raw.execute(f"SELECT printf('{line}', {', '.join(cells)}) FROM {table}")

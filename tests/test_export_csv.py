@@ -27,6 +27,9 @@ NAMES = [
     "ünïcødé-名前",
     "a'b",
 ]
+# Notes (free text) that break rows or spreadsheets when written carelessly. A bare CR is left
+# to the round-trip test: Python's own csv writer quotes it only from 3.11.9 on.
+NOTES = [None, "", "two\nlines", "crlf\r\nline", "\t=tab first", "-1", "  spaced ", "%s%d%%"]
 
 
 def _spelt(value: Any) -> str:
@@ -70,7 +73,7 @@ def test_csv_export_is_what_csv_writer_writes(engine: Engine, table: sa.Table) -
                     status="active",
                     added_at=AT,
                     last_seen_at=None if i % 2 else AT,
-                    note=None if i % 3 else f"note {name}, line",
+                    note=NOTES[i % len(NOTES)],
                 )
             )
             conn.execute(
@@ -93,8 +96,9 @@ def test_csv_export_is_what_csv_writer_writes(engine: Engine, table: sa.Table) -
 
 
 def test_reals_are_written_exactly_and_numbers_never_neutralised(engine: Engine) -> None:
-    # SQLite would spell 1/3 to 15 digits; the CSV must hold the value JSON and COPY hold.
-    skews = [1 / 3, -7200.123456789012, 0.1, None, 1e-7]
+    # Each database spells floats its own way (SQLite 1/3 to 15 digits, COPY 2.0 as `2`):
+    # the CSV holds them as JSON and Python write them, on both.
+    skews = [1 / 3, -7200.123456789012, 0.1, None, 1e-7, 2.0, -86400.0]
     with engine.begin() as conn:
         for i, skew in enumerate(skews):
             conn.execute(
@@ -116,6 +120,23 @@ def test_reals_are_written_exactly_and_numbers_never_neutralised(engine: Engine)
     assert text == _reference(engine, sync_runs)
     assert "0.3333333333333333" in text
     assert ",-2," in text
+    assert ",2.0\n" in text
+    assert ",-86400.0\n" in text
+
+
+def test_every_awkward_text_reads_back_as_written(engine: Engine) -> None:
+    texts = ["", "a\rb", "a\nb", "x\r\ny", '"', ",", "\r=", "=1+2", "\u202e", "é" * 3000]
+    with engine.begin() as conn:
+        for i, text in enumerate(texts):
+            conn.execute(
+                tracked_streams.insert().values(
+                    stream_name=f"s{i}", source="config", status="active", added_at=AT, note=text
+                )
+            )
+    exported, count = _exported(engine, "tracked_streams")
+    assert count == len(texts)
+    rows = list(csv.DictReader(io.StringIO(exported, newline="")))
+    assert [r["note"] for r in rows] == [_spelt(t) for t in texts]
 
 
 def test_an_empty_table_is_its_header(engine: Engine) -> None:
