@@ -135,8 +135,14 @@ def cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> 
     once as a real process), without half a second of interpreter start per command."""
     root = logging.getLogger()
 
+    def levels() -> dict[str, int]:
+        loggers = logging.root.manager.loggerDict.values()
+        return {lg.name: lg.level for lg in loggers if isinstance(lg, logging.Logger)}
+
     def run(args: list[str], cwd: Path, **env: str) -> Ran:
-        saved = (list(root.handlers), root.level)
+        # main() configures logging (handlers, the token filter, quieter library loggers):
+        # put all of it back, so that no later test runs under this command's logging.
+        saved = (list(root.handlers), root.level, levels())
         with monkeypatch.context() as scoped:
             scoped.chdir(cwd)
             for name in [n for n in os.environ if n.startswith("ARCHIVER_")]:
@@ -151,6 +157,8 @@ def cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> 
             finally:
                 root.handlers[:] = saved[0]
                 root.setLevel(saved[1])
+                for name in levels():
+                    logging.getLogger(name).setLevel(saved[2].get(name, logging.NOTSET))
             captured = capsys.readouterr()
         return Ran(code, captured.out, captured.err)
 

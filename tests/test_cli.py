@@ -258,7 +258,6 @@ def test_backfill_then_sync_against_the_simulator(
 
 
 @pytest.mark.e2e
-@pytest.mark.e2e
 def test_demo_runs_end_to_end_in_a_clean_folder(tmp_path: Path) -> None:
     result = run(["demo", "--streams", "3", "--days", "1"], tmp_path)
     assert result.returncode == 0, result.stderr
