@@ -6,6 +6,7 @@ import json
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
 import pytest
@@ -462,3 +463,27 @@ def test_the_token_never_reaches_logs_errors_or_repr(caplog: pytest.LogCaptureFi
     assert caplog.records, "the failing run logged nothing"
     assert TOKEN not in caplog.text
     assert "[redacted]" in caplog.text
+
+
+def test_the_ca_bundle_is_loaded_once_and_again_when_it_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    import certifi
+
+    from archiver.api import transport
+
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+    first = transport._tls_context(True)
+    assert transport._tls_context(True) is first
+    bundle = tmp_path / "ca.pem"
+    bundle.write_bytes(Path(certifi.where()).read_bytes())
+    monkeypatch.setenv("SSL_CERT_FILE", str(bundle))
+    second = transport._tls_context(True)
+    assert second is not first
+    assert transport._tls_context(True) is second
+    later = bundle.stat().st_mtime_ns + 10**9
+    os.utime(bundle, ns=(later, later))  # the operator rotated the bundle
+    assert transport._tls_context(True) is not second

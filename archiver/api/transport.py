@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 import socket
 import ssl
 import threading
@@ -15,6 +16,7 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
+import certifi
 import httpx
 
 from archiver import __version__
@@ -46,9 +48,27 @@ class RateLimiter:
             self._sleep(slot - now)
 
 
-@functools.cache
 def _tls_context(trust_env: bool) -> ssl.SSLContext:
-    """The CA bundle loaded once per process: loading it took longer than a cycle's requests."""
+    """The CA bundle, loaded again only when where it comes from or the file itself changes:
+    loading it for every cycle's client took longer than the cycle's requests."""
+    sources = [certifi.where()]
+    if trust_env:  # httpx reads these two, as OpenSSL does
+        sources += [os.environ.get("SSL_CERT_FILE", ""), os.environ.get("SSL_CERT_DIR", "")]
+    return _load_tls_context(trust_env, tuple((path, _changed_at(path)) for path in sources))
+
+
+def _changed_at(path: str) -> int | None:
+    try:
+        return os.stat(path).st_mtime_ns if path else None
+    except OSError:
+        return None
+
+
+@functools.lru_cache(maxsize=4)
+def _load_tls_context(
+    trust_env: bool, sources: tuple[tuple[str, int | None], ...]
+) -> ssl.SSLContext:
+    del sources  # the cache key: a rotated bundle or a new SSL_CERT_FILE loads afresh
     return httpx.create_ssl_context(trust_env=trust_env)
 
 
