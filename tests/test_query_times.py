@@ -256,6 +256,38 @@ def test_rollups_equal_their_rows_after_random_writes(engine: Engine) -> None:
         assert got_countries == dict(countries)
 
 
+def test_account_and_country_days_sum_their_own_hours_until_a_day_row_comes(
+    engine: Engine,
+) -> None:
+    # Account hours on days 0 and 1 and country hours on days 2 and 3, never on the same day,
+    # so that each rollup can only be right if its own table's writes refresh it; a Day row
+    # arrives for day 1 (account) and day 3 (countries) only.
+    d0 = datetime(2026, 11, 2, tzinfo=UTC)
+    day = [d0 + timedelta(days=i) for i in range(4)]
+    with engine.begin() as conn:
+        for i in (0, 1):
+            hours = [usage(None, "Hour", day[i] + timedelta(hours=h), 100 * i + h) for h in (3, 9)]
+            upsert_rows(conn=conn, table=account_usage, rows=hours)
+        for i in (2, 3):
+            rows = [geo(day[i] + timedelta(hours=h), "Hour", c, h) for h in (1, 5) for c in "AB"]
+            upsert_rows(conn=conn, table=account_geo_usage, rows=rows)
+        upsert_rows(conn=conn, table=account_usage, rows=[usage(None, "Day", day[1], 7777)])
+        upsert_rows(conn=conn, table=account_geo_usage, rows=[geo(day[3], "Day", "A", 999)])
+    with engine.connect() as conn:
+        account = _view(
+            conn, "SELECT NULL, day, bytes_in, bytes_out, is_final, source FROM account_daily_usage"
+        )
+        countries = {
+            (_time(r[0]), r[1]): int(r[2])
+            for r in conn.execute(sa.text("SELECT day, country, views FROM country_daily_usage"))
+        }
+    assert account == {
+        (None, day[0]): (3 // 3 + 9 // 3, 3 + 9, True, "Hour"),
+        (None, day[1]): (7777 // 3, 7777, True, "Day"),
+    }
+    assert countries == {(day[2], "A"): 6, (day[2], "B"): 6, (day[3], "A"): 999}
+
+
 # SQLite runs one writer at a time by itself; PostgreSQL needs the rollup lock.
 @pytest.mark.postgres
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
