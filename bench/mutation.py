@@ -35,6 +35,13 @@ RECORD = Path(__file__).resolve().parent / "MUTATION.md"
 TARGETS: dict[str, list[str]] = {
     "archiver/plan.py": ["tests/test_plan.py", "tests/test_finality.py"],
     "archiver/finality.py": ["tests/test_finality.py"],
+    "archiver/store/db.py": [
+        "tests/test_readonly.py",
+        "tests/test_bad_input.py",
+        "tests/test_migrations.py",
+        "tests/test_store.py",
+        "tests/test_user_path.py",
+    ],
     "archiver/store/rollup.py": ["tests/test_query_times.py", "tests/test_migration_0004.py"],
     "archiver/store/upsert.py": [
         "tests/test_store.py",
