@@ -36,6 +36,7 @@ TARGETS: dict[str, list[str]] = {
     "archiver/plan.py": ["tests/test_plan.py", "tests/test_finality.py"],
     "archiver/finality.py": ["tests/test_finality.py"],
     "archiver/store/db.py": [
+        "tests/test_db_engine.py",
         "tests/test_readonly.py",
         "tests/test_bad_input.py",
         "tests/test_migrations.py",

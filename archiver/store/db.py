@@ -50,9 +50,9 @@ def _first_line(exc: BaseException) -> str:
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
-    # WAL lets `status` read while a cycle writes; the timeout rides out short write locks.
+    # WAL lets `status` read while a cycle writes (the busy timeout that rides out another
+    # writer's short lock is the driver's own `timeout`, given in make_engine).
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
 
