@@ -5,8 +5,8 @@ to `x`, `True` to `False`, `+` to `-`, a call statement removed), then the fast 
 that module run against it. A mutant the tests do not fail is a *survivor*: either a missing
 test, or an equivalent mutant to argue in the record. Run:
 
-    .venv/bin/python -m bench.mutation                 # every target, writes bench/MUTATION.md
-    .venv/bin/python -m bench.mutation --module archiver/plan.py --limit 20
+    .venv/bin/python -m bench.mutation                 # every target, rewrites bench/MUTATION.md
+    .venv/bin/python -m bench.mutation --module archiver/plan.py   # adds a section to it
 
 It rewrites the module under test in place while a mutant runs and always puts it back; do not
 edit the tree meanwhile. Not part of `.ci/run`: it takes minutes per module.
@@ -166,7 +166,10 @@ def mutants(path: str, text: str) -> list[Mutant]:
 
 
 def _run_tests(tests: list[str], marks: str) -> int:
-    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    # PYTHONPATH: the `archiver` processes some tests start must import this (mutated) tree,
+    # not whatever installation the interpreter would find from their working directory.
+    path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "PYTHONPATH": path}
     try:
         result = subprocess.run(
             [
@@ -258,6 +261,14 @@ def record(results: list[tuple[str, int, int, list[Mutant]]], seconds: float) ->
     return "\n".join(lines) + "\n"
 
 
+def as_section(text: str, modules: list[str]) -> str:
+    """A partial run's record as a section to add to the file (the full run rewrites it)."""
+    heading = f"## Run of {', '.join(f'`{m}`' for m in modules)}"
+    return text.replace("# Mutation testing record", heading, 1).replace(
+        "\n## Survivors", "\n### Survivors", 1
+    )
+
+
 def main() -> None:
     """Parse the options, mutate, write the record."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -277,7 +288,12 @@ def main() -> None:
     results = run(args.module or list(TARGETS), args.limit, args.marks)
     text = record(results, time.monotonic() - began)
     sys.stdout.write(text)
-    if not args.no_record:
+    if args.no_record:
+        return
+    if args.module:
+        old = RECORD.read_text().rstrip("\n") if RECORD.exists() else "# Mutation testing record"
+        RECORD.write_text(old + "\n\n" + as_section(text, args.module))
+    else:
         RECORD.write_text(text)
 
 

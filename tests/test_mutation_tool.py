@@ -47,3 +47,16 @@ def test_each_operator_and_constant_gives_one_mutant() -> None:
     final = namespace["final"]
     assert callable(final)
     assert final(10, 5, 15) is False  # the boundary the mutant moves
+
+
+def test_a_partial_run_is_recorded_as_a_section_of_its_own() -> None:
+    from bench.mutation import Mutant, as_section, record
+
+    survivor = Mutant("archiver/plan.py", 1, "Lt -> LtE", "")
+    text = record([("archiver/plan.py", 3, 2, [survivor])], 12.0)
+    section = as_section(text, ["archiver/plan.py"])
+    assert section.startswith("## Run of `archiver/plan.py`\n")
+    assert "# Mutation testing record" not in section
+    assert "\n### Survivors\n" in section
+    assert "| `archiver/plan.py` |" in section
+    assert "- `archiver/plan.py:1` Lt -> LtE" in section
