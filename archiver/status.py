@@ -10,6 +10,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from archiver.api.endpoints import BY_DATASET
+from archiver.config import Settings
+from archiver.cycle_report import current_time
 from archiver.plan import Policy
 from archiver.store.tables import sync_gaps, sync_runs, sync_state, tracked_streams
 from archiver.timeutil import Resolution, count_buckets, format_iso
@@ -143,3 +145,14 @@ def read_status(
         count_buckets(start, stop, Resolution(res)) for res, start, stop in gap_rows
     )
     return status
+
+
+def read_status_now(conn: Connection, settings: Settings) -> Status:
+    """`read_status` at the archiver's time, with the settings' policy and schedule."""
+    return read_status(
+        conn,
+        now=current_time(settings),
+        policy=settings.policy,
+        schedule_minutes=settings.schedule_minutes,
+        interval_seconds=settings.schedule_interval_seconds,
+    )

@@ -14,7 +14,7 @@ from archiver.cli._parsing import Commands
 from archiver.config import Settings
 from archiver.cycle_report import current_time
 from archiver.errors import ArchiverError
-from archiver.status import Status, read_status
+from archiver.status import Status, read_status_now
 from archiver.store import db
 from archiver.text import printable
 
@@ -137,13 +137,7 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
 def _read_status(settings: Settings, *, with_holder: bool = True) -> Status:
     with archive_readonly(settings) as engine:
         with db.transaction(engine) as conn:
-            status = read_status(
-                conn,
-                now=current_time(settings),
-                policy=settings.policy,
-                schedule_minutes=settings.schedule_minutes,
-                interval_seconds=settings.schedule_interval_seconds,
-            )
+            status = read_status_now(conn, settings)
         if with_holder:
             from archiver.service.lock import current_holder
 

@@ -12,7 +12,7 @@ from archiver.config import Settings
 from archiver.cycle_report import current_time
 from archiver.errors import ArchiverError
 from archiver.observability import Metrics
-from archiver.status import read_status
+from archiver.status import read_status_now
 from archiver.store import db
 from archiver.store.tables import USAGE_TABLES
 
@@ -23,13 +23,7 @@ def refresh_gauges(settings: Settings, engine: Engine, metrics: Metrics) -> None
     """Set the metrics that mirror the database (rows, gaps, risk, streams)."""
     try:
         with db.transaction(engine) as conn:
-            status = read_status(
-                conn,
-                now=current_time(settings),
-                policy=settings.policy,
-                schedule_minutes=settings.schedule_minutes,
-                interval_seconds=settings.schedule_interval_seconds,
-            )
+            status = read_status_now(conn, settings)
             counts = {
                 name: int(conn.execute(sa.select(sa.func.count()).select_from(t)).scalar_one())
                 for name, t in USAGE_TABLES.items()
