@@ -90,18 +90,30 @@ def write_export(rows: Export, fmt: str, stream: TextIO) -> int:
             stream.write(json.dumps(row) + "\n")
             count += 1
         return count
-    if _has_reals(rows.conn, rows.table):
+    # One look at the columns decides every path: their types (SQLite's views leave them
+    # untyped: a sample row tells) and whether floats send the table through Python.
+    columns = [(c["name"], c["type"]) for c in sa.inspect(rows.conn).get_columns(rows.table)]
+    if any(isinstance(kind, sa.Float) for _, kind in columns):
+        # Each database spells floats its own way (SQLite to 15 digits, COPY `2` for 2.0):
+        # such tables (sync_runs, a few rows a day) are written as JSON writes them.
         return _python_csv(rows.conn, rows.table, stream)
     if rows.conn.dialect.name == "postgresql":
-        return _copy_csv(rows.conn, rows.table, stream)
-    return _sqlite_csv(rows.conn, rows.table, stream)
+        return _copy_csv(rows.conn, rows.table, columns, stream)
+    return _sqlite_csv(rows.conn, rows.table, columns, stream)
 
 
-def _has_reals(conn: Connection, table: str) -> bool:
-    """Whether a column holds floats: each database spells them its own way (SQLite to 15
-    digits, COPY `2` for 2.0), so such tables (sync_runs, a few rows a day) are written by
-    Python, as JSON writes them."""
-    return any(isinstance(c["type"], sa.Float) for c in sa.inspect(conn).get_columns(table))
+def _spelling(name: str, kind: Any, sample: Any = 0) -> str:
+    """How a column's cells are spelt: "bool", "time", "text" or "as-is" (numbers). An
+    untyped column (a SQLite view's) is text unless its sample value is a number."""
+    if name == "is_final" or isinstance(kind, sa.Boolean):
+        return "bool"
+    if isinstance(kind, sa.DateTime):
+        return "time"
+    if isinstance(kind, sa.String) or (
+        isinstance(kind, sa.types.NullType) and not isinstance(sample, int | float)
+    ):
+        return "text"
+    return "as-is"
 
 
 def _python_cell(name: str, value: Any) -> Any:
@@ -137,17 +149,17 @@ _PG_TIME = "to_char({c} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
 _PG_CELL = "CASE WHEN {c} ~ '^[-=+@\\t\\r]' THEN '''' || {c} ELSE {c} END"
 
 
-def _copy_csv(conn: Connection, table: str, stream: TextIO) -> int:
+def _copy_csv(conn: Connection, table: str, columns: list[Any], stream: TextIO) -> int:
     """CSV formatted by PostgreSQL itself (COPY), with the same spellings as the other paths."""
     exprs = []
-    for column in sa.inspect(conn).get_columns(table):
-        name, kind = column["name"], column["type"]
+    for name, kind in columns:
         quoted = f'"{name}"'
-        if name == "is_final" or isinstance(kind, sa.Boolean):
+        spelling = _spelling(name, kind)
+        if spelling == "bool":
             expr = _PG_TRUE_FALSE.format(c=quoted)
-        elif isinstance(kind, sa.DateTime):
+        elif spelling == "time":
             expr = _PG_TIME.format(c=quoted)
-        elif isinstance(kind, sa.String | sa.Text):
+        elif spelling == "text":
             # Stream names come from publishers: `=HYPERLINK(...` must stay text.
             expr = f"NULLIF({_PG_CELL.format(c=quoted)}, '')"
         else:
@@ -183,36 +195,29 @@ _SQLITE_TEXT = (
 )
 
 
-def _sqlite_cell(name: str, declared: str, sample: Any) -> str:
+def _sqlite_cell(name: str, spelling: str) -> str:
     """The SQL of one CSV cell: booleans as JSON spells them, text neutralised and quoted,
     numbers and times (RFC 3339 text since migration 0004) as they are."""
     quoted = f'"{name}"'
-    if name == "is_final" or "BOOL" in declared:
+    if spelling == "bool":
         return _SQLITE_TRUE_FALSE.format(c=quoted)
-    if _is_text(declared, sample):
+    if spelling == "text":
         slow = _SQLITE_QUOTED.format(c=f"({_SQLITE_NEUTRAL.format(c=quoted)})")
         return _SQLITE_TEXT.format(c=quoted, slow=slow)
     return quoted
 
 
-def _is_text(declared: str, sample: Any) -> bool:
-    return any(word in declared for word in ("CHAR", "TEXT", "CLOB")) or (
-        not declared and not isinstance(sample, int | float)
-    )
-
-
-def _sqlite_csv(conn: Connection, table: str, stream: TextIO) -> int:
-    """CSV from SQLite, each line built by SQLite (declared types, then a sample row)."""
-    info = conn.exec_driver_sql(f"PRAGMA table_info({table})").all()
+def _sqlite_csv(conn: Connection, table: str, columns: list[Any], stream: TextIO) -> int:
+    """CSV from SQLite, each line built by SQLite."""
     sample = conn.exec_driver_sql(f"SELECT * FROM {table} LIMIT 1").first()
-    columns = [
-        (str(c[1]), str(c[2] or "").upper(), sample and sample[i]) for i, c in enumerate(info)
+    cells = [
+        _sqlite_cell(name, _spelling(name, kind, sample[i] if sample else None))
+        for i, (name, kind) in enumerate(columns)
     ]
     header = io.StringIO()
-    csv.writer(header, lineterminator="\n").writerow([name for name, _, _ in columns])
+    csv.writer(header, lineterminator="\n").writerow([name for name, _ in columns])
     stream.write(header.getvalue())
     raw: Any = conn.connection.driver_connection
-    cells = [_sqlite_cell(*column) for column in columns]
     line = ",".join(["%s"] * len(cells))
     cursor = raw.execute(f"SELECT printf('{line}', {', '.join(cells)}) FROM {table}")
     count = 0
