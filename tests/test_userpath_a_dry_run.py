@@ -12,14 +12,15 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from archiver.dry_run import Tracked, would_track
 from archiver.simulator import SimConfig, Simulator
 from archiver.store import db
+from archiver.vocabulary import StreamStatus
 from tests.conftest import postgres_admin_url
 from tests.processes import Ran
 from tests.simhelpers import TOKEN
 
 NOW = "2026-11-20T12:20:00Z"
-pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture
@@ -83,6 +84,7 @@ def _contents(url: str) -> dict[str, list[tuple[object, ...]]]:
         engine.dispose()
 
 
+@pytest.mark.e2e
 def test_a_dry_run_on_a_fresh_archive_writes_nothing_and_counts_the_real_runs_requests(
     tmp_path: Path, simulator: Simulator, cli: Callable[..., Ran], fresh_url: str
 ) -> None:
@@ -115,6 +117,7 @@ def test_a_dry_run_on_a_fresh_archive_writes_nothing_and_counts_the_real_runs_re
     assert f"{streams} streams" in listing.stdout
 
 
+@pytest.mark.e2e
 def test_a_dry_run_on_an_existing_archive_changes_nothing_in_it(
     tmp_path: Path, simulator: Simulator, cli: Callable[..., Ran], database_url: str
 ) -> None:
@@ -144,6 +147,7 @@ def test_a_dry_run_on_an_existing_archive_changes_nothing_in_it(
     assert _asked(simulator) - before == total
 
 
+@pytest.mark.e2e
 def test_without_a_token_the_dry_run_says_it_cannot_know_the_streams(
     tmp_path: Path, simulator: Simulator, cli: Callable[..., Ran]
 ) -> None:
@@ -155,3 +159,24 @@ def test_without_a_token_the_dry_run_says_it_cannot_know_the_streams(
     assert "data: " in dry.stdout
     assert _asked(simulator) == 0
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_dry_runs_registry_marks_quiet_streams_dormant_and_wakes_listed_ones() -> None:
+    now = datetime(2026, 11, 20, 12, tzinfo=UTC)
+    old = now - timedelta(days=30)
+    registry = {
+        "quiet": Tracked(StreamStatus.ACTIVE, old, None),
+        "listed": Tracked(StreamStatus.DORMANT, old, None),
+        "refused": Tracked(StreamStatus.REFUSED, old, None),
+    }
+    entries = would_track(
+        registry,
+        [(["new", "bad name*"], False), (["listed"], True)],
+        now=now,
+        window=timedelta(days=7),
+    )
+    assert sorted((e.name, e.status) for e in entries) == [
+        ("listed", "active"),
+        ("new", "active"),
+        ("quiet", "dormant"),
+    ]
