@@ -68,7 +68,8 @@ def add_backfill(commands: Commands) -> None:
     back.add_argument(
         "--dry-run",
         action="store_true",
-        help="print the requests it would make, without calling the API",
+        help="print the streams and requests the real backfill would make; writes nothing "
+        "and asks the vendor only which streams it lists (and its clock)",
     )
     back.set_defaults(handler=cmd_backfill)
 
