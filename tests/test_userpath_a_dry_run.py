@@ -180,3 +180,13 @@ def test_the_dry_runs_registry_marks_quiet_streams_dormant_and_wakes_listed_ones
         ("new", "active"),
         ("quiet", "dormant"),
     ]
+
+
+def test_a_dry_run_refuses_an_in_memory_archive_as_the_real_run_does(
+    tmp_path: Path, cli: Callable[..., Ran]
+) -> None:
+    for command in (["backfill", "--dry-run"], ["backfill"]):
+        result = cli(command, tmp_path, ARCHIVER_DATABASE_URL="sqlite://", ARCHIVER_API_TOKEN=TOKEN)
+        assert result.returncode == 1
+        (line,) = result.stderr.splitlines()
+        assert "in-memory SQLite database keeps nothing" in line

@@ -9,7 +9,7 @@ from sqlalchemy.engine import Engine
 
 from archiver.api.client import AnalyticsClient
 from archiver.api.endpoints import ApiRequest, check_stream_name
-from archiver.cli._archive import sole_writer
+from archiver.cli._archive import sole_writer, writable_url
 from archiver.cli._output import ProgressLine, out, refused, say
 from archiver.cli._parsing import Commands, instant, resolution_choice
 from archiver.config import Settings
@@ -123,6 +123,7 @@ def _dry_run(
     settings: Settings, *, now: datetime, selection: Selection, names: list[str] | None
 ) -> int:
     """Print what the real backfill would ask, having written nothing anywhere."""
+    writable_url(settings)  # refused as the real backfill refuses it (an in-memory archive)
     result = dry_run(settings=settings, now=now, selection=selection, names=names)
     _report_purged(result.plan)
     for problem in result.problems:
