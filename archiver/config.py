@@ -4,17 +4,27 @@ from __future__ import annotations
 
 import base64
 import ipaddress
+import os
 import re
 from datetime import datetime
 from functools import cached_property
+from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from archiver.errors import ConfigError
 from archiver.plan import Policy
+from archiver.setting_names import check as check_names
 from archiver.timeutil import EARLIEST, LATEST, utc
 
 DEFAULT_API_BASE_URL = "https://api.millicast.com"
@@ -239,6 +249,13 @@ class Settings(BaseSettings):
             raise ValueError("; ".join(problems))
         return self
 
+    _warnings: tuple[str, ...] = PrivateAttr(default=())  # set by get_settings
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        """One line per unknown `ARCHIVER_*` environment variable, naming the closest setting."""
+        return self._warnings
+
     @cached_property
     def policy(self) -> Policy:
         """The planner's policy these settings describe, built once per settings object."""
@@ -268,8 +285,15 @@ def _describe(exc: ValidationError) -> str:
 
 
 def get_settings(**overrides: object) -> Settings:
-    """Build and validate the settings; any problem becomes one ConfigError line."""
+    """Build and validate the settings: a ConfigError line per problem (unknown .env names too)."""
+    env_file = Path(str(Settings.model_config.get("env_file") or ".env"))
+    problems, warnings = check_names(Settings.model_fields, os.environ, env_file)
     try:
-        return Settings(**overrides)  # type: ignore[arg-type]
+        settings = Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
-        raise ConfigError(_describe(exc)) from None
+        problems.append(_describe(exc))
+    if problems:
+        # A misspelt name in .env would silently fall back to a default (a new ./archiver.db).
+        raise ConfigError("\n".join(problems))
+    settings._warnings = tuple(warnings)
+    return settings

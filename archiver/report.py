@@ -23,6 +23,7 @@ VIEWS = (
     "account_daily_usage",
     "account_monthly_usage",
     "country_daily_usage",
+    "usage_attribution",
 )
 # Rollups are the views' internals, not part of the archive's interface.
 EXPORTABLE = tuple(sorted(set(metadata.tables) - {t.name for t in ROLLUP_TABLES})) + VIEWS

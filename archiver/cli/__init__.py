@@ -54,6 +54,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = get_settings()
         setup_logging(settings)
+        for line in settings.warnings:
+            log.warning("%s", line)
         return handler(args, settings)
     except ArchiverError as exc:
         # Settings report every problem at once, a line each.

@@ -8,17 +8,18 @@ from datetime import datetime
 from sqlalchemy.engine import Engine
 
 from archiver.api.client import AnalyticsClient
-from archiver.api.endpoints import ApiRequest, check_stream_name, refusal_reason
-from archiver.cli._archive import archive, sole_writer
+from archiver.api.endpoints import ApiRequest, check_stream_name
+from archiver.cli._archive import sole_writer, writable_url
 from archiver.cli._output import ProgressLine, out, refused, say
 from archiver.cli._parsing import Commands, instant, resolution_choice
 from archiver.config import Settings
 from archiver.cycle_report import CycleReport, current_time
+from archiver.dry_run import dry_run
 from archiver.errors import InputError
-from archiver.plan import Plan, Selection, StreamEntry
+from archiver.plan import Plan, Selection
 from archiver.store import db
 from archiver.streams import add_streams, plannable
-from archiver.sync import plan_cycle, run_cycle
+from archiver.sync import run_cycle
 from archiver.timeutil import Resolution
 
 NO_STREAMS = (
@@ -67,7 +68,8 @@ def add_backfill(commands: Commands) -> None:
     back.add_argument(
         "--dry-run",
         action="store_true",
-        help="print the requests it would make, without calling the API",
+        help="print the streams and requests the real backfill would make; writes nothing "
+        "and asks the vendor only which streams it lists (and its clock)",
     )
     back.set_defaults(handler=cmd_backfill)
 
@@ -94,25 +96,10 @@ def cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
         streams=None if names is None else frozenset(names),
     )
     now = current_time(settings)
-    if not args.dry_run:
-        settings.require_token()
-    with (archive if args.dry_run else sole_writer)(settings) as engine:
-        if args.dry_run:
-            extra = [
-                StreamEntry(n, "active")
-                for n in [*settings.streams, *(names or [])]
-                if refusal_reason(n) is None
-            ]
-            plan = plan_cycle(
-                engine=engine, settings=settings, now=now, selection=selection, extra_streams=extra
-            )
-            _report_purged(plan)
-            if not extra:
-                _warn_if_no_streams(engine)
-            out("dry run: these requests would be made (nothing is fetched or written)")
-            for line in _describe_plan(plan):
-                out(line)
-            return 0
+    if args.dry_run:
+        return _dry_run(settings, now=now, selection=selection, names=names)
+    settings.require_token()
+    with sole_writer(settings) as engine:
         if names:
             with db.transaction(engine) as conn:
                 add_streams(conn=conn, names=names, source="cli", now=now)
@@ -130,6 +117,40 @@ def cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
         if not names:
             _warn_if_no_streams(engine)
     return _print_report(report)
+
+
+def _dry_run(
+    settings: Settings, *, now: datetime, selection: Selection, names: list[str] | None
+) -> int:
+    """Print what the real backfill would ask, having written nothing anywhere."""
+    writable_url(settings)  # refused as the real backfill refuses it (an in-memory archive)
+    result = dry_run(settings=settings, now=now, selection=selection, names=names)
+    _report_purged(result.plan)
+    for problem in result.problems:
+        say(f"{problem}: the real backfill goes on without the streams it would list")
+    out("dry run: these requests would be made (nothing is written)")
+    for line in _describe_plan(result.plan):
+        out(line)
+    counts = ", ".join(f"{n} {what}" for what, n in result.by_source.items())
+    if result.listing_requests is None:
+        out(f"streams: {len(result.streams)} ({counts}), and those the vendor would list")
+        say(
+            "without ARCHIVER_API_TOKEN the dry run cannot ask the vendor which streams "
+            "discovery and publish tokens would find, so it cannot know them: the real backfill "
+            "makes more requests than these"
+        )
+        if not result.streams:
+            say(NO_STREAMS)
+        return 0
+    out(f"streams: {len(result.streams)} ({counts})")
+    out(
+        f"total: {result.total} requests ({result.listing_requests} before planning: stream "
+        f"listings and the vendor's clock, asked by this dry run too; "
+        f"{len(result.plan.requests)} for data)"
+    )
+    if not result.streams:
+        say(NO_STREAMS)
+    return 0
 
 
 def _print_report(report: CycleReport) -> int:
@@ -155,7 +176,7 @@ def _describe_plan(plan: Plan) -> list[str]:
             f"{dataset:<18} {resolution:<5} {len(requests):>6} requests  "
             f"{first:%Y-%m-%d %H:%M} .. {last:%Y-%m-%d %H:%M} UTC"
         )
-    lines.append(f"total: {len(plan.requests)} requests")
+    lines.append(f"data: {len(plan.requests)} requests")
     return lines
 
 

@@ -194,7 +194,10 @@ class AdvisoryLock:
             "SELECT a.application_name, a.client_addr::text, a.backend_start, a.pid "
             "FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
             "WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 "
-            "AND l.classid::bigint = :high AND l.objid::bigint = :low"
+            "AND l.classid::bigint = :high AND l.objid::bigint = :low "
+            # Advisory locks are per database, but pg_locks shows the whole server's: an
+            # archiver on another database of this server is not this archive's writer.
+            "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"
         )
         with self.engine.connect() as conn:
             row = conn.execute(

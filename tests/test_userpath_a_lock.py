@@ -1,0 +1,66 @@
+"""PostgreSQL `status`: only a lock on this archive's database is its service (issue #25)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from archiver.service.lock import AdvisoryLock
+from archiver.store import db
+from tests.conftest import postgres_admin_url
+from tests.processes import Ran
+
+pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture
+def other_database(postgres_url: str) -> Iterator[str]:
+    """A second, empty database on the same server as the session's archive."""
+    admin_url = sa.make_url(postgres_admin_url())
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    name = f"archiver_other_{uuid.uuid4().hex[:10]}"
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    yield admin_url.set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def _service_line(cli: Callable[..., Ran], tmp_path: Path, url: str) -> str:
+    result = cli(["status"], tmp_path, ARCHIVER_DATABASE_URL=url)
+    assert result.returncode == 0, result.stderr
+    return next(line for line in result.stdout.splitlines() if line.startswith("service:"))
+
+
+def test_a_lock_on_another_database_of_the_server_is_not_this_archives_service(
+    postgres_url: str, other_database: str, tmp_path: Path, cli: Callable[..., Ran]
+) -> None:
+    elsewhere = db.make_engine(other_database)
+    here = db.make_engine(postgres_url)
+    try:
+        theirs = AdvisoryLock(elsewhere)
+        assert theirs.try_acquire()
+        try:
+            assert AdvisoryLock(here).holder() is None
+            assert "no service holding the lock" in _service_line(cli, tmp_path, postgres_url)
+            # Advisory locks are per database: this archive's own writer is not blocked...
+            ours = AdvisoryLock(here)
+            assert ours.try_acquire()
+            try:
+                # ...and, holding it, it is the one status shows.
+                assert AdvisoryLock(here).holder() is not None
+                assert "service:       active, pid" in _service_line(cli, tmp_path, postgres_url)
+                assert AdvisoryLock(elsewhere).holder() is not None
+            finally:
+                ours.release()
+        finally:
+            theirs.release()
+        assert AdvisoryLock(elsewhere).holder() is None
+    finally:
+        elsewhere.dispose()
+        here.dispose()
