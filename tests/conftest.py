@@ -23,7 +23,8 @@ from tests.processes import Process, Ran
 from tests.simhelpers import TOKEN
 
 DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-SHARED_API = Path(__file__).resolve().parents[1].parent / "shared" / "api"
+# The vendor's public OpenAPI document and samples, kept in the repository (see its README.md).
+VENDOR = Path(__file__).resolve().parent / "vendor"
 
 
 def postgres_admin_url() -> str:
