@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from hypothesis import settings as hypothesis_settings
 from sqlalchemy.engine import Engine
 
 from archiver.cli import main
@@ -23,7 +24,13 @@ from tests.processes import Process, Ran
 from tests.simhelpers import TOKEN
 
 DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-SHARED_API = Path(__file__).resolve().parents[1].parent / "shared" / "api"
+
+# No deadline in property tests, whatever a test forgets to say: a 200 ms deadline failed on a
+# loaded machine, and once hypothesis had saved that example, on every run in that checkout.
+hypothesis_settings.register_profile("archiver", deadline=None)
+hypothesis_settings.load_profile("archiver")
+# The vendor's public OpenAPI document and samples, kept in the repository (see its README.md).
+VENDOR = Path(__file__).resolve().parent / "vendor"
 
 
 def postgres_admin_url() -> str:

@@ -32,7 +32,7 @@ from archiver.api.transport import RateLimiter
 from archiver.errors import RefusedStreamNameError
 from archiver.observability import SecretFilter
 from archiver.timeutil import Resolution, buckets, format_iso, parse_instant
-from tests.conftest import SHARED_API
+from tests.conftest import VENDOR
 
 TOKEN = "s3cr3t-token-value-XYZ"
 T0 = datetime(2020, 3, 1, tzinfo=UTC)
@@ -84,8 +84,8 @@ def zeros(request: httpx.Request) -> httpx.Response:
 
 
 def sample(name: str) -> dict[str, object]:
-    path = SHARED_API / "samples" / name
-    assert path.is_file(), f"vendor sample missing: {path} (../shared must sit beside the repo)"
+    path = VENDOR / "samples" / name
+    assert path.is_file(), f"vendor sample missing: {path}"
     loaded: dict[str, object] = json.loads(path.read_text())
     return loaded
 

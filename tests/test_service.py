@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -38,9 +37,8 @@ def test_cycles_run_and_sigterm_stops_cleanly(
     process = start_service("one", url)
     wait_for(lambda: service_cycles(url) >= 2, what="two cycles")
     process.popen.send_signal(signal.SIGTERM)
-    began = time.monotonic()
-    assert process.popen.wait(10) == 0
-    assert time.monotonic() - began < 10
+    # A generous bound: a service ignoring SIGTERM would run cycles every second for good.
+    assert process.popen.wait(60) == 0
     text = process.text()
     assert "received SIGTERM" in text
     assert "cycle done: service:" in text
@@ -181,7 +179,9 @@ def test_the_service_outlives_a_postgresql_outage(start_service: Callable[..., P
             cluster.stop()
             lost = "standing by until it can be taken again"
             wait_for(lambda: lost in process.text(), what="the lock lost")
-            time.sleep(2)
+            # The outage lasts until the service has failed to take the lock again twice.
+            tried = "cannot take the instance lock"
+            wait_for(lambda: process.text().count(tried) >= 2, what="two failed attempts")
         finally:
             cluster.start()
         before = service_cycles(url)

@@ -13,7 +13,7 @@ from jsonschema import Draft202012Validator
 from archiver.simulator import SimConfig, Traffic
 from archiver.simulator.server import Faults
 from archiver.timeutil import Resolution
-from tests.conftest import SHARED_API
+from tests.conftest import VENDOR
 from tests.harness import truth
 from tests.simhelpers import get_data, running_simulator
 
@@ -23,7 +23,7 @@ A = "/api/analytics/"
 
 
 def spec() -> dict[str, Any]:
-    path = SHARED_API / "analytics-openapi.json"
+    path = VENDOR / "analytics-openapi.json"
     assert path.is_file(), f"vendor OpenAPI document missing: {path}"
     loaded: dict[str, Any] = json.loads(path.read_text())
     return loaded

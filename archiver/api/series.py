@@ -3,7 +3,8 @@
 The schemas accept what the live service sends: optional breakdown blocks, `{}` geo buckets,
 zero-filled buckets, unknown extra keys (the vendor adds fields over time). Anything else is
 refused: every requested bucket and stream exactly once, every metric present, integers in
-0..2^63-1 (see `../shared/api/README.md`). Buckets whose metrics are all zero produce no row.
+0..2^63-1 (the vendor's contract: every metric is an int64; empty buckets are zero-filled, or `{}`
+in geo series, never omitted). Buckets whose metrics are all zero produce no row.
 Rows carry the archive's column names.
 """
 
