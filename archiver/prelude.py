@@ -103,8 +103,6 @@ def publish_tokens(*, engine: Engine, client: AnalyticsClient, report: CycleRepo
     """
     try:
         tokens = client.publish_tokens()
-    except CYCLE_ENDING:
-        raise
     except ApiError as exc:
         report.errors.append(f"publish tokens: {exc}")
         log.error("reading publish tokens failed: %s", exc)

@@ -21,6 +21,7 @@ from sqlalchemy.engine import Engine
 from archiver.api.client import AnalyticsClient
 from archiver.api.errors import AuthenticationError, PermissionDeniedError, ResponseFormatError
 from archiver.api.retry import RetryPolicy
+from archiver.plan import Selection
 from archiver.simulator import SimConfig, Simulator
 from archiver.simulator.server import Faults
 from archiver.store.tables import USAGE_TABLES, sync_runs, sync_state, tracked_streams
@@ -209,13 +210,20 @@ def test_a_403_on_one_endpoint_costs_only_that_endpoint(engine: Engine) -> None:
         assert rows(engine, "account_geo_usage")
 
 
-def test_a_403_on_every_endpoint_ends_the_cycle_as_a_refused_secret(engine: Engine) -> None:
+@pytest.mark.parametrize(
+    "selection",
+    [None, Selection(start=datetime(2020, 1, 1, tzinfo=UTC), end=datetime(2020, 1, 2, tzinfo=UTC))],
+    ids=["plan", "nothing-planned"],  # then discovery and the clock check are all it asked
+)
+def test_a_403_on_every_endpoint_ends_the_cycle_as_a_refused_secret(
+    engine: Engine, selection: Selection | None
+) -> None:
     everything = ("analytics/account/series", "account/geo_series", "streams/series")
     faults = Faults(forbidden=(*everything, "streams/geo_series", "monitoring/streams"))
     with simulator(faults) as sim:
         run = harness(sim, engine, discovery=True)
         with pytest.raises(AuthenticationError) as info:
-            run.cycle(START)
+            run.cycle(START, selection=selection)
     assert "every endpoint asked (403 on " in str(info.value)
     with engine.connect() as conn:
         (status, error) = conn.execute(sa.select(sync_runs.c.status, sync_runs.c.error)).one()
