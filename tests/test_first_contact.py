@@ -28,6 +28,7 @@ from tests.simhelpers import TOKEN
 
 NOW = datetime(2026, 11, 20, 12, 20, tzinfo=UTC)
 SECRET = "a-secret-0123456789"
+T_DAY = datetime(2026, 11, 19, tzinfo=UTC)
 MONTH = ApiRequest(ACCOUNT_SERIES, Resolution.MONTH, datetime(2026, 11, 1, tzinfo=UTC), NOW)
 
 
@@ -37,7 +38,7 @@ def simulator() -> Iterator[Simulator]:
         yield sim
 
 
-def sync(cli: Callable[..., Ran], cwd: Path, url: str, token: str) -> Ran:
+def sync(cli: Callable[..., Ran], cwd: Path, url: str, token: str, discovery: str) -> Ran:
     return cli(
         ["sync"],
         cwd,
@@ -45,13 +46,19 @@ def sync(cli: Callable[..., Ran], cwd: Path, url: str, token: str) -> Ran:
         ARCHIVER_API_TOKEN=token,
         ARCHIVER_NOW=NOW.isoformat(),
         ARCHIVER_BACKOFF_BASE_SECONDS="0.001",
+        # The run's first request is discovery's, or (without it) the clock check's.
+        ARCHIVER_DISCOVERY=discovery,
     )
 
 
+DISCOVERY = pytest.mark.parametrize("discovery", ["true", "false"], ids=["discovery", "clock"])
+
+
+@DISCOVERY
 def test_a_wrong_token_is_exactly_one_line(
-    tmp_path: Path, simulator: Simulator, cli: Callable[..., Ran]
+    tmp_path: Path, simulator: Simulator, cli: Callable[..., Ran], discovery: str
 ) -> None:
-    result = sync(cli, tmp_path, simulator.url, "wrong-token-0123456789")
+    result = sync(cli, tmp_path, simulator.url, "wrong-token-0123456789", discovery)
     assert result.returncode == 1
     assert result.stderr.count("\n") == 1, result.stderr
     assert "the vendor refused the API secret (401 Unauthorized)" in result.stderr
@@ -60,6 +67,7 @@ def test_a_wrong_token_is_exactly_one_line(
     assert simulator.stats_payload()["api_requests"] == 1  # nothing asked after the refusal
 
 
+@DISCOVERY
 @pytest.mark.parametrize(
     ("url", "reason"),
     [
@@ -68,9 +76,9 @@ def test_a_wrong_token_is_exactly_one_line(
     ],
 )
 def test_no_server_at_the_url_is_one_line_naming_the_setting(
-    tmp_path: Path, cli: Callable[..., Ran], url: str, reason: str
+    tmp_path: Path, cli: Callable[..., Ran], url: str, reason: str, discovery: str
 ) -> None:
-    result = sync(cli, tmp_path, url, SECRET)
+    result = sync(cli, tmp_path, url, SECRET, discovery)
     assert result.returncode == 1
     # One line: no retry (each would log a line), no cycle of failed requests after it.
     assert result.stderr == (
@@ -178,3 +186,15 @@ def test_the_service_rides_out_a_refused_connection_after_its_first_answer(
     assert run.fatal is None
     assert not run.stop.is_set()
     assert statuses(engine) == ["ok", "partial"]
+
+
+def test_no_server_at_the_url_stops_every_request_of_the_run() -> None:
+    # Whichever request comes first: the cycle's requests too, not only discovery's.
+    slept: list[float] = []
+    url = f"http://127.0.0.1:{free_port()}"
+    with (
+        AnalyticsClient(base_url=url, token=SECRET, sleep=slept.append) as client,
+        pytest.raises(UnreachableError),
+    ):
+        list(client.fetch_all([MONTH, ApiRequest(ACCOUNT_SERIES, Resolution.DAY, T_DAY, NOW)]))
+    assert slept == []
