@@ -71,13 +71,15 @@ def test_a_wrong_token_is_exactly_one_line(
 @pytest.mark.parametrize(
     ("url", "reason"),
     [
-        (f"http://127.0.0.1:{free_port()}", "(connection refused)"),
+        ("http://127.0.0.1:{port}", "(connection refused)"),
         ("https://no-such-vendor.invalid", "(the name 'no-such-vendor.invalid' does not resolve)"),
     ],
+    ids=["refused", "unresolved"],
 )
 def test_no_server_at_the_url_is_one_line_naming_the_setting(
     tmp_path: Path, cli: Callable[..., Ran], url: str, reason: str, discovery: str
 ) -> None:
+    url = url.format(port=free_port())  # a port nothing listens on
     result = sync(cli, tmp_path, url, SECRET, discovery)
     assert result.returncode == 1
     # One line: no retry (each would log a line), no cycle of failed requests after it.

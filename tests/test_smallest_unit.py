@@ -64,9 +64,10 @@ def fake_client(
     [
         ("gzip", GOOD, 1),  # plain JSON labelled gzip: the same every time, not retried
         ("deflate", b"\x00\x01 not deflate", 1),
-        ("gzip, gzip", gzip.compress(GOOD), 1),  # decoded once, then not gzip
-        ("gzip", gzip.compress(GOOD)[:20], 3),  # a compressed body cut short: tried again
+        ("gzip, gzip", gzip.compress(GOOD, mtime=0), 1),  # decoded once, then not gzip
+        ("gzip", gzip.compress(GOOD, mtime=0)[:20], 3),  # a compressed body cut short: retried
     ],
+    ids=["plain-as-gzip", "not-deflate", "gzip-once-as-twice", "gzip-cut-short"],
 )
 def test_a_body_that_does_not_decode_is_a_failed_request(
     encoding: str, body: bytes, attempts: int
