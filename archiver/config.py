@@ -29,6 +29,7 @@ from archiver.timeutil import EARLIEST, LATEST, utc
 
 DEFAULT_API_BASE_URL = "https://api.millicast.com"
 TOKEN_SETTING = "ARCHIVER_API_TOKEN"
+BASE_URL_SETTING = "ARCHIVER_API_BASE_URL"
 # Shorter secrets are typos; redacting a 1-letter token would also mangle every log line.
 MIN_TOKEN_LENGTH = 8
 

@@ -8,10 +8,12 @@
     ├── LockError                  another archiver holds the database
     └── ApiError                   (archiver.api.errors) anything the vendor API did
         ├── TransportError         timeouts and connection failures, after retries
-        ├── ResponseFormatError    a body that does not match the endpoint's schema
+        │   └── UnreachableError   no server at the API URL on a run's first request
+        ├── ResponseFormatError    a body that cannot be decoded or does not match
         └── ApiStatusError         an HTTP error status, after retries
             ├── BadRequestError    400: carries the vendor's message
-            ├── AuthenticationError 401/403: names ARCHIVER_API_TOKEN
+            ├── AuthenticationError 401 (403 everywhere): names ARCHIVER_API_TOKEN
+            ├── PermissionDeniedError 403 on one endpoint: names it
             ├── RateLimitedError   429
             └── ServerError        5xx
 

@@ -1,5 +1,6 @@
 """The start of a cycle: the vendor's clock, then stream names from the settings, discovery
-and publish tokens. A failing source costs only its own names, never the cycle."""
+and publish tokens. A failing source costs only its own names, never the cycle (a refused
+secret or no server at the API URL ends it: every request would fail the same way)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from sqlalchemy.engine import Engine
 
 from archiver.api.client import AnalyticsClient
 from archiver.api.clock import CLOCK_TOLERANCE
-from archiver.api.errors import ApiError
+from archiver.api.errors import CYCLE_ENDING, ApiError
 from archiver.config import Settings
 from archiver.cycle_report import CycleReport
 from archiver.errors import ArchiverError, DatabaseError
@@ -39,10 +40,12 @@ def config_and_discovery(
     if discover and settings.discovery:
         try:
             found = discover_names(client, settings.discovery_pattern)
+        except CYCLE_ENDING:
+            raise  # a refused secret (401) or no server at the URL: every request would fail
         except ArchiverError as exc:
-            # Of any kind (timeouts, a refused secret, a broken listing): the cycle goes on
-            # with the names it knows. A monitoring outage must not cost the per-stream data
-            # of the streams already tracked.
+            # Of any other kind (timeouts, a 403 on monitoring, a broken listing): the cycle
+            # goes on with the names it knows. A monitoring outage must not cost the
+            # per-stream data of the streams already tracked.
             report.errors.append(f"discovery: {exc}")
             log.error("stream discovery failed (going on with the known streams): %s", exc)
     now = vendor_now(client, report)

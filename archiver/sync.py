@@ -122,6 +122,9 @@ def run_cycle(
                 )
                 if progress is not None:
                     progress(report)
+        refused = client.access.refused_everywhere()
+        if refused is not None:
+            raise refused  # 403 from every endpoint asked (discovery, tokens, analytics)
         interrupted = stop is not None and stop.is_set() and report.requests < report.planned
         if interrupted and "interrupted: shutting down" not in report.errors:
             report.errors.append("interrupted: shutting down")
@@ -163,6 +166,15 @@ def _store(
 ) -> None:
     request = result.request
     report.requests += 1
+    for name in result.strangers:
+        # Never stored (nobody asked, and its batch may be another's): reported, and the
+        # requested streams of the answer are judged each on their own.
+        stranger = (
+            f"{request.describe()}: the answer holds stream {name!r}, which was not asked for "
+            "(not stored)"
+        )
+        report.errors.append(stranger)
+        log.error("%s", stranger)
     if result.error is not None:
         _fail(engine, report, scopes, str(result.error), result.fetched_at)
         return

@@ -255,7 +255,7 @@ def test_geo_with_both_durations_empty_buckets_and_numeric_names() -> None:
     ]
 
 
-def test_buckets_outside_the_window_fail_the_stream_and_unasked_streams_the_answer() -> None:
+def test_buckets_outside_the_window_fail_the_stream_and_unasked_streams_are_strangers() -> None:
     hours = {
         "2020-03-01T00:00:00Z": {"bytesIn": 2, "bytesOut": 2},
         "2020-03-01T01:00:00Z": {"bytesIn": 0, "bytesOut": 0},
@@ -273,8 +273,11 @@ def test_buckets_outside_the_window_fail_the_stream_and_unasked_streams_the_answ
         assert [(r["stream_name"], r["bytes_in"]) for r in result.rows] == [("good", 2)]
         assert "1 buckets not requested" in result.failed["extra"]
         assert "missing from the response" in result.failed["absent"]
-        with pytest.raises(ResponseFormatError, match="not asked for"):
-            client.fetch(ApiRequest(STREAMS_SERIES, Resolution.HOUR, T0, stop, ("good",)))
+        # A stream not asked for costs only itself (tests/test_smallest_unit.py).
+        alone = client.fetch(ApiRequest(STREAMS_SERIES, Resolution.HOUR, T0, stop, ("good",)))
+        assert [(r["stream_name"], r["bytes_in"]) for r in alone.rows] == [("good", 2)]
+        assert alone.failed == {}
+        assert alone.strangers == ["extra"]
 
 
 @pytest.mark.parametrize(

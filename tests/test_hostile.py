@@ -464,10 +464,12 @@ def _monitoring(answer: Answer | None = None, stall: bool = False) -> Mutation:
     [
         _monitoring((500, {}, b'{"status":"error","message":"down","code":500}')),
         _monitoring((200, {}, b'{"status":"success","data":{"pagination":7}}')),
-        _monitoring((401, {}, b'{"status":"fail","data":{"message":"no monitoring scope"}}')),
+        # 403: the secret lacks monitoring's permission (a 401 ends the cycle:
+        # tests/test_first_contact.py).
+        _monitoring((403, {}, b'{"status":"fail","data":{"message":"no monitoring scope"}}')),
         pytest.param(_monitoring(stall=True), marks=pytest.mark.e2e),
     ],
-    ids=["5xx", "garbage", "refused", "timeout"],
+    ids=["5xx", "garbage", "forbidden", "timeout"],
 )
 def test_a_failed_discovery_leaves_the_cycle_to_the_known_streams(
     mutate: Mutation, sqlite_engine: Engine

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
+import threading
 import time
 from collections.abc import Callable, Generator, Iterable, Iterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -14,41 +15,33 @@ import httpx
 from pydantic import TypeAdapter
 
 from archiver.api import listings
+from archiver.api.access import Access
 from archiver.api.clock import VendorClock
 from archiver.api.decode import decode
 from archiver.api.endpoints import schema_of
-from archiver.api.errors import ApiError, AuthenticationError, ResponseFormatError, TransportError
+from archiver.api.errors import (
+    CYCLE_ENDING,
+    ApiError,
+    PermissionDeniedError,
+    TransportError,
+)
 from archiver.api.pool import run_concurrently
+from archiver.api.result import FetchResult
 from archiver.api.retry import RetryPolicy, parse_http_date, parse_retry_after, retryable
-from archiver.api.series import Row
 from archiver.api.translate import MESSAGE_LIMIT, Scrubber, status_error
 from archiver.api.transport import Connection, Sleep
 from archiver.config import Settings
 from archiver.timeutil import Resolution, floor, next_start
 from archiver.vocabulary import (
     ACCOUNT_SERIES,
-    MONITORING_STREAMS_PATH,
-    PUBLISH_TOKENS_PATH,
     ApiRequest,
 )
+
+__all__ = ["AnalyticsClient", "FetchResult"]
 
 log = logging.getLogger(__name__)
 
 Now = Callable[[], datetime]
-
-
-@dataclass(frozen=True)
-class FetchResult:
-    """The outcome of one request: rows and the time they were read, or the error."""
-
-    request: ApiRequest
-    rows: list[Row]
-    fetched_at: datetime
-    error: ApiError | None = None
-    # Streams whose part of an otherwise good answer was broken: name -> reason.
-    failed: dict[str, str] = field(default_factory=dict)
-    # The vendor's clock minus ours, from the answer's `Date` header (None: no usable header).
-    skew: timedelta | None = None
 
 
 class AnalyticsClient:
@@ -70,6 +63,7 @@ class AnalyticsClient:
         on_response: Callable[[str, str], None] | None = None,
         max_response_bytes: int = 128 * 1024 * 1024,
         deadline_seconds: float = 300.0,
+        reached: threading.Event | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._connection = Connection(
@@ -82,7 +76,9 @@ class AnalyticsClient:
             max_response_bytes=max_response_bytes,
             deadline_seconds=deadline_seconds,
             on_response=on_response,
+            reached=reached,
         )
+        self.access = Access()
         self.retry = retry or RetryPolicy()
         self.concurrency = concurrency
         self.scrub = Scrubber(token)
@@ -172,11 +168,14 @@ class AnalyticsClient:
             if self._cancelled.is_set():
                 raise TransportError(f"{what}: cancelled (shutting down)", transient=False)
             try:
+                self.access.asked(path)
                 answer = self._connection.exchange(path, params, what)
                 if answer.status_code == 200:
                     vendor_time = parse_http_date(answer.headers.get("Date"))
                     return decode(answer.content, body, endpoint=what), vendor_time
-                error = status_error(answer, what, self.scrub)
+                if answer.status_code == 403:
+                    self.access.forbid(path)
+                error = status_error(answer, what, self.scrub, path)
                 retry_after = parse_retry_after(answer.headers.get("Retry-After"))
             except ApiError as exc:
                 error = exc
@@ -210,6 +209,8 @@ class AnalyticsClient:
             _, vendor_time = self.get_dated(
                 probe.endpoint.path, probe.params(), what="clock check", body=body
             )
+        except CYCLE_ENDING:
+            raise
         except ApiError as exc:
             log.warning("could not read the vendor's clock: %s", exc)
             return
@@ -233,13 +234,20 @@ class AnalyticsClient:
         except ApiError as exc:
             raise self.scrub.clean(exc) from None
         failed = {name: self.scrub(reason) for name, reason in parsed.failed.items()}
-        return FetchResult(request, parsed.rows, fetched_at, failed=failed, skew=skew)
+        strangers = [self.scrub(name, 140) for name in parsed.strangers]
+        return FetchResult(request, parsed.rows, fetched_at, None, failed, strangers, skew)
 
-    def _fetch_captured(self, request: ApiRequest) -> FetchResult:
+    def _fetch_captured(self, request: ApiRequest, planned: frozenset[str]) -> FetchResult:
         try:
             return self.fetch(request)
-        except AuthenticationError:
+        except CYCLE_ENDING:
             raise
+        except PermissionDeniedError as exc:
+            # One endpoint's 403 fails its requests; every planned endpoint's, the secret.
+            refused = self.access.refused_everywhere(planned)
+            if refused is not None:
+                raise refused from None
+            return FetchResult(request, [], self._now(), exc)
         except ApiError as exc:
             return FetchResult(request, [], self._now(), exc)
 
@@ -247,12 +255,15 @@ class AnalyticsClient:
         """Fetch requests `concurrency` at a time, yielding results as they complete.
 
         At most `concurrency + 2` responses are in memory at once; failures come back as
-        results with `error` set, except AuthenticationError, which stops everything. If the
-        caller stops early (shutdown, a fatal error), the client is cancelled: what is in
-        flight ends at once instead of retrying on in the background.
+        results with `error` set, except a refused secret (401, or 403 from every endpoint)
+        and an unreachable API URL, which stop everything. If the caller stops early
+        (shutdown, a fatal error), the client is cancelled: what is in flight ends at once
+        instead of retrying on in the background.
         """
+        requests = list(requests)
+        planned = frozenset(request.endpoint.path for request in requests)
         return run_concurrently(
-            self._fetch_captured,
+            functools.partial(self._fetch_captured, planned=planned),
             requests,
             concurrency=self.concurrency,
             stopped=self._cancelled.is_set,
@@ -261,37 +272,10 @@ class AnalyticsClient:
 
     def discover_streams(self, *, page_size: int = 100, max_pages: int = 1000) -> Iterator[str]:
         """Names from `monitoring/streams` (streams created within the last hour), all pages."""
-        page = 1
-        while page <= max_pages:
-            what = f"monitoring/streams page {page}"
-            params = [("page", str(page)), ("itemsOnPage", str(page_size))]
-            listing: listings.StreamPage
-            listing, vendor_time = self.get_dated(
-                MONITORING_STREAMS_PATH, params, what=what, body=listings.STREAM_PAGE_BODY
-            )
-            self.judge_time(vendor_time)
-            items = listing.data or []
-            for item in items:
-                yield item.streamName
-            total_pages = listing.pagination.totalPages if listing.pagination else None
-            if not items or (total_pages is not None and page >= total_pages):
-                return
-            page += 1
+        return listings.stream_names(self, page_size, max_pages)
 
     def publish_tokens(
         self, *, page_size: int = 100, max_pages: int = 1000
     ) -> list[listings.PublishToken]:
         """Every publish token of the account from `publish_token/list`, all pages."""
-        tokens: list[listings.PublishToken] = []
-        for page in range(1, max_pages + 1):
-            what = f"publish_token/list page {page}"
-            params = [("page", str(page)), ("itemsOnPage", str(page_size))]
-            items: list[listings.PublishToken] = self.get(
-                PUBLISH_TOKENS_PATH, params, what=what, body=listings.PUBLISH_TOKEN_PAGE_BODY
-            )
-            if not items:
-                return tokens
-            tokens.extend(items)
-        raise ResponseFormatError(
-            f"publish_token/list: still not at the end after {max_pages} pages"
-        )
+        return listings.publish_tokens(self, page_size, max_pages)

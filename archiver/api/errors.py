@@ -19,6 +19,14 @@ class TransportError(ApiError):
         self.transient = transient
 
 
+class UnreachableError(TransportError):
+    """The first request of a run found no server at the API URL (connection refused, a name
+    that does not resolve): a configuration error, not a transient one."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, transient=False)
+
+
 class ResponseFormatError(ApiError):
     """A body that does not match what the endpoint documents."""
 
@@ -41,7 +49,11 @@ class BadRequestError(ApiStatusError):
 
 
 class AuthenticationError(ApiStatusError):
-    """401/403: the API secret is wrong, expired or lacks the analytics scope."""
+    """401 (or 403 from every endpoint asked): the API secret is wrong, expired or revoked."""
+
+
+class PermissionDeniedError(ApiStatusError):
+    """403 from one endpoint: the secret lacks that endpoint's permission; the others go on."""
 
 
 class RateLimitedError(ApiStatusError):
@@ -50,3 +62,7 @@ class RateLimitedError(ApiStatusError):
 
 class ServerError(ApiStatusError):
     """5xx on every attempt."""
+
+
+# What ends a cycle (and `archiver run`) at once: every other ApiError fails only its request.
+CYCLE_ENDING: tuple[type[ApiError], ...] = (AuthenticationError, UnreachableError)

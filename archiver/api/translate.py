@@ -7,6 +7,7 @@ nowhere else; every message leaving the client passes through `Scrubber`.
 from __future__ import annotations
 
 import json
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -18,11 +19,14 @@ from archiver.api.errors import (
     ApiStatusError,
     AuthenticationError,
     BadRequestError,
+    PermissionDeniedError,
     RateLimitedError,
+    ResponseFormatError,
     ServerError,
     TransportError,
+    UnreachableError,
 )
-from archiver.config import TOKEN_SETTING
+from archiver.config import BASE_URL_SETTING, TOKEN_SETTING
 from archiver.text import printable
 
 VENDOR_TEXT_LIMIT = 300
@@ -63,13 +67,52 @@ class Scrubber:
         return error
 
 
-def transport_error(exc: httpx.TransportError, what: str, *, cancelled: bool) -> TransportError:
-    """A timeout or a connection failure; not worth retrying once the client is cancelled."""
+def transport_error(
+    exc: httpx.TransportError, what: str, *, cancelled: bool, first: bool, base_url: httpx.URL
+) -> TransportError:
+    """A timeout or a connection failure; not worth retrying once the client is cancelled.
+
+    Before the vendor has answered once in this run (`first`), a refused connection or a name
+    that does not resolve is a wrong API URL, not a passing outage: an `UnreachableError`.
+    """
     if isinstance(exc, httpx.TimeoutException):
         return TransportError(f"{what}: timed out ({type(exc).__name__})")
     if cancelled:
         return TransportError(f"{what}: cancelled (shutting down)", transient=False)
+    reason = _unreachable(exc, base_url.host) if first else None
+    if reason is not None:
+        # Userinfo (user:password@) never leaves here; the token is in a header, never the URL.
+        url = base_url.copy_with(username=None, password=None)
+        return UnreachableError(
+            f"cannot reach the vendor API at {url} ({reason}): check {BASE_URL_SETTING}"
+        )
     return TransportError(f"{what}: {type(exc).__name__}: {exc}")
+
+
+def _unreachable(exc: BaseException, host: str) -> str | None:
+    """Why no server can be at the URL: a refused connection or an unknown name (else None)."""
+    seen: BaseException | None = exc
+    for _ in range(8):  # httpx -> httpcore -> OSError; a bounded walk of the chain
+        if seen is None:
+            return None
+        if isinstance(seen, ConnectionRefusedError):
+            return "connection refused"
+        if isinstance(seen, socket.gaierror):
+            return f"the name {host[:100]!r} does not resolve"
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def decoding_error(exc: httpx.DecodingError, what: str, headers: httpx.Headers) -> ApiError:
+    """A body its `Content-Encoding` does not describe (a misconfigured proxy or CDN): refused.
+
+    Not retried: the same sender labels the same body the same way again.
+    """
+    encoding = printable(headers.get("Content-Encoding", ""), 40)
+    return ResponseFormatError(
+        f"{what}: the body cannot be decoded as its Content-Encoding {encoding!r} says "
+        f"({printable(str(exc), 120)})"
+    )
 
 
 def _vendor_words(response: Answer) -> str:
@@ -97,16 +140,28 @@ def _vendor_words(response: Answer) -> str:
     return " - ".join(parts) or response.reason_phrase
 
 
-def status_error(response: Answer, what: str, scrub: Callable[[str, int], str]) -> ApiStatusError:
-    """The error an HTTP error status stands for, with the vendor's (scrubbed) words."""
+def status_error(
+    response: Answer, what: str, scrub: Callable[[str, int], str], path: str = ""
+) -> ApiStatusError:
+    """The error an HTTP error status stands for, with the vendor's (scrubbed) words.
+
+    401 is a refused secret; 403 refuses only the endpoint at `path` (its permission).
+    """
     status = response.status_code
     # The vendor's words, without the token (some services echo the header), bounded.
     message = scrub(_vendor_words(response), VENDOR_TEXT_LIMIT)
-    if status in (401, 403):
+    if status == 401:
         return AuthenticationError(
             f"{what}: the vendor refused the API secret ({status} {message}): "
             f"check {TOKEN_SETTING}",
             status_code=status,
+        )
+    if status == 403:
+        return PermissionDeniedError(
+            f"{what}: the API secret lacks the permission to read {path or what} "
+            f"(403 {message}): grant it in the dashboard (Settings, Security, API Secrets); "
+            "the other endpoints go on",
+            status_code=403,
         )
     if status == 400:
         return BadRequestError(f"{what}: rejected by the vendor: {message}", status_code=400)

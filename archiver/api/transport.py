@@ -21,7 +21,7 @@ import httpx
 
 from archiver import __version__
 from archiver.api.errors import ApiError, ResponseFormatError, TransportError
-from archiver.api.translate import Answer, transport_error
+from archiver.api.translate import Answer, decoding_error, transport_error
 from archiver.config import TOKEN_SETTING, is_loopback_host
 
 Sleep = Callable[[float], None]
@@ -92,6 +92,7 @@ class Connection:
         max_response_bytes: int,
         deadline_seconds: float,
         on_response: Callable[[str, str], None] | None,
+        reached: threading.Event | None = None,
     ) -> None:
         host = httpx.URL(base_url).host
         loopback = is_loopback_host(host)
@@ -106,6 +107,9 @@ class Connection:
         self.max_response_bytes = max_response_bytes
         self.deadline_seconds = deadline_seconds
         self.cancelled = threading.Event()
+        # Set once the vendor answered anything in this run (shared by a run's connections):
+        # before that, no server at the URL is a wrong setting; after, a passing outage.
+        self.reached = reached if reached is not None else threading.Event()
         self._on_response = on_response
         self._limiter = RateLimiter(max_requests_per_second)
         self._sockets: weakref.WeakSet[socket.socket] = weakref.WeakSet()
@@ -147,16 +151,23 @@ class Connection:
             self._on_response(path.removeprefix("/api/"), status)
 
     def exchange(self, path: str, params: list[tuple[str, str]], what: str) -> Answer:
-        """One GET in its rate slot; raises `ApiError` (httpx exceptions translated)."""
+        """One GET in its rate slot; raises `ApiError` (httpx exceptions translated here)."""
         try:
             self._limiter.acquire()
             answer = self._read(path, params, what)
-        except httpx.TimeoutException as exc:
-            self._count(path, "timeout")
-            raise transport_error(exc, what, cancelled=self.cancelled.is_set()) from None
+        except _Undecodable as exc:
+            self._count(path, "decode_error")
+            raise decoding_error(exc.error, what, exc.headers) from None
         except httpx.TransportError as exc:
-            self._count(path, "transport_error")
-            raise transport_error(exc, what, cancelled=self.cancelled.is_set()) from None
+            timeout = isinstance(exc, httpx.TimeoutException)
+            self._count(path, "timeout" if timeout else "transport_error")
+            raise transport_error(
+                exc,
+                what,
+                cancelled=self.cancelled.is_set(),
+                first=not self.reached.is_set(),
+                base_url=self._http.base_url,
+            ) from None
         self._count(path, str(answer.status_code))
         return answer
 
@@ -200,18 +211,22 @@ class Connection:
                     current.append(sock)
                     if expired.is_set():
                         _shutdown(sock)
+                self.reached.set()  # an answer, whatever it holds: a server is there
                 declared = response.headers.get("Content-Length", "")
                 if declared.isdigit() and int(declared) > self.max_response_bytes:
                     raise self._too_large(what)
                 chunks: list[bytes] = []
                 size = 0
-                for chunk in response.iter_bytes():
-                    size += len(chunk)
-                    if size > self.max_response_bytes:
-                        raise self._too_large(what)
-                    if expired.is_set():
-                        break
-                    chunks.append(chunk)
+                try:
+                    for chunk in response.iter_bytes():
+                        size += len(chunk)
+                        if size > self.max_response_bytes:
+                            raise self._too_large(what)
+                        if expired.is_set():
+                            break
+                        chunks.append(chunk)
+                except httpx.DecodingError as exc:
+                    raise _Undecodable(exc, response.headers) from None
                 if not expired.is_set():
                     return Answer(
                         response.status_code,
@@ -235,6 +250,15 @@ class Connection:
             f"{what}: answer larger than {self.max_response_bytes} bytes "
             "(ARCHIVER_MAX_RESPONSE_BYTES)"
         )
+
+
+class _Undecodable(Exception):
+    """A body that failed to decode, with the headers that named its encoding."""
+
+    def __init__(self, error: httpx.DecodingError, headers: httpx.Headers) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.headers = headers
 
 
 def _socket_of(stream: Any) -> socket.socket | None:

@@ -16,7 +16,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy.engine import Engine
 
 from archiver.api.client import AnalyticsClient
-from archiver.api.errors import ApiError, AuthenticationError
+from archiver.api.errors import CYCLE_ENDING, ApiError
 from archiver.config import Settings
 from archiver.cycle_report import current_time
 from archiver.errors import ArchiverError, DatabaseError
@@ -43,6 +43,8 @@ class Service:
         self.lock: InstanceLock = lock_for(engine)
         self.fatal: str | None = None
         self._client: AnalyticsClient | None = None
+        # Set by the run's first answer: from then on a refused connection is an outage.
+        self._reached = threading.Event()
 
     def request_stop(self, signum: int | None = None, _frame: FrameType | None = None) -> None:
         """Finish the transaction in flight, then stop (safe from a signal handler)."""
@@ -236,7 +238,7 @@ class Service:
         settings = self.settings
         try:
             with AnalyticsClient.from_settings(
-                settings, on_response=self.metrics.on_response
+                settings, on_response=self.metrics.on_response, reached=self._reached
             ) as client:
                 self._client = client
                 if self.stop.is_set():
@@ -248,8 +250,9 @@ class Service:
                     kind=RunKind.SERVICE,
                     stop=self.stop,
                 )
-        except AuthenticationError as exc:
-            # A wrong secret will not fix itself: stop with the reason instead of looping.
+        except CYCLE_ENDING as exc:
+            # A wrong secret (or API URL, on the run's first request) will not fix itself:
+            # stop with the reason instead of looping.
             log.error("%s", exc)
             self.fatal = str(exc)
             self.request_stop()

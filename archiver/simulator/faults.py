@@ -1,4 +1,5 @@
-"""Optional misbehaviour of the vendor (latency, errors, throttling, cut bodies), seeded."""
+"""Optional misbehaviour of the vendor (latency, errors, throttling, cut bodies), seeded, and
+targeted faults by endpoint (403, a body mislabelled gzip, an unrequested stream)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from archiver.simulator.rendering import Answer, server_error
+from archiver.simulator.rendering import Answer, failure, server_error
 
 
 @dataclass(frozen=True)
@@ -20,6 +21,32 @@ class Faults:
     truncate_rate: float = 0.0
     retry_after_seconds: int = 1
     seed: int = 0
+    # Endpoints named by the end of their path ("streams/series", "monitoring/streams"):
+    # answered 403 (the secret lacks their permission) ...
+    forbidden: tuple[str, ...] = ()
+    # ... or with a plain JSON body labelled `Content-Encoding: gzip` (a misconfigured proxy).
+    mislabelled_gzip: tuple[str, ...] = ()
+    # A stream every per-stream batch answer holds besides those asked for.
+    stranger_stream: str | None = None
+
+
+def _named(path: str, endpoints: tuple[str, ...]) -> bool:
+    return any(path == e or path.endswith("/" + e.strip("/")) for e in endpoints)
+
+
+def forbidden(faults: Faults, path: str) -> Answer | None:
+    """A 403 when `path` is one of the forbidden endpoints."""
+    if _named(path, faults.forbidden):
+        return failure(403, "Forbidden")
+    return None
+
+
+def mislabelled(faults: Faults, path: str, answer: Answer) -> Answer:
+    """A success answer labelled gzip while its body stays plain, on the endpoints named."""
+    status, headers, body = answer
+    if status != 200 or not _named(path, faults.mislabelled_gzip):
+        return answer
+    return status, {**headers, "Content-Encoding": "gzip"}, body
 
 
 class FaultDraws:

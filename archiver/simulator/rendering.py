@@ -104,8 +104,13 @@ def _geo(usage: Usage) -> dict[str, dict[str, int]]:
     }
 
 
-def series(traffic: Traffic, name: str, query: Query, now: datetime) -> dict[str, Any]:
-    """The `data` of analytics endpoint `name` at `now`: purged buckets read as zero."""
+def series(
+    traffic: Traffic, name: str, query: Query, now: datetime, stranger: str | None = None
+) -> dict[str, Any]:
+    """The `data` of analytics endpoint `name` at `now`: purged buckets read as zero.
+
+    A `stranger` (a fault) is one more stream in every per-stream answer, asked for or not.
+    """
     spec = SERIES[name]
     raw = (query.get("resolution") or [""])[0]
     resolution = next((r for r in spec.resolutions if r.value.lower() == raw.lower()), None)
@@ -158,6 +163,8 @@ def series(traffic: Traffic, name: str, query: Query, now: datetime) -> dict[str
         rendered = render(None)
         return {"geo": rendered} if spec.kind == "geo" else regroup(rendered)
     reportable = [n for n in dict.fromkeys(names) if vendor.reportable(n)]
+    if stranger is not None and stranger not in reportable:
+        reportable.append(stranger)
     if spec.kind == "geo":
         return {"geo": {n: render(n) for n in reportable}}
     return {n: regroup(render(n)) for n in reportable}

@@ -13,7 +13,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from archiver.simulator import httpd, rendering, vendor
 from archiver.simulator.buckets import format_iso, utc
-from archiver.simulator.faults import FaultDraws, Faults
+from archiver.simulator.faults import FaultDraws, Faults, forbidden, mislabelled
 from archiver.simulator.model import SimConfig
 from archiver.simulator.oracle import LoggedRequest, Oracle, usage_row
 from archiver.simulator.rendering import Answer, BadRequest, Query, failure, json_answer
@@ -177,7 +177,7 @@ class Simulator:
         if self.token is not None and headers.get("authorization") != f"Bearer {self.token}":
             return failure(401, "Unauthorized")
         now = self.now()
-        fault = self._fault_draws.before(self.faults)
+        fault = forbidden(self.faults, path) or self._fault_draws.before(self.faults)
         if fault is not None:
             self.oracle.log(now, path, query, fault[0], truncated=False)
             return fault
@@ -191,13 +191,15 @@ class Simulator:
                 name = path.removeprefix(vendor.ANALYTICS)
                 if name not in vendor.SERIES:
                     return failure(404, "Not found")
-                data = rendering.series(self.traffic, name, query, self.now())
+                data = rendering.series(
+                    self.traffic, name, query, self.now(), self.faults.stranger_stream
+                )
                 answer = json_answer(200, {"status": "success", "data": data})
         except BadRequest as exc:
             return rendering.validation_error(exc.field, exc.message)
-        final = self._fault_draws.after(self.faults, answer)
+        final = mislabelled(self.faults, path, self._fault_draws.after(self.faults, answer))
         self.oracle.log(now, path, query, final[0], truncated=final[2] is not answer[2])
-        if listed and final[2] is answer[2]:
+        if listed and final is answer:  # a cut or mislabelled page reveals nothing
             source = "monitoring" if path == vendor.MONITORING else "token"
             self.oracle.reveal(listed, source, now)
         return final
