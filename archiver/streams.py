@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fnmatch
 import logging
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -164,12 +165,27 @@ def matches(name: str, pattern: str | None) -> bool:
     return pattern is None or fnmatch.fnmatchcase(name, pattern)
 
 
-def read_names_file(path: Path) -> list[str]:
-    """Names from a file: one a line; blank lines and `#` comments are ignored."""
+# Far more than any real list (30,000 names of the vendor's longest), far less than /dev/zero.
+MAX_NAMES_FILE_BYTES = 4 * 1024 * 1024
+# A comment starts at `#` at the start of a line or after a space or tab; `cam#1` is a name.
+_COMMENT = re.compile(r"(^|[ \t])#.*$")
+
+
+def read_names_file(path: Path, limit: int = MAX_NAMES_FILE_BYTES) -> list[str]:
+    """Names from a file: one a line; blank lines and `#` comments are ignored.
+
+    At most `limit` bytes are read: a device or a runaway file ends in one clear error.
+    """
     try:
-        text = path.read_text(encoding="utf-8")
+        with open(path, "rb") as handle:
+            data = handle.read(limit + 1)
     except OSError as exc:
         raise InputError(f"cannot read {path}: {exc.strerror}") from exc
+    if len(data) > limit:
+        raise InputError(f"cannot read {path}: larger than {limit // 1024 // 1024} MiB; split it")
+    try:
+        text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise InputError(f"cannot read {path}: not UTF-8 text") from None
-    return [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
+    names = (_COMMENT.sub("", line).strip() for line in text.splitlines())
+    return [name for name in names if name]
