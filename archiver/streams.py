@@ -16,7 +16,7 @@ from sqlalchemy.engine import Connection
 
 from archiver.errors import InputError
 from archiver.plan import StreamEntry
-from archiver.store.tables import tracked_streams
+from archiver.store.tables import sync_state, tracked_streams
 from archiver.text import printable, unsafe_character
 from archiver.vocabulary import StreamStatus, refusal_reason, storable
 
@@ -147,6 +147,39 @@ def plannable(conn: Connection) -> list[StreamEntry]:
         )
     )
     return [StreamEntry(name, status) for name, status in rows]
+
+
+def plannable_capped(
+    conn: Connection, max_new: int, exempt: frozenset[str] = frozenset()
+) -> tuple[list[StreamEntry], dict[str, int]]:
+    """The plannable streams, at most `max_new` never-planned ones per source, oldest first.
+
+    A stream is new while no watermark of it is stored (a cycle stores them when it plans the
+    stream); the new names over the cap stay tracked and wait, counted per source, for the
+    next cycles. Names in `exempt` (asked for by name) are never held back.
+    """
+    started = sa.exists().where(sync_state.c.stream_name == tracked_streams.c.stream_name)
+    rows = conn.execute(
+        sa.select(
+            tracked_streams.c.stream_name,
+            tracked_streams.c.status,
+            tracked_streams.c.source,
+            started.label("started"),
+        )
+        .where(tracked_streams.c.status != StreamStatus.REFUSED)
+        .order_by(tracked_streams.c.added_at, tracked_streams.c.stream_name)
+    )
+    entries: list[StreamEntry] = []
+    taken: dict[str, int] = {}
+    waiting: dict[str, int] = {}
+    for name, status, source, was_started in rows:
+        if not was_started and name not in exempt:
+            if taken.get(source, 0) >= max_new:
+                waiting[source] = waiting.get(source, 0) + 1
+                continue
+            taken[source] = taken.get(source, 0) + 1
+        entries.append(StreamEntry(name, status))
+    return entries, waiting
 
 
 def list_streams(conn: Connection) -> list[dict[str, object]]:
