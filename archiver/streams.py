@@ -149,14 +149,12 @@ def plannable(conn: Connection) -> list[StreamEntry]:
     return [StreamEntry(name, status) for name, status in rows]
 
 
-def plannable_capped(
-    conn: Connection, max_new: int, exempt: frozenset[str] = frozenset()
-) -> tuple[list[StreamEntry], dict[str, int]]:
+def plannable_capped(conn: Connection, max_new: int) -> tuple[list[StreamEntry], dict[str, int]]:
     """The plannable streams, at most `max_new` never-planned ones per source, oldest first.
 
     A stream is new while no watermark of it is stored (a cycle stores them when it plans the
     stream); the new names over the cap stay tracked and wait, counted per source, for the
-    next cycles. Names in `exempt` (asked for by name) are never held back.
+    next cycles.
     """
     started = sa.exists().where(sync_state.c.stream_name == tracked_streams.c.stream_name)
     rows = conn.execute(
@@ -173,7 +171,7 @@ def plannable_capped(
     taken: dict[str, int] = {}
     waiting: dict[str, int] = {}
     for name, status, source, was_started in rows:
-        if not was_started and name not in exempt:
+        if not was_started:
             if taken.get(source, 0) >= max_new:
                 waiting[source] = waiting.get(source, 0) + 1
                 continue

@@ -18,7 +18,7 @@ from archiver.store.db import transaction
 from archiver.store.tables import sync_state, tracked_streams
 from archiver.streams import add_streams
 from archiver.sync import plan_cycle
-from archiver.vocabulary import StreamSource
+from archiver.vocabulary import RunKind, StreamSource
 from tests.harness import Harness
 from tests.simhelpers import TOKEN
 
@@ -35,10 +35,10 @@ def _asked(plan: Plan) -> set[str]:
     return {name for p in plan.requests for name in p.request.streams}
 
 
-def _plan(engine: Engine, cap: int) -> Plan:
+def _plan(engine: Engine, cap: int, kind: str = RunKind.SYNC) -> Plan:
     url = engine.url.render_as_string(hide_password=False)
     settings = get_settings(database_url=url, now=NOW, max_new_streams_per_cycle=cap)
-    return plan_cycle(engine=engine, settings=settings, now=NOW)
+    return plan_cycle(engine=engine, settings=settings, now=NOW, kind=kind)
 
 
 def _start(engine: Engine, plan: Plan) -> None:
@@ -98,6 +98,13 @@ def test_each_source_has_its_own_cap_and_started_streams_are_never_held_back(
     assert asked == set(hooks[:10]) | set(found[:10])
     _start(engine, plan)
     assert _asked(_plan(engine, 10)) == set(hooks[:20]) | set(found[:20])
+
+
+def test_a_backfill_asks_for_every_name(engine: Engine) -> None:
+    names = [f"hook-{n:02d}" for n in range(30)]
+    _register(engine, names, StreamSource.WEBHOOK, NOW)
+    assert len(_asked(_plan(engine, 10))) == 10
+    assert _asked(_plan(engine, 10, RunKind.BACKFILL)) == set(names)
 
 
 @pytest.mark.e2e

@@ -104,7 +104,12 @@ def cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
                 if refusal_reason(n) is None
             ]
             plan = plan_cycle(
-                engine=engine, settings=settings, now=now, selection=selection, extra_streams=extra
+                engine=engine,
+                settings=settings,
+                now=now,
+                selection=selection,
+                extra_streams=extra,
+                kind="backfill",
             )
             _report_purged(plan)
             if not extra:
