@@ -89,6 +89,8 @@ class Settings(BaseSettings):
     discovery: bool = True
     discovery_pattern: str | None = None
     dormant_check_hours: int = Field(default=24, ge=1, le=8760)
+    # New names one source (webhook, discovered, token, cli...) may start in one cycle.
+    max_new_streams_per_cycle: int = Field(default=500, ge=1, le=1_000_000)
 
     schedule_minutes: str = "2,17,32,47"
     schedule_interval_seconds: int | None = Field(default=None, ge=1, le=86_400)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fnmatch
 import logging
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -15,7 +16,7 @@ from sqlalchemy.engine import Connection
 
 from archiver.errors import InputError
 from archiver.plan import StreamEntry
-from archiver.store.tables import tracked_streams
+from archiver.store.tables import sync_state, tracked_streams
 from archiver.text import printable, unsafe_character
 from archiver.vocabulary import StreamStatus, refusal_reason, storable
 
@@ -148,6 +149,37 @@ def plannable(conn: Connection) -> list[StreamEntry]:
     return [StreamEntry(name, status) for name, status in rows]
 
 
+def plannable_capped(conn: Connection, max_new: int) -> tuple[list[StreamEntry], dict[str, int]]:
+    """The plannable streams, at most `max_new` never-planned ones per source, oldest first.
+
+    A stream is new while no watermark of it is stored (a cycle stores them when it plans the
+    stream); the new names over the cap stay tracked and wait, counted per source, for the
+    next cycles.
+    """
+    started = sa.exists().where(sync_state.c.stream_name == tracked_streams.c.stream_name)
+    rows = conn.execute(
+        sa.select(
+            tracked_streams.c.stream_name,
+            tracked_streams.c.status,
+            tracked_streams.c.source,
+            started.label("started"),
+        )
+        .where(tracked_streams.c.status != StreamStatus.REFUSED)
+        .order_by(tracked_streams.c.added_at, tracked_streams.c.stream_name)
+    )
+    entries: list[StreamEntry] = []
+    taken: dict[str, int] = {}
+    waiting: dict[str, int] = {}
+    for name, status, source, was_started in rows:
+        if not was_started:
+            if taken.get(source, 0) >= max_new:
+                waiting[source] = waiting.get(source, 0) + 1
+                continue
+            taken[source] = taken.get(source, 0) + 1
+        entries.append(StreamEntry(name, status))
+    return entries, waiting
+
+
 def list_streams(conn: Connection) -> list[dict[str, object]]:
     """Every tracked stream, by name."""
     rows = conn.execute(sa.select(tracked_streams).order_by(tracked_streams.c.stream_name))
@@ -164,12 +196,27 @@ def matches(name: str, pattern: str | None) -> bool:
     return pattern is None or fnmatch.fnmatchcase(name, pattern)
 
 
-def read_names_file(path: Path) -> list[str]:
-    """Names from a file: one a line; blank lines and `#` comments are ignored."""
+# Far more than any real list (30,000 names of the vendor's longest), far less than /dev/zero.
+MAX_NAMES_FILE_BYTES = 4 * 1024 * 1024
+# A comment starts at `#` at the start of a line or after a space or tab; `cam#1` is a name.
+_COMMENT = re.compile(r"(^|[ \t])#.*$")
+
+
+def read_names_file(path: Path, limit: int = MAX_NAMES_FILE_BYTES) -> list[str]:
+    """Names from a file: one a line; blank lines and `#` comments are ignored.
+
+    At most `limit` bytes are read: a device or a runaway file ends in one clear error.
+    """
     try:
-        text = path.read_text(encoding="utf-8")
+        with open(path, "rb") as handle:
+            data = handle.read(limit + 1)
     except OSError as exc:
         raise InputError(f"cannot read {path}: {exc.strerror}") from exc
+    if len(data) > limit:
+        raise InputError(f"cannot read {path}: larger than {limit // 1024 // 1024} MiB; split it")
+    try:
+        text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise InputError(f"cannot read {path}: not UTF-8 text") from None
-    return [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
+    names = (_COMMENT.sub("", line).strip() for line in text.splitlines())
+    return [name for name in names if name]

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from contextlib import closing
 from datetime import datetime, timedelta
 
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from archiver import prelude
 from archiver.api.client import AnalyticsClient, FetchResult
@@ -22,11 +22,7 @@ from archiver.finality import Settlement
 from archiver.plan import Plan, Policy, Scope, Selection, StreamEntry, make_plan
 from archiver.store import state as store_state
 from archiver.store.db import transaction
-from archiver.streams import (
-    mark_seen,
-    plannable,
-    update_dormancy,
-)
+from archiver.streams import mark_seen, plannable, plannable_capped, update_dormancy
 from archiver.vocabulary import Dataset, RunKind, RunStatus
 
 log = logging.getLogger(__name__)
@@ -41,13 +37,33 @@ def plan_cycle(
     now: datetime,
     selection: Selection | None = None,
     extra_streams: list[StreamEntry] | None = None,
+    kind: str = RunKind.SYNC,
 ) -> Plan:
     """The plan of a cycle at `now`, from what the database holds (nothing is written)."""
     policy = settings.policy
     with transaction(engine) as conn:
-        streams = plannable(conn) + (extra_streams or [])
+        streams = _streams(conn, settings, kind) + (extra_streams or [])
         state = store_state.load_state(conn)
     return make_plan(now=now, policy=policy, streams=streams, state=state, selection=selection)
+
+
+def _streams(conn: Connection, settings: Settings, kind: str) -> list[StreamEntry]:
+    """The streams a cycle may plan. A sync takes a burst of new names (10,000 webhooks) a
+    slice per cycle, so that its requests stay bounded and the known streams keep up; a
+    backfill is asked for everything and takes everything."""
+    if kind == RunKind.BACKFILL:
+        return plannable(conn)
+    cap = settings.max_new_streams_per_cycle
+    streams, waiting = plannable_capped(conn, cap)
+    for source, count in sorted(waiting.items()):
+        log.warning(
+            "%d new stream(s) from %s wait for a later cycle: a cycle starts at most %d new "
+            "names per source (ARCHIVER_MAX_NEW_STREAMS_PER_CYCLE), the oldest first",
+            count,
+            source,
+            cap,
+        )
+    return streams
 
 
 def run_cycle(
@@ -86,7 +102,7 @@ def run_cycle(
             plan = make_plan(
                 now=now,
                 policy=policy,
-                streams=plannable(conn),
+                streams=_streams(conn, settings, kind),
                 state=store_state.load_state(conn),
                 selection=selection,
             )

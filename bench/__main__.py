@@ -103,7 +103,15 @@ def prepare_steady_state(sim: Simulator, url: str, names: list[str], *, syntheti
         engine.dispose()
         return
     engine.dispose()
-    cycle(sim, url, NOW, concurrency=16, max_requests_per_second=1000.0)
+    # One cycle starts every name: the steady state measured next has no new names left.
+    cycle(
+        sim,
+        url,
+        NOW,
+        concurrency=16,
+        max_requests_per_second=1000.0,
+        max_new_streams_per_cycle=len(names),
+    )
 
 
 def minimum_requests(sim: Simulator, streams: int, now: datetime) -> int:

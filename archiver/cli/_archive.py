@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
+import re
+import stat
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -110,20 +112,68 @@ def _same_file(a: Path, b: Path) -> bool:
 
 
 def write_output(output: Path, settings: Settings, write: Callable[[TextIO], int]) -> int:
-    """Write an export or report through a temporary file beside `output`, renamed at the end.
+    """Write an export or report to `output` by what `output` is.
 
-    Never onto the archive itself: opening it for writing would truncate it to nothing.
+    A regular file (or a new name) is written through a temporary file beside it, renamed at
+    the end; a symlink is followed and its target written by the same rules; a FIFO, a
+    character device (`/dev/null`) or an open descriptor (`/dev/stdout`) is written in place
+    as a stream, never replaced. Anything else, and the archive itself, is refused with one line.
     """
     for path in _database_files(settings):
         if _same_file(output, path):
             raise InputError(f"refusing to write onto the database file {path}")
-    if output.is_dir():
+    try:
+        mode: int | None = os.stat(output).st_mode  # follows symlinks, /dev/stdout's too
+    except FileNotFoundError:
+        mode = None
+    except OSError as exc:
+        raise InputError(f"cannot write {output}: {exc.strerror}") from exc
+    if _names_open_descriptor(output) or (
+        mode is not None and (stat.S_ISFIFO(mode) or stat.S_ISCHR(mode))
+    ):
+        return _write_stream(output, write)
+    if mode is not None and stat.S_ISDIR(mode):
         raise InputError(f"cannot write {output}: it is a directory")
-    temporary = output.with_name(f".{output.name}.{os.getpid()}.tmp")
+    if mode is not None and not stat.S_ISREG(mode):
+        raise InputError(f"cannot write {output}: not a regular file, FIFO or character device")
+    # A link is never replaced by a file: its (possibly not yet existing) target is written.
+    target = Path(os.path.realpath(output)) if output.is_symlink() else output
+    return _write_replacing(output, target, write)
+
+
+# /dev/stdout, /dev/fd/3, /proc/self/fd/1: a descriptor already open, whatever it points at
+# (a shell's `>> log` must be added to, never replaced by a new file).
+_DESCRIPTOR = re.compile(r"/dev/(stdout|stderr|fd/\d+)|/proc/[^/]+/fd/\d+")
+
+
+def _names_open_descriptor(output: Path) -> bool:
+    path = os.path.abspath(output)
+    for _ in range(40):  # the kernel's own limit on links followed
+        if _DESCRIPTOR.fullmatch(path):
+            return True
+        if not os.path.islink(path):
+            return False
+        path = os.path.join(os.path.dirname(path), os.readlink(path))
+        path = os.path.normpath(path)
+    return False
+
+
+def _write_stream(output: Path, write: Callable[[TextIO], int]) -> int:
+    try:
+        # No O_CREAT, no O_TRUNC: a stream is added to, never made, emptied or replaced.
+        fd = os.open(output, os.O_WRONLY | os.O_APPEND | os.O_NOCTTY)
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            return write(handle)
+    except OSError as exc:
+        raise InputError(f"cannot write {output}: {exc.strerror}") from exc
+
+
+def _write_replacing(output: Path, target: Path, write: Callable[[TextIO], int]) -> int:
+    temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     try:
         with open(temporary, "x", encoding="utf-8", newline="") as handle:
             count = write(handle)
-        os.replace(temporary, output)
+        os.replace(temporary, target)
     except OSError as exc:
         raise InputError(f"cannot write {output}: {exc.strerror}") from exc
     finally:

@@ -55,7 +55,9 @@ def add_streams_commands(commands: Commands) -> None:
     imp = stream_commands.add_parser(
         "import",
         help="track names from a file",
-        description="Track the names in FILE: one a line, # starts a comment.",
+        description="Track the names in FILE (at most 4 MiB): one a line; # at the start of "
+        "a line or after a space starts a comment (a # inside a name, as in cam#1, is part of "
+        "it; add a name that begins with # with `streams add`).",
     )
     imp.add_argument("file", metavar="FILE")
     imp.set_defaults(handler=cmd_streams_import)

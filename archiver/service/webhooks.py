@@ -26,6 +26,9 @@ log = logging.getLogger(__name__)
 PATH = "/webhooks"
 SIGNATURE_HEADER = "X-Millicast-Signature"
 FEED_EVENTS = ("started", "ended")
+# Connections the kernel holds while every handler is busy; the vendor never retries an event
+# that was reset. Linux caps it at net.core.somaxconn (4096 since 5.4, 128 before).
+LISTEN_BACKLOG = 1024
 Answer = tuple[int, str]
 
 
@@ -79,6 +82,13 @@ class WebhookReceiver:
             self.count("bad_body")
             log.warning("webhook refused: a signed body that is not JSON (%d bytes)", len(body))
             return 400, "not JSON"
+        except RecursionError:
+            # Arrays or objects nested deeper than the parser's stack: no feed event looks so.
+            self.count("bad_body")
+            log.warning(
+                "webhook refused: a signed JSON body nested too deeply (%d bytes)", len(body)
+            )
+            return 400, "nested too deeply"
         name = _feed_stream_name(event)
         if name is None:
             self.count("ignored")
@@ -144,11 +154,14 @@ class WebhookServer:
 
     def stop(self) -> None:
         """Stop serving and close the socket."""
-        self._server.shutdown()
+        if self._thread.is_alive():  # shutdown() waits forever for a loop that never ran
+            self._server.shutdown()
         self._server.server_close()
 
 
 class _Server(ThreadingHTTPServer):
+    request_queue_size = LISTEN_BACKLOG
+
     def handle_error(self, request: Any, client_address: Any) -> None:
         log.debug("webhooks: connection from %s ended early", client_address)
 
