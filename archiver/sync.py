@@ -27,6 +27,9 @@ from archiver.vocabulary import Dataset, RunKind, RunStatus
 
 log = logging.getLogger(__name__)
 
+# How many names of the streams nobody asked for one answer's error line shows.
+STRANGERS_SHOWN = 5
+
 PlanHook = Callable[[Plan], None]
 
 
@@ -182,13 +185,10 @@ def _store(
 ) -> None:
     request = result.request
     report.requests += 1
-    for name in result.strangers:
-        # Never stored (nobody asked, and its batch may be another's): reported, and the
-        # requested streams of the answer are judged each on their own.
-        stranger = (
-            f"{request.describe()}: the answer holds stream {name!r}, which was not asked for "
-            "(not stored)"
-        )
+    if result.strangers:
+        # Never stored (nobody asked, and its batch may be another's): reported, one line per
+        # answer however many it holds, and the requested streams are judged each on their own.
+        stranger = _strangers(request.describe(), result.strangers)
         report.errors.append(stranger)
         log.error("%s", stranger)
     if result.error is not None:
@@ -249,3 +249,15 @@ def _fail(
     # If even this fails, the database itself is gone: that ends the cycle.
     with transaction(engine) as conn:
         store_state.record_failure(conn=conn, scopes=scopes, error=error, at=at)
+
+
+def _strangers(what: str, names: list[str]) -> str:
+    """One line for the streams an answer holds that nobody asked for: the count, a few names."""
+    if len(names) == 1:
+        return f"{what}: the answer holds stream {names[0]!r}, which was not asked for (not stored)"
+    shown = ", ".join(repr(name) for name in names[:STRANGERS_SHOWN])
+    more = f" and {len(names) - STRANGERS_SHOWN} more" if len(names) > STRANGERS_SHOWN else ""
+    return (
+        f"{what}: the answer holds {len(names)} streams that were not asked for "
+        f"(not stored): {shown}{more}"
+    )

@@ -170,11 +170,10 @@ class AnalyticsClient:
             try:
                 self.access.asked(path)
                 answer = self._connection.exchange(path, params, what)
+                self.access.answered(path, answer.status_code)
                 if answer.status_code == 200:
                     vendor_time = parse_http_date(answer.headers.get("Date"))
                     return decode(answer.content, body, endpoint=what), vendor_time
-                if answer.status_code == 403:
-                    self.access.forbid(path)
                 error = status_error(answer, what, self.scrub, path)
                 retry_after = parse_retry_after(answer.headers.get("Retry-After"))
             except ApiError as exc:

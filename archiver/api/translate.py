@@ -73,7 +73,8 @@ def transport_error(
     """A timeout or a connection failure; not worth retrying once the client is cancelled.
 
     Before the vendor has answered once in this run (`first`), a refused connection or a name
-    that does not resolve is a wrong API URL, not a passing outage: an `UnreachableError`.
+    that does not resolve is a wrong API URL, not a passing outage: an `UnreachableError`
+    (one-shot commands end with it; `run` logs it and tries again next cycle).
     """
     if isinstance(exc, httpx.TimeoutException):
         return TransportError(f"{what}: timed out ({type(exc).__name__})")
@@ -81,8 +82,9 @@ def transport_error(
         return TransportError(f"{what}: cancelled (shutting down)", transient=False)
     reason = _unreachable(exc, base_url.host) if first else None
     if reason is not None:
-        # Userinfo (user:password@) never leaves here; the token is in a header, never the URL.
-        url = base_url.copy_with(username=None, password=None)
+        # Userinfo (user:password@), a query or a fragment (a key may hide in either) never
+        # leaves here; the token is in a header, never the URL.
+        url = base_url.copy_with(username=None, password=None, query=None, fragment=None)
         return UnreachableError(
             f"cannot reach the vendor API at {url} ({reason}): check {BASE_URL_SETTING}"
         )
@@ -98,6 +100,8 @@ def _unreachable(exc: BaseException, host: str) -> str | None:
         if isinstance(seen, ConnectionRefusedError):
             return "connection refused"
         if isinstance(seen, socket.gaierror):
+            if seen.errno == socket.EAI_AGAIN:
+                return None  # "temporary failure in name resolution": the resolver, not the URL
             return f"the name {host[:100]!r} does not resolve"
         seen = seen.__cause__ or seen.__context__
     return None

@@ -226,7 +226,11 @@ class Connection:
                             break
                         chunks.append(chunk)
                 except httpx.DecodingError as exc:
-                    raise _Undecodable(exc, response.headers) from None
+                    if response.is_success:
+                        raise _Undecodable(exc, response.headers) from None
+                    # An error page (a 503 or 429 in gzip-labelled HTML) keeps its status:
+                    # the status rule applies, the vendor's words fall back to the reason.
+                    chunks = []
                 if not expired.is_set():
                     return Answer(
                         response.status_code,

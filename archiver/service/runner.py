@@ -16,7 +16,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy.engine import Engine
 
 from archiver.api.client import AnalyticsClient
-from archiver.api.errors import CYCLE_ENDING, ApiError
+from archiver.api.errors import CYCLE_ENDING, ApiError, AuthenticationError
 from archiver.config import Settings
 from archiver.cycle_report import current_time
 from archiver.errors import ArchiverError, DatabaseError
@@ -251,11 +251,17 @@ class Service:
                     stop=self.stop,
                 )
         except CYCLE_ENDING as exc:
-            # A wrong secret (or API URL, on the run's first request) will not fix itself:
-            # stop with the reason instead of looping.
-            log.error("%s", exc)
-            self.fatal = str(exc)
-            self.request_stop()
+            if isinstance(exc, AuthenticationError) and exc.status_code == 401:
+                # A refused secret will not fix itself: stop with the reason, not loop.
+                log.error("%s", exc)
+                self.fatal = str(exc)
+                self.request_stop()
+                return
+            # No server at the URL (yet) or a 403 everywhere: never the end of a long-running
+            # service (DNS, the vendor, a permission may come back); one loud line naming the
+            # setting, the next cycle asks again, the webhook receiver serves on.
+            log.error("cycle failed: %s", exc)
+            self.metrics.cycles.labels(status=RunStatus.FAILED).inc()
             return
         except (ApiError, ArchiverError) as exc:
             log.error("cycle failed: %s", exc)
