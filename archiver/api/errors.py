@@ -21,7 +21,8 @@ class TransportError(ApiError):
 
 class UnreachableError(TransportError):
     """The first request of a run found no server at the API URL (connection refused, a name
-    that does not resolve): a configuration error, not a transient one."""
+    that does not resolve): not retried within the cycle; a one-shot command ends with it,
+    `archiver run` fails the cycle and asks again next cycle."""
 
     def __init__(self, message: str) -> None:
         super().__init__(message, transient=False)
@@ -64,5 +65,6 @@ class ServerError(ApiStatusError):
     """5xx on every attempt."""
 
 
-# What ends a cycle (and `archiver run`) at once: every other ApiError fails only its request.
+# What ends a cycle at once (`archiver run` stops only for a 401): every other ApiError fails
+# only its request.
 CYCLE_ENDING: tuple[type[ApiError], ...] = (AuthenticationError, UnreachableError)
