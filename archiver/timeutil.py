@@ -130,8 +130,9 @@ def count_buckets(start: datetime, stop: datetime, resolution: Resolution) -> in
     if stop <= start:
         return 0
     if resolution is not Resolution.MONTH:
-        size = 3600 if resolution is Resolution.HOUR else 86400
-        return -(-int((stop - start).total_seconds()) // size)
+        size = timedelta(hours=1) if resolution is Resolution.HOUR else timedelta(days=1)
+        # Exact to the microsecond: a stop just past a bucket start counts that bucket.
+        return -(-(stop - start) // size)
     first = floor(stop, Resolution.MONTH)
     months = (first.year - start.year) * 12 + first.month - start.month
     return months + (1 if stop > first else 0)
