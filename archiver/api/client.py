@@ -7,14 +7,14 @@ import random
 import time
 from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 from pydantic import TypeAdapter
 
 from archiver.api import listings
-from archiver.api.clock import VendorClock
+from archiver.api.clock import Reading, VendorClock
 from archiver.api.decode import decode
 from archiver.api.endpoints import schema_of
 from archiver.api.errors import ApiError, AuthenticationError, ResponseFormatError, TransportError
@@ -47,8 +47,8 @@ class FetchResult:
     error: ApiError | None = None
     # Streams whose part of an otherwise good answer was broken: name -> reason.
     failed: dict[str, str] = field(default_factory=dict)
-    # The vendor's clock minus ours, from the answer's `Date` header (None: no usable header).
-    skew: timedelta | None = None
+    # The answer's `Date` header and our clock around it (None: no answer).
+    reading: Reading | None = None
 
 
 class AnalyticsClient:
@@ -192,20 +192,17 @@ class AnalyticsClient:
             )
             self._sleep(delay)
 
-    def judge_time(self, vendor_time: datetime | None) -> tuple[datetime, timedelta | None]:
-        """The time an answer was read, by the vendor's clock when ours disagrees; the skew."""
-        return self._clock.judge(vendor_time)
-
     def probe_clock(self) -> None:
         """Measure the vendor's clock with one small request (this month's account total).
 
-        On failure `skew` stays unknown and the requests of the cycle measure it each.
+        On failure no reading is taken: the cycle's clock stays unknown (nothing settles).
         """
         month = floor(self._now(), Resolution.MONTH)
         probe = ApiRequest(
             ACCOUNT_SERIES, Resolution.MONTH, month, next_start(month, Resolution.MONTH)
         )
         body = schema_of(probe.endpoint).body
+        sent = self._now()
         try:
             _, vendor_time = self.get_dated(
                 probe.endpoint.path, probe.params(), what="clock check", body=body
@@ -213,27 +210,27 @@ class AnalyticsClient:
         except ApiError as exc:
             log.warning("could not read the vendor's clock: %s", exc)
             return
-        self.judge_time(vendor_time)
+        self._clock.read(vendor_time, sent)
 
-    @property
-    def skew(self) -> timedelta | None:
-        """The vendor's clock minus ours, as last measured (None: never)."""
-        return self._clock.skew
+    def take_readings(self) -> list[Reading]:
+        """Every answer's reading of the vendor's clock since the last call (then forgotten)."""
+        return self._clock.take_readings()
 
     def fetch(self, request: ApiRequest) -> FetchResult:
         """Fetch and parse one request; raises ApiError."""
         what = request.describe()
         schema = schema_of(request.endpoint)
+        sent = self._now()
         data, vendor_time = self.get_dated(
             request.endpoint.path, request.params(), what=what, body=schema.body
         )
-        fetched_at, skew = self.judge_time(vendor_time)
+        reading = self._clock.read(vendor_time, sent)
         try:
             parsed = schema.parser(data, request.window(), what)
         except ApiError as exc:
             raise self.scrub.clean(exc) from None
         failed = {name: self.scrub(reason) for name, reason in parsed.failed.items()}
-        return FetchResult(request, parsed.rows, fetched_at, failed=failed, skew=skew)
+        return FetchResult(request, parsed.rows, reading.fetched_at, failed=failed, reading=reading)
 
     def _fetch_captured(self, request: ApiRequest) -> FetchResult:
         try:
@@ -266,10 +263,11 @@ class AnalyticsClient:
             what = f"monitoring/streams page {page}"
             params = [("page", str(page)), ("itemsOnPage", str(page_size))]
             listing: listings.StreamPage
+            sent = self._now()
             listing, vendor_time = self.get_dated(
                 MONITORING_STREAMS_PATH, params, what=what, body=listings.STREAM_PAGE_BODY
             )
-            self.judge_time(vendor_time)
+            self._clock.read(vendor_time, sent)
             items = listing.data or []
             for item in items:
                 yield item.streamName

@@ -89,10 +89,16 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
             f"UTC ({_ago(now, started)}): {last['requests']} requests, "
             f"{last['failed_requests']} failed, {last['rows_written']} rows"
         )
-        if last["error"]:
+        problem = last.get("clock_problem")
+        if last["error"] and last["error"] != problem:
             out(f"               first error: {printable(str(last['error']))}")
         skew = last["clock_skew_seconds"]  # the vendor's clock minus this host's
-        if skew is not None and abs(skew) >= 60:
+        if problem:
+            out(
+                "clock:         NOT BELIEVED, nothing was settled on it (the next cycle with "
+                f"a believable clock settles it): {printable(str(problem))}"
+            )
+        elif skew is not None and abs(skew) >= 60:
             side = "behind" if skew > 0 else "ahead of"
             out(
                 f"clock:         this host's clock is {abs(skew) / 60:.0f} min {side} the "

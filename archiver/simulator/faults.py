@@ -1,11 +1,14 @@
-"""Optional misbehaviour of the vendor (latency, errors, throttling, cut bodies), seeded."""
+"""Optional misbehaviour of the vendor (latency, errors, throttling, cut bodies, a wrong
+clock), seeded."""
 
 from __future__ import annotations
 
+import email.utils
 import random
 import threading
 import time
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from archiver.simulator.rendering import Answer, server_error
 
@@ -20,6 +23,13 @@ class Faults:
     truncate_rate: float = 0.0
     retry_after_seconds: int = 1
     seed: int = 0
+    # A wrong `Date` header: shifted by `date_offset_seconds` on every `date_every`-th answer
+    # (1: all, 2: every other) among those on paths ending with `date_path` ("": any path);
+    # `no_date` sends none at all. The data answered is always the true clock's.
+    date_offset_seconds: float = 0.0
+    date_every: int = 1
+    date_path: str = ""
+    no_date: bool = False
 
 
 class FaultDraws:
@@ -32,6 +42,7 @@ class FaultDraws:
     def __init__(self, seed: int) -> None:
         self._random = random.Random(seed)
         self._lock = threading.Lock()
+        self._dated = 0
 
     def before(self, faults: Faults) -> Answer | None:
         """Sleep the latency, then maybe answer with a 503 or a 429 instead of the vendor."""
@@ -59,3 +70,18 @@ class FaultDraws:
             return answer
         status, headers, body = answer
         return status, headers, body[: max(len(body) // 2, 1)]
+
+    def date(self, faults: Faults, path: str, now: datetime) -> str | None:
+        """A bent `Date` header for an answer on `path` at the true time `now`: "" for none,
+        None to leave the true one."""
+        if faults.no_date:
+            return ""
+        if not faults.date_offset_seconds or not path.endswith(faults.date_path):
+            return None
+        with self._lock:
+            self._dated += 1
+            shifted = self._dated % max(faults.date_every, 1) == 0
+        if not shifted:
+            return None
+        moment = now + timedelta(seconds=faults.date_offset_seconds)
+        return email.utils.format_datetime(moment, usegmt=True)
