@@ -109,7 +109,7 @@ def believe(readings: Sequence[Reading], history: History, host_now: datetime) -
     agrees with the reference (or has persisted, see PERSISTENCE).
     """
     reference = history.believed_skew or timedelta(0)
-    against = "the last believed clock" if history.believed_skew is not None else "this host's"
+    against = "the last believed" if history.believed_skew is not None else "this host's"
     measured = [r.skew for r in readings if r.skew is not None]
     fallback = min([reference, *measured])
     skew = measured[0] if measured else None
