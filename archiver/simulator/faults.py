@@ -24,10 +24,12 @@ class Faults:
     retry_after_seconds: int = 1
     seed: int = 0
     # A wrong `Date` header: shifted by `date_offset_seconds` on every `date_every`-th answer
-    # (1: all, 2: every other) among those on paths ending with `date_path` ("": any path);
-    # `no_date` sends none at all. The data answered is always the true clock's.
+    # (1: all, 2: every other; `date_phase` 1 starts with the first) among those on paths
+    # ending with `date_path` ("": any path); `no_date` sends none at all. The data
+    # answered is always the true clock's.
     date_offset_seconds: float = 0.0
     date_every: int = 1
+    date_phase: int = 0
     date_path: str = ""
     no_date: bool = False
 
@@ -80,7 +82,7 @@ class FaultDraws:
             return None
         with self._lock:
             self._dated += 1
-            shifted = self._dated % max(faults.date_every, 1) == 0
+            shifted = (self._dated + faults.date_phase) % max(faults.date_every, 1) == 0
         if not shifted:
             return None
         moment = now + timedelta(seconds=faults.date_offset_seconds)
