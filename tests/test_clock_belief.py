@@ -13,9 +13,13 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from archiver.api.clock import Reading
+from archiver.api.retry import parse_http_date
 from archiver.clock_trust import AGREEMENT, PERSISTENCE, Belief, History, believe
+from archiver.simulator import SimConfig
+from archiver.simulator.faults import Faults
 from archiver.store.clock_runs import clock_history
 from archiver.store.tables import sync_runs
+from tests.simhelpers import running_simulator
 
 NOW = datetime(2026, 11, 20, 12, 2, tzinfo=UTC)
 SECOND = timedelta(seconds=1)
@@ -182,3 +186,32 @@ def test_the_history_is_read_from_sync_runs(engine: Engine) -> None:
         (NOW - hour, -timedelta(seconds=60)),
         (NOW - 3 * hour, timedelta(seconds=7200)),
     )
+
+
+def test_the_simulator_bends_its_date_header_as_told() -> None:
+    # The simulator is the vendor: its Date is its clock unless a fault bends it.
+    start = datetime(2026, 11, 20, 12, 2, tzinfo=UTC)
+    series = "/api/analytics/account/series"
+    params = {"startDate": "2026-11-20", "stopDate": "2026-11-21", "resolution": "Day"}
+    day = timedelta(days=1)
+    with running_simulator(SimConfig(streams=2, seed=1), start=start) as (sim, http):
+
+        def dates(path: str = series, count: int = 4) -> list[datetime | None]:
+            found = []
+            for _ in range(count):
+                answer = http.get(path, params=params if path == series else {"page": "1"})
+                assert answer.status_code == 200
+                assert len(answer.headers.get_list("Date")) <= 1
+                found.append(parse_http_date(answer.headers.get("Date")))
+            return found
+
+        assert dates() == [start] * 4
+        sim.faults = Faults(date_offset_seconds=2 * 86400)
+        assert dates() == [start + 2 * day] * 4
+        sim.faults = Faults(date_offset_seconds=86400, date_every=2, date_phase=1)
+        assert dates() == [start + day, start] * 2
+        sim.faults = Faults(date_offset_seconds=86400, date_path="monitoring/streams")
+        assert dates() == [start] * 4
+        assert dates("/api/monitoring/streams", 1) == [start + day]
+        sim.faults = Faults(no_date=True)
+        assert dates() == [None] * 4
