@@ -22,6 +22,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from archiver.clock_trust import PERSISTENCE
 from archiver.cycle_report import CycleReport
 from archiver.plan import Policy
 from archiver.simulator import SimConfig, Simulator
@@ -243,3 +244,41 @@ def test_no_date_header_and_a_host_two_hours_fast(engine: Engine) -> None:
         assert run["clock_skew_seconds"] is None
         assert settled(engine) == before
         repair_and_compare(box, START, at)
+
+
+@pytest.mark.parametrize("fresh", [False, True], ids=["believed-before", "fresh"])
+def test_a_host_clock_really_off_is_believed_once_its_skew_has_persisted(
+    engine: Engine, fresh: bool
+) -> None:
+    # The vendor's clock is right; the host's runs 2 hours fast for good (a broken NTP).
+    fast = timedelta(hours=2)
+    with archive(engine) as box:
+        moment = START if fresh else warm_up(box) + timedelta(hours=1)
+        first_doubted = moment
+        while True:
+            report = box.cycle(moment, host=moment + fast)
+            assert report.errors == []
+            assert_nothing_settled_beyond(engine, moment)
+            if report.ok:
+                break
+            assert report.clock_problem == "the vendor's Date is 2 h 0 min behind " + (
+                "this host's clock" if fresh else "the last believed clock"
+            )
+            assert moment - first_doubted < PERSISTENCE, "never believed"
+            moment += timedelta(hours=1)
+        # Doubted until the same skew has held for PERSISTENCE, then the new reference.
+        assert moment - first_doubted == PERSISTENCE
+        assert abs(last_run(engine)["clock_skew_seconds"] + fast.total_seconds()) < 2
+        for _ in range(4):
+            moment += STEP
+            report = box.cycle(moment, host=moment + fast)
+            assert report.ok, (report.errors, report.clock_problem)
+        with httpx.Client(base_url=box.sim.url) as http:
+            verdict = compare_with_truth(
+                engine=engine,
+                http=http,
+                first_now=first_doubted + PERSISTENCE if fresh else START,
+                last_now=moment,
+            )
+        assert verdict.problems == [], "\n".join(verdict.lines)
+        assert_nothing_settled_beyond(engine, moment)
