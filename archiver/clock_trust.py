@@ -25,6 +25,9 @@ AGREEMENT = timedelta(seconds=30)
 # for a few cycles is outlasted; short against the vendor's 7-day windows, and the cycles in
 # between still store what they read (nothing is lost, it is only settled later).
 PERSISTENCE = timedelta(hours=6)
+# How a problem of single answers begins: their cycle's own clock was believed (the history
+# counts it so), only those answers settled nothing.
+ANSWERS_NOT_SETTLED = "some answers settled nothing: "
 
 
 @dataclass(frozen=True)
@@ -69,7 +72,7 @@ class Belief:
         if not self.believed or self.skew is None or reading is None:
             return None, None
         if reading.vendor is None:
-            return None, "an answer came without a Date header; its rows were stored not final"
+            return None, f"{ANSWERS_NOT_SETTLED}an answer came without a Date header"
         # Its `Date` was written between our `sent` and `host`, shifted by the skew.
         if reading.vendor > reading.host + self.skew + AGREEMENT:
             off = reading.vendor - reading.host - self.skew
@@ -77,10 +80,7 @@ class Belief:
             off = reading.vendor - reading.sent - self.skew
         else:
             return reading.fetched_at, None
-        return None, (
-            f"an answer's Date was {describe(off)} the cycle's clock; "
-            "its rows were stored not final"
-        )
+        return None, f"{ANSWERS_NOT_SETTLED}an answer's Date was {describe(off)} the cycle's clock"
 
 
 def describe(delta: timedelta) -> str:

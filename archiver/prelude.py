@@ -77,7 +77,7 @@ def vendor_now(engine: Engine, client: AnalyticsClient, report: CycleReport) -> 
     Read from the answers so far (discovery's), or from one small request. A host clock
     ahead would record gaps for data the vendor still holds; one behind would ask for
     buckets the vendor has purged; a wrong `Date` would do either: see clock_trust.py.
-    Not believed, the now is the host's shifted by the last believed skew, to plan and
+    Not believed, the now is the earliest plausible one (`Belief.fallback`), to plan and
     stamp rows with, never to settle anything on.
     """
     readings = client.take_readings()

@@ -209,13 +209,20 @@ def test_ten_days_ahead_on_the_monitoring_listing_alone(engine: Engine) -> None:
         repair_and_compare(box, START, at)
 
 
-def test_every_other_answer_three_days_ahead(engine: Engine) -> None:
+def test_every_other_answer_three_days_ahead(
+    engine: Engine, database_url: str, tmp_path: Path, cli: Callable[..., Ran]
+) -> None:
     with archive(engine) as box:
         at = warm_up(box) + STEP
         run = bent_cycle(box, at, Faults(date_offset_seconds=3 * DAY, date_every=2))
         # Discovery's answer was honest and the cycle's clock believed: each answer that
         # agreed with it settled on its own Date, each 3 days ahead settled nothing.
-        assert run["clock_problem"].startswith("an answer's Date was 3 d 0 h ahead of the cycle")
+        assert run["clock_problem"] == (
+            "some answers settled nothing: an answer's Date was 3 d 0 h ahead of the cycle's clock"
+        )
+        shown = cli(["status"], tmp_path, ARCHIVER_DATABASE_URL=database_url)
+        (line,) = [x for x in shown.stdout.splitlines() if x.startswith("clock:")]
+        assert line.endswith("3 d 0 h ahead of the cycle's clock (the next cycle asks again)")
         repair_and_compare(box, START, at)
 
 

@@ -11,6 +11,7 @@ from archiver.attribution import Attribution, read_attribution, unexplained_warn
 from archiver.cli._archive import archive_readonly
 from archiver.cli._output import out, say, table_row
 from archiver.cli._parsing import Commands
+from archiver.clock_trust import ANSWERS_NOT_SETTLED
 from archiver.config import Settings
 from archiver.cycle_report import current_time
 from archiver.errors import ArchiverError
@@ -93,7 +94,9 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
         if last["error"] and last["error"] != problem:
             out(f"               first error: {printable(str(last['error']))}")
         skew = last["clock_skew_seconds"]  # the vendor's clock minus this host's
-        if problem:
+        if problem and str(problem).startswith(ANSWERS_NOT_SETTLED):
+            out(f"clock:         {printable(str(problem))} (the next cycle asks again)")
+        elif problem:
             out(
                 "clock:         NOT BELIEVED, nothing was settled on it (the next cycle with "
                 f"a believable clock settles it): {printable(str(problem))}"

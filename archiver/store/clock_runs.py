@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from archiver.clock_trust import History
+from archiver.clock_trust import ANSWERS_NOT_SETTLED, History
 from archiver.store.tables import sync_runs
 
 # Enough runs to span PERSISTENCE at any schedule (a cycle every 15 s: 6 h is 1,440 runs).
@@ -18,7 +18,8 @@ def clock_history(conn: Connection) -> History:
     """The last believed skew and the doubted runs since it (newest first).
 
     Runs that read no clock (no `Date`, a crash before the first answer) are passed over;
-    runs before migration 0007 have no problem recorded and count as believed, as they were.
+    runs before migration 0007 have no problem recorded and count as believed, as they were;
+    so do runs whose clock was believed but some answers' `Date` was not.
     The run in progress has recorded no skew yet, so it is not among them.
     """
     query = (
@@ -30,7 +31,7 @@ def clock_history(conn: Connection) -> History:
     doubted: list[tuple[datetime, timedelta]] = []
     for started, seconds, problem in conn.execute(query):
         skew = timedelta(seconds=seconds)
-        if problem is None:
+        if problem is None or problem.startswith(ANSWERS_NOT_SETTLED):
             return History(skew, started + skew, tuple(doubted))
         doubted.append((started, skew))
     return History(None, None, tuple(doubted))
