@@ -289,3 +289,13 @@ def test_a_host_clock_really_off_is_believed_once_its_skew_has_persisted(
             )
         assert verdict.problems == [], "\n".join(verdict.lines)
         assert_nothing_settled_beyond(engine, moment)
+
+
+def test_one_cycle_whose_vendor_clock_went_back_two_days(engine: Engine) -> None:
+    with archive(engine) as box:
+        at = warm_up(box) + STEP
+        before = settled(engine)
+        run = bent_cycle(box, at, Faults(date_offset_seconds=-2 * DAY))
+        assert run["clock_problem"].startswith("the vendor's clock went back: 1 d 23 h behind")
+        assert settled(engine) == before
+        repair_and_compare(box, START, at)
