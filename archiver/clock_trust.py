@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from archiver.api.clock import Reading
+from archiver.api.clock import CLOCK_TOLERANCE, Reading
 
 # Readings closer than this agree: `Date` has whole seconds, answers take time to read.
 AGREEMENT = timedelta(seconds=30)
@@ -61,7 +61,8 @@ class Belief:
         """The vendor's time at host time `host`: by the cycle's skew if believed, else by
         the fallback (used to plan and to stamp rows, never to settle)."""
         skew = self.skew if self.believed and self.skew is not None else self.fallback
-        return host + skew
+        # Within the tolerance our clock is the finer one (`Date` has whole seconds).
+        return host if abs(skew) <= CLOCK_TOLERANCE else host + skew
 
     def settle_time(self, reading: Reading | None) -> tuple[datetime | None, str | None]:
         """The time one answer may be settled at (None: not at all), and what was wrong.
