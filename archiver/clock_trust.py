@@ -51,6 +51,8 @@ class Belief:
     # earlier, so that nothing is dated (a stream's first sighting) later than it happened.
     fallback: timedelta
     problem: str | None  # why the clock is not believed; None: it is
+    # Whether an earlier cycle's clock was believed (else the reference is the bare host).
+    vetted: bool = False
 
     @property
     def believed(self) -> bool:
@@ -110,27 +112,35 @@ def believe(readings: Sequence[Reading], history: History, host_now: datetime) -
     agrees with the reference (or has persisted, see PERSISTENCE).
     """
     reference = history.believed_skew or timedelta(0)
+    vetted = history.believed_skew is not None
     against = "the last believed" if history.believed_skew is not None else "this host's"
     measured = [r.skew for r in readings if r.skew is not None]
     fallback = min([reference, *measured])
     skew = measured[0] if measured else None
     if not readings:
-        return Belief(None, fallback, "the vendor's clock could not be read (no answer)")
+        return Belief(
+            None, fallback, "the vendor's clock could not be read (no answer)", vetted=vetted
+        )
     if skew is None or len(measured) < len(readings):
-        return Belief(skew, fallback, "an answer had no Date header: the vendor's clock is unknown")
+        return Belief(
+            skew,
+            fallback,
+            "an answer had no Date header: the vendor's clock is unknown",
+            vetted=vetted,
+        )
     spread = max(measured) - min(measured)
     if spread > AGREEMENT:
         problem = f"the vendor's answers disagree about its time by {amount(spread)}"
-        return Belief(skew, fallback, problem)
+        return Belief(skew, fallback, problem, vetted=vetted)
     vendor_now = host_now + skew
     if history.believed_at is not None and vendor_now < history.believed_at - AGREEMENT:
         off = describe(vendor_now - history.believed_at)
         problem = f"the vendor's clock went back: {off} an earlier cycle's"
-        return Belief(skew, fallback, problem)
+        return Belief(skew, fallback, problem, vetted=vetted)
     if abs(skew - reference) > AGREEMENT and not persisted(skew, history, host_now):
         problem = f"the vendor's Date is {describe(skew - reference)} {against} clock"
-        return Belief(skew, fallback, problem)
-    return Belief(skew, fallback, None)
+        return Belief(skew, fallback, problem, vetted=vetted)
+    return Belief(skew, fallback, None, vetted=vetted)
 
 
 def persisted(skew: timedelta, history: History, host_now: datetime) -> bool:

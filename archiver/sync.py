@@ -79,25 +79,37 @@ def run_cycle(
         )
         if discover and settings.publish_tokens:
             prelude.publish_tokens(engine=engine, client=client, report=report)
-        # On a clock not believed, nothing is settled: no stream goes dormant, no scope
-        # starts, no gap is recorded; the rows are fetched and stored all the same.
+        # On a clock not believed, nothing is settled: no stream goes dormant, no watermark
+        # moves, no gap is recorded; the rows are fetched and stored all the same. On an
+        # archive with a believed past, new scopes (a stream found now) do start, at the
+        # horizon of the earliest plausible now: what the vendor purges while the clock is
+        # doubted becomes a recorded gap, not a silent skip. A fresh archive has nothing to
+        # check a bare host clock against (a day slow, it would record a day of false gaps):
+        # its scopes start with its first believed cycle.
         believed = report.belief.believed
+        vetted = report.belief.vetted
         with transaction(engine) as conn:
             if believed:
                 report.dormant = update_dormancy(
                     conn=conn, now=now, window=timedelta(days=settings.stream_retention_days)
                 )
+            state = store_state.load_state(conn)
             plan = make_plan(
                 now=now,
                 policy=policy,
                 streams=plannable(conn),
-                state=store_state.load_state(conn),
+                state=state,
                 selection=selection,
             )
-            if believed:
-                store_state.start_scopes(
-                    conn=conn, watermarks=plan.watermarks, gaps=plan.gaps, recorded_at=now
-                )
+            starts = {
+                s: w for s, w in plan.watermarks.items() if believed or (vetted and s not in state)
+            }
+            store_state.start_scopes(
+                conn=conn,
+                watermarks=starts,
+                gaps=plan.gaps if believed else [],
+                recorded_at=now,
+            )
         report.gaps = plan.gaps if believed else []
         report.planned = len(plan.requests)
         if on_plan is not None:
