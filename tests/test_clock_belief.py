@@ -27,6 +27,8 @@ from archiver.simulator.faults import Faults
 from archiver.store.clock_runs import clock_history
 from archiver.store.tables import sync_runs
 from tests.simhelpers import running_simulator
+from tests.test_sync_paths import HOUR_HORIZON, Vendor, cycle, scopes
+from tests.test_sync_paths import settings as sync_settings
 
 NOW = datetime(2026, 11, 20, 12, 2, tzinfo=UTC)
 SECOND = timedelta(seconds=1)
@@ -223,3 +225,26 @@ def test_the_simulator_bends_its_date_header_as_told() -> None:
         assert dates("/api/monitoring/streams", 1) == [start + day]
         sim.faults = Faults(no_date=True)
         assert dates() == [None] * 4
+
+
+def test_a_doubted_cycle_starts_new_scopes_only_on_an_archive_with_a_believed_past(
+    engine: Engine,
+) -> None:
+    ahead = Vendor(date=NOW + timedelta(days=2))
+    # A fresh archive: the bare host clock vouches for nothing, no scope starts.
+    report = cycle(engine, ahead, sync_settings(streams=["cam"]))
+    assert report.clock_problem is not None
+    assert scopes(engine) == {}
+    assert cycle(engine, Vendor(), sync_settings(streams=["cam"])).ok
+    before = scopes(engine)
+    # Believed before: a stream new in a doubted cycle starts at the horizon of the earliest
+    # plausible now (here the host's), so what is purged meanwhile will be a recorded gap;
+    # the scopes known already keep their watermarks.
+    report = cycle(engine, ahead, sync_settings(streams=["cam", "new"]))
+    assert report.clock_problem is not None
+    after = scopes(engine)
+    assert {k: v["watermark"] for k, v in after.items() if k in before} == {
+        k: v["watermark"] for k, v in before.items()
+    }
+    started = {k[0]: v["watermark"] for k, v in after.items() if k[1] == "new" and k[2] == "Hour"}
+    assert started == {"stream_usage": HOUR_HORIZON, "stream_geo_usage": HOUR_HORIZON}
