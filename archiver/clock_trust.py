@@ -109,7 +109,7 @@ def believe(readings: Sequence[Reading], history: History, host_now: datetime) -
 
     Believed only if there is a reading, every reading has a `Date`, they agree with each
     other, the vendor's time does not go back against the last believed cycle, and the skew
-    agrees with the reference (or has persisted, see PERSISTENCE).
+    agrees with the reference or with the host clock (or has persisted, see PERSISTENCE).
     """
     reference = history.believed_skew or timedelta(0)
     vetted = history.believed_skew is not None
@@ -137,7 +137,14 @@ def believe(readings: Sequence[Reading], history: History, host_now: datetime) -
         off = describe(vendor_now - history.believed_at)
         problem = f"the vendor's clock went back: {off} an earlier cycle's"
         return Belief(skew, fallback, problem, vetted=vetted)
-    if abs(skew - reference) > AGREEMENT and not persisted(skew, history, host_now):
+    # Agreeing with the bare host clock is believed whatever the reference: two independent
+    # clocks that agree are both right (a host clock set right again after running off).
+    near_host = abs(skew) <= AGREEMENT
+    if (
+        abs(skew - reference) > AGREEMENT
+        and not near_host
+        and not persisted(skew, history, host_now)
+    ):
         problem = f"the vendor's Date is {describe(skew - reference)} {against} clock"
         return Belief(skew, fallback, problem, vetted=vetted)
     return Belief(skew, fallback, None, vetted=vetted)

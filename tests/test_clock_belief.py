@@ -102,6 +102,15 @@ def test_the_last_believed_skew_is_the_reference() -> None:
     assert belief.problem == "the vendor's Date is 1 h 0 min ahead of the last believed clock"
 
 
+def test_a_reading_that_agrees_with_the_host_clock_is_believed_whatever_the_reference() -> None:
+    # The host ran 2 hours fast (believed once it persisted), then NTP set it right again:
+    # the vendor's clock and ours agree, both are right.
+    history = History(-timedelta(hours=2), NOW - timedelta(hours=2, minutes=15))
+    belief = believe([reading(SECOND)], history, NOW)
+    assert belief.believed
+    assert belief.now(NOW) == NOW
+
+
 def test_a_vendor_clock_going_back_is_not_believed() -> None:
     history = History(timedelta(0), NOW + timedelta(hours=1))
     belief = believe([reading(timedelta(0))], history, NOW)
