@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from archiver.api.clock import CLOCK_TOLERANCE
+from archiver.clock_trust import Belief
 from archiver.config import Settings
 from archiver.plan import Gap
 
@@ -34,11 +35,15 @@ class CycleReport:
     duration: float = 0.0
     # The vendor's clock minus ours (its `Date` header); None: not measured.
     skew: timedelta | None = None
+    # The verdict on the vendor's clock; until the cycle reads it, nothing may be settled.
+    belief: Belief = field(default_factory=lambda: Belief(None, timedelta(0), "not read yet"))
+    # Why some or all of the cycle was not settled on the vendor's clock; None: all was.
+    clock_problem: str | None = None
 
     @property
     def ok(self) -> bool:
-        """True when every planned request (and discovery) succeeded."""
-        return not self.errors
+        """True when every planned request (and discovery) succeeded on a believed clock."""
+        return not self.errors and self.clock_problem is None
 
     def summary(self) -> str:
         """One line for logs and the terminal."""
@@ -49,6 +54,8 @@ class CycleReport:
         )
         if self.skew is not None and abs(self.skew) > CLOCK_TOLERANCE:
             text += f", vendor clock {self.skew.total_seconds():+.0f}s from ours"
+        if self.clock_problem is not None:
+            text += f", clock not believed: {self.clock_problem}"
         if self.errors:
             text += f", {len(self.errors)} errors (first: {self.errors[0]})"
         return text

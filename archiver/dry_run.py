@@ -14,12 +14,14 @@ from sqlalchemy.engine import Engine
 
 from archiver.api.client import AnalyticsClient
 from archiver.api.endpoints import refusal_reason
+from archiver.clock_trust import History
 from archiver.config import Settings
 from archiver.cycle_report import CycleReport
 from archiver.errors import ArchiverError
 from archiver.plan import Plan, Scope, ScopeState, Selection, StreamEntry, make_plan
-from archiver.prelude import vendor_now
+from archiver.prelude import judge_clock
 from archiver.store import db
+from archiver.store.clock_runs import clock_history
 from archiver.store.state import load_state
 from archiver.store.tables import tracked_streams
 from archiver.streams import discover_names
@@ -140,8 +142,12 @@ def dry_run(
     """Plan the backfill as the real one would, asking the vendor only its read-only listing
     questions (monitoring, publish tokens, the clock); nothing is written anywhere."""
     discover = names is None
+    history = History()
     with existing_archive(settings) as engine:
         registry, state = _read(engine)
+        if engine is not None:
+            with db.transaction(engine) as conn:
+                history = clock_history(conn)
     listed: list[str] = []
     token_names: list[str] = []
     problems: list[str] = []
@@ -159,7 +165,7 @@ def dry_run(
                     listed = discover_names(client, settings.discovery_pattern)
                 except ArchiverError as exc:
                     problems.append(f"discovery: {exc}")
-            now = vendor_now(client, report)
+            now = judge_clock(client, report, history)
             if discover and settings.publish_tokens:
                 try:
                     tokens = client.publish_tokens()

@@ -12,9 +12,11 @@ from sqlalchemy.engine import Engine
 from archiver.api.client import AnalyticsClient
 from archiver.api.clock import CLOCK_TOLERANCE
 from archiver.api.errors import CYCLE_ENDING, ApiError
+from archiver.clock_trust import History, believe
 from archiver.config import Settings
 from archiver.cycle_report import CycleReport
 from archiver.errors import ArchiverError, DatabaseError
+from archiver.store.clock_runs import clock_history
 from archiver.store.db import transaction
 from archiver.streams import add_streams, discover_names
 from archiver.tokens import save_tokens
@@ -48,7 +50,7 @@ def config_and_discovery(
             # per-stream data of the streams already tracked.
             report.errors.append(f"discovery: {exc}")
             log.error("stream discovery failed (going on with the known streams): %s", exc)
-    now = vendor_now(client, report)
+    now = vendor_now(engine, client, report)
     with transaction(engine) as conn:
         added = add_streams(conn=conn, names=settings.streams, source=StreamSource.CONFIG, now=now)
     report.refused.update(added.refused)
@@ -72,27 +74,42 @@ def config_and_discovery(
     return now
 
 
-def vendor_now(client: AnalyticsClient, report: CycleReport) -> datetime:
-    """The cycle's now: the vendor's (its `Date` header) when our clock disagrees with it.
+def vendor_now(engine: Engine, client: AnalyticsClient, report: CycleReport) -> datetime:
+    """The cycle's now, and whether its clock is believed (`report.belief`).
 
-    Measured by the cycle's first answer, or by one small request. A host
-    clock ahead would record gaps for data the vendor still holds; one behind would ask
-    for buckets the vendor has purged (they read back as zeros).
+    Read from the answers so far (discovery's), or from one small request. A host clock
+    ahead would record gaps for data the vendor still holds; one behind would ask for
+    buckets the vendor has purged; a wrong `Date` would do either: see clock_trust.py.
+    Not believed, the now is the earliest plausible one (`Belief.fallback`), to plan and
+    stamp rows with, never to settle anything on.
     """
-    if client.skew is None:
+    with transaction(engine) as conn:
+        history = clock_history(conn)
+    return judge_clock(client, report, history)
+
+
+def judge_clock(client: AnalyticsClient, report: CycleReport, history: History) -> datetime:
+    """As `vendor_now`, with the earlier cycles' `history` already read (the dry run's)."""
+    readings = client.take_readings()
+    if not readings:
         client.probe_clock()
-    skew = client.skew
-    report.skew = skew
-    if skew is None:
-        log.warning("the vendor's clock is unknown (no Date header): using ours")
-        return report.now
-    if abs(skew) <= CLOCK_TOLERANCE:
-        return report.now
-    log.warning(
-        "the vendor's clock differs from ours by %+.0f s: judging time by the vendor's",
-        skew.total_seconds(),
-    )
-    report.now = report.now + skew
+        readings = client.take_readings()
+    belief = believe(readings, history, report.now)
+    report.belief = belief
+    report.skew = belief.skew
+    skew = belief.skew
+    if belief.problem is not None:
+        report.clock_problem = belief.problem
+        log.warning(
+            "the vendor's clock is not believed, nothing is settled this cycle: %s",
+            belief.problem,
+        )
+    elif skew is not None and abs(skew) > CLOCK_TOLERANCE:
+        log.warning(
+            "the vendor's clock differs from ours by %+.0f s: judging time by the vendor's",
+            skew.total_seconds(),
+        )
+    report.now = belief.now(report.now)
     return report.now
 
 

@@ -14,7 +14,7 @@ from archiver.config import Settings
 from archiver.cycle_report import current_time
 from archiver.plan import Policy
 from archiver.store.tables import sync_gaps, sync_runs, sync_state, tracked_streams
-from archiver.timeutil import Resolution, count_buckets, format_iso
+from archiver.timeutil import Resolution, count_buckets, format_iso, next_start
 from archiver.vocabulary import RunStatus, StreamStatus
 
 
@@ -82,6 +82,13 @@ def next_interval_cycle(now: datetime, last_start: datetime | None, seconds: int
     return max(now, last_start + timedelta(seconds=seconds))
 
 
+def behind(policy: Policy, resolution: Resolution, watermark: datetime, now: datetime) -> float:
+    """Seconds since the bucket at `watermark` could have been made final (0 if it cannot
+    yet): the current day or month not being over is not lag."""
+    could_be_final = next_start(watermark, resolution) + policy.settle
+    return max(0.0, (now - could_be_final).total_seconds())
+
+
 def read_status(
     conn: Connection,
     *,
@@ -131,7 +138,7 @@ def read_status(
                 resolution=resolution_text,
                 scopes=len(rows),
                 oldest_watermark=oldest,
-                behind_seconds=(now - oldest).total_seconds(),
+                behind_seconds=behind(policy, resolution, oldest, now),
                 failing_scopes=sum(1 for r in rows if r.last_error),
                 at_risk_buckets=at_risk,
             )

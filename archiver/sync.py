@@ -98,25 +98,42 @@ def run_cycle(
         )
         if discover and settings.publish_tokens:
             prelude.publish_tokens(engine=engine, client=client, report=report)
+        # On a clock not believed, nothing is settled: no stream goes dormant, no watermark
+        # moves, no gap is recorded; the rows are fetched and stored all the same. On an
+        # archive with a believed past, new scopes (a stream found now) do start, at the
+        # horizon of the earliest plausible now: what the vendor purges while the clock is
+        # doubted becomes a recorded gap, not a silent skip. A fresh archive has nothing to
+        # check a bare host clock against (a day slow, it would record a day of false gaps):
+        # its scopes start with its first believed cycle.
+        believed = report.belief.believed
+        vetted = report.belief.vetted
         with transaction(engine) as conn:
-            report.dormant = update_dormancy(
-                conn=conn, now=now, window=timedelta(days=settings.stream_retention_days)
-            )
+            if believed:
+                report.dormant = update_dormancy(
+                    conn=conn, now=now, window=timedelta(days=settings.stream_retention_days)
+                )
+            state = store_state.load_state(conn)
             plan = make_plan(
                 now=now,
                 policy=policy,
                 streams=_streams(conn, settings, kind),
-                state=store_state.load_state(conn),
+                state=state,
                 selection=selection,
             )
+            starts = {
+                s: w for s, w in plan.watermarks.items() if believed or (vetted and s not in state)
+            }
             store_state.start_scopes(
-                conn=conn, watermarks=plan.watermarks, gaps=plan.gaps, recorded_at=now
+                conn=conn,
+                watermarks=starts,
+                gaps=plan.gaps if believed else [],
+                recorded_at=now,
             )
-        report.gaps = plan.gaps
+        report.gaps = plan.gaps if believed else []
         report.planned = len(plan.requests)
         if on_plan is not None:
             on_plan(plan)
-        for gap in plan.gaps:
+        for gap in report.gaps:
             log.warning(
                 "lost data: %s %s %s buckets %s..%s were purged by the vendor before they "
                 "were archived final",
@@ -167,8 +184,9 @@ def run_cycle(
                     failed_requests=report.failed,
                     rows_written=report.rows,
                     gaps=len(report.gaps),
-                    error=fatal or (report.errors[0] if report.errors else None),
+                    error=fatal or (report.errors[0] if report.errors else report.clock_problem),
                     clock_skew_seconds=None if report.skew is None else report.skew.total_seconds(),
+                    clock_problem=report.clock_problem,
                 )
         except Exception:
             log.exception("could not record the end of run %d", run_id)
@@ -194,11 +212,9 @@ def _store(
     if result.error is not None:
         _fail(engine, report, scopes, str(result.error), result.fetched_at)
         return
-    settlement = Settlement(
-        policy, request.resolution, request.start, request.stop, result.fetched_at
-    )
+    settlement = _settlement(result, policy, report)
     for row in result.rows:
-        row["fetched_at"] = result.fetched_at
+        row["fetched_at"] = settlement.fetched_at
         row["is_final"] = settlement.final(row["period_start"])
     good = tuple(s for s in scopes if s.stream not in result.failed)
     broken = [s for s in scopes if s.stream in result.failed]
@@ -238,6 +254,22 @@ def _store(
     report.rows += written.rows
     table = request.endpoint.table
     report.rows_by_table[table] = report.rows_by_table.get(table, 0) + written.rows
+
+
+def _settlement(result: FetchResult, policy: Policy, report: CycleReport) -> Settlement:
+    """What this answer may settle: only on its own `Date`, when the cycle's believed clock
+    agrees with it; otherwise nothing, and its rows are stamped with the cycle's clock."""
+    request = result.request
+    belief = report.belief
+    at, problem = belief.settle_time(result.reading)
+    if problem is not None:
+        if report.clock_problem is None:
+            report.clock_problem = problem
+        log.warning("%s: %s", request.describe(), problem)
+    if at is not None:
+        return Settlement(policy, request.resolution, request.start, request.stop, at)
+    stamp = result.fetched_at if result.reading is None else belief.now(result.reading.host)
+    return Settlement(policy, request.resolution, request.start, request.stop, stamp, settles=False)
 
 
 def _fail(

@@ -12,17 +12,25 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from archiver.coverage import (
+    FINAL,
+    NOT_ARCHIVED,
+    PARTIAL,
+    SOME_NOT_ARCHIVED,
+    coverage,
+    parse_time,
+)
 from archiver.errors import InputError
+from archiver.plan import Policy
 from archiver.store.tables import SQLITE_TIME_FORMAT
 from archiver.timeutil import Resolution, ceil, floor, format_iso, next_start, utc
-from archiver.vocabulary import Dataset
 
-FINAL = "final"
-PARTIAL = "partial"
-NOT_ARCHIVED = "not archived"
+# The states are spelt in archiver.coverage; the report's callers read them here.
+__all__ = ["FINAL", "NOT_ARCHIVED", "PARTIAL", "SOME_NOT_ARCHIVED"]
+
 UNITS = ("B", "kB", "MB", "GB", "TB", "PB", "EB")
 
-_UNIT = {"hour": Resolution.HOUR, "day": Resolution.DAY, "month": Resolution.MONTH}
+UNIT_OF = {"hour": Resolution.HOUR, "day": Resolution.DAY, "month": Resolution.MONTH}
 _DAY_ROW = "CASE WHEN source = 'Day' THEN 1 ELSE 0 END"
 # Per --by, for one stream or the account: (source, time column, extra filter, is_final,
 # whether the row is the vendor's own figure for the whole period). A vendor row speaks for its
@@ -67,26 +75,6 @@ class StreamRow:
     bytes_out: int
 
 
-@dataclass(frozen=True)
-class Coverage:
-    """The span the archive holds for a scope, and the spans it lost."""
-
-    start: datetime | None
-    stop: datetime | None
-    gaps: tuple[tuple[datetime, datetime], ...]
-
-    def state(self, start: datetime, stop: datetime) -> str:
-        """final, partial or not archived, for the period `[start, stop)`."""
-        if self.start is None or self.stop is None or stop <= self.start or start >= self.stop:
-            return NOT_ARCHIVED
-        lost = [(a, b) for a, b in self.gaps if a < stop and b > start]
-        if any(a <= start and b >= stop for a, b in lost):
-            return NOT_ARCHIVED
-        if lost or start < self.start or stop > self.stop:
-            return PARTIAL
-        return FINAL
-
-
 def label(value: datetime, unit: Resolution) -> str:
     """`2026-11-26T14:00:00Z` for hours, `2026-11-26` for days, `2026-11` for months."""
     if unit is Resolution.HOUR:
@@ -111,12 +99,6 @@ def bind_time(conn: Connection, value: datetime) -> Any:
     return utc(value)
 
 
-def _time(value: Any) -> datetime:
-    if isinstance(value, str):
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
-    return utc(value)
-
-
 def check_stream(conn: Connection, stream: str) -> None:
     """An InputError unless the archive tracks `stream` or holds rows of it."""
     known = conn.execute(
@@ -131,52 +113,26 @@ def check_stream(conn: Connection, stream: str) -> None:
         )
 
 
-def coverage(conn: Connection, stream: str | None, resolutions: tuple[str, ...]) -> Coverage:
-    """From the scope's first archived bucket to its last successful read, less its gaps.
-
-    The archive keeps no row for a bucket without traffic and no record of where a scope's
-    archiving began, so the first row is the earliest point a zero can be vouched for.
-    """
-    table, scope = (
-        ("account_usage", "") if stream is None else ("stream_usage", " AND stream_name = :s")
-    )
-    firsts = [
-        conn.execute(
-            sa.text(f"SELECT MIN(period_start) FROM {table} WHERE resolution = :r{scope}"),
-            {"r": r, "s": stream},
-        ).scalar_one()
-        for r in resolutions
-    ]
-    among = ", ".join(f"'{r}'" for r in resolutions)
-    dataset = Dataset.ACCOUNT_USAGE if stream is None else Dataset.STREAM_USAGE
-    ends = conn.execute(
-        sa.text(
-            "SELECT MAX(watermark), MAX(last_success_at) FROM sync_state "
-            f"WHERE dataset = :d AND stream_name = :s AND resolution IN ({among})"
-        ).bindparams(d=dataset, s=stream or "")
-    ).one()
-    gaps = conn.execute(
-        sa.text(
-            "SELECT gap_start, gap_stop FROM sync_gaps "
-            f"WHERE dataset = :d AND stream_name = :s AND resolution IN ({among})"
-        ).bindparams(d=dataset, s=stream or "")
-    ).all()
-    starts = [_time(v) for v in firsts if v is not None]
-    stops = [_time(v) for v in ends if v is not None]
-    return Coverage(
-        start=min(starts) if starts else None,
-        stop=max(stops) if stops else None,
-        gaps=tuple((_time(a), _time(b)) for a, b in gaps),
-    )
+def label_start(text: str, unit: Resolution) -> datetime:
+    """The start of the period a `label` names."""
+    if unit is Resolution.MONTH:
+        text += "-01"
+    return parse_time(text if unit is Resolution.HOUR else f"{text}T00:00:00Z")
 
 
 def usage_report(
-    conn: Connection, *, stream: str | None, start: datetime, stop: datetime, by: str
+    conn: Connection,
+    *,
+    stream: str | None,
+    start: datetime,
+    stop: datetime,
+    by: str,
+    policy: Policy | None = None,
 ) -> list[PeriodRow]:
     """Bytes in and out of every period meeting `[start, stop)`, for a stream or the account."""
     if stream is not None:
         check_stream(conn, stream)
-    unit = _UNIT[by]
+    unit = UNIT_OF[by]
     first, last = floor(start, unit), ceil(stop, unit)
     source, column, condition, final, whole = _SOURCES[(by, stream is not None)]
     where = [f"{column} >= :start", f"{column} < :stop"]
@@ -191,22 +147,21 @@ def usage_report(
         f"WHERE {' AND '.join(where)}"
     )
     found = {
-        _time(p): (int(i), int(o), bool(f) and (bool(w) or None))
+        parse_time(p): (int(i), int(o), bool(f), bool(w))
         for p, i, o, f, w in conn.execute(query, params)
     }
-    covered = coverage(conn, stream, _COVERING[(by, stream is not None)])
+    covered = coverage(conn, stream, _COVERING[(by, stream is not None)], policy or Policy())
     rows: list[PeriodRow] = []
     current = first
     while current < last:
         following = next_start(current, unit)
-        state = covered.state(current, following)
         value = found.get(current)
-        if value is not None:
-            bytes_in, bytes_out, settled = value
-            # True: a final vendor row for the period; None: final parts, complete if covered.
-            state = FINAL if settled or (settled is None and state == FINAL) else PARTIAL
-            rows.append(PeriodRow(label(current, unit), None, bytes_in, bytes_out, state))
-        elif state == NOT_ARCHIVED:
+        if value is not None and value[3]:
+            # The vendor's own figure for the whole period: final exactly when it says so.
+            state = FINAL if value[2] else PARTIAL
+        else:
+            state = covered.state(current, following, None if value is None else value[2])
+        if state == NOT_ARCHIVED:
             previous = rows[-1] if rows else None
             if previous is not None and previous.state == NOT_ARCHIVED:
                 rows[-1] = PeriodRow(previous.period, label(current, unit), None, None, state)
@@ -215,8 +170,9 @@ def usage_report(
                     PeriodRow(label(current, unit), label(current, unit), None, None, state)
                 )
         else:
-            # No row inside the archived range: the vendor reported no traffic.
-            rows.append(PeriodRow(label(current, unit), None, 0, 0, state))
+            # No row where the archive read the period: the vendor reported no traffic.
+            bytes_in, bytes_out = value[:2] if value is not None else (0, 0)
+            rows.append(PeriodRow(label(current, unit), None, bytes_in, bytes_out, state))
         current = following
     return rows
 
@@ -264,7 +220,7 @@ def render_periods(rows: list[PeriodRow], fmt: str) -> str:
             span = row.period if row.through == row.period else f"{row.period} .. {row.through}"
             lines.append(f"{span:<26} {'-':>10} {'-':>10}  not archived")
             continue
-        note = "partial" if row.state == PARTIAL else ""
+        note = "" if row.state == FINAL else row.state
         assert row.bytes_in is not None
         assert row.bytes_out is not None
         lines.append(

@@ -9,15 +9,19 @@ from html import escape
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from archiver.timeutil import Resolution, ceil, floor, format_iso, utc
+from archiver.plan import Policy
+from archiver.timeutil import Resolution, ceil, count_buckets, floor, format_iso, next_start, utc
 from archiver.usage import (
     FINAL,
     NOT_ARCHIVED,
     PARTIAL,
+    SOME_NOT_ARCHIVED,
+    UNIT_OF,
     PeriodRow,
     StreamRow,
     bind_time,
     human_bytes,
+    label_start,
     top_streams,
     usage_report,
 )
@@ -30,6 +34,7 @@ STYLE = """
 body { font: 14px/1.4 system-ui, sans-serif; margin: 24px; color: #222; max-width: 1000px; }
 h1 { font-size: 20px; } h2 { font-size: 16px; margin-top: 28px; }
 .bar { fill: #3869b1; } .bar.partial { fill: url(#hatch); stroke: #3869b1; }
+.bar.some-not-archived { fill: #9db4d8; }
 .not-archived { fill: #ddd; } .axis { stroke: #999; } text { font-size: 11px; fill: #333; }
 .legend span { display: inline-block; margin-right: 16px; }
 .swatch { display: inline-block; width: 12px; height: 12px; vertical-align: middle;
@@ -59,10 +64,19 @@ def countries(conn: Connection, *, start: datetime, stop: datetime) -> list[Coun
     return [CountryRow(c, int(v), int(s)) for c, v, s in conn.execute(query, params)]
 
 
-def _series(rows: list[PeriodRow], metric: str, title: str) -> str:
+def _slots(row: PeriodRow, unit: Resolution) -> int:
+    """How many periods a row stands for: a run never archived is as wide as it is long."""
+    if row.through in (None, row.period):
+        return 1
+    assert row.through is not None
+    stop = next_start(label_start(row.through, unit), unit)
+    return count_buckets(label_start(row.period, unit), stop, unit)
+
+
+def _series(rows: list[PeriodRow], unit: Resolution, metric: str, title: str) -> str:
     """Bars per period; partial periods hatched, periods never archived as grey bands."""
-    slots = len(rows)
-    step = (WIDTH - 60) / max(slots, 1)
+    widths = [_slots(r, unit) for r in rows]
+    step = (WIDTH - 60) / max(sum(widths), 1)
     values = [getattr(r, metric) or 0 for r in rows]
     top = max(values, default=0) or 1
     parts = [
@@ -71,26 +85,28 @@ def _series(rows: list[PeriodRow], metric: str, title: str) -> str:
         f'<text x="0" y="12">{escape(human_bytes(top))}</text>',
         f'<line class="axis" x1="55" y1="{BAR_AREA + 10}" x2="{WIDTH}" y2="{BAR_AREA + 10}"/>',
     ]
-    for index, (row, value) in enumerate(zip(rows, values, strict=True)):
-        x = 58 + index * step
-        width = max(step - 2, 1)
+    slot = 0
+    for row, value, slots in zip(rows, values, widths, strict=True):
+        x = 58 + slot * step
+        slot += slots
+        width = max(slots * step - 2, 1)
         span = row.period if row.through in (None, row.period) else f"{row.period} to {row.through}"
         if row.state == NOT_ARCHIVED:
             parts.append(
                 f'<rect class="not-archived" data-period="{escape(row.period)}" '
                 f'data-through="{escape(row.through or row.period)}" data-state="{NOT_ARCHIVED}" '
-                f'x="{x:.1f}" y="10" width="{width:.1f}" height="{BAR_AREA}">'
-                f"<title>{escape(span)}: not archived</title></rect>"
+                f'data-periods="{slots}" x="{x:.1f}" y="10" width="{width:.1f}" '
+                f'height="{BAR_AREA}"><title>{escape(span)}: not archived</title></rect>'
             )
             continue
         height = BAR_AREA * value / top
-        state = "partial" if row.state == PARTIAL else "final"
+        state = {PARTIAL: "partial", SOME_NOT_ARCHIVED: "some-not-archived"}.get(row.state, "final")
+        note = "" if row.state == FINAL else f" ({row.state})"
         parts.append(
             f'<rect class="bar {state}" data-period="{escape(row.period)}" data-value="{value}" '
             f'data-state="{row.state}" x="{x:.1f}" y="{10 + BAR_AREA - height:.1f}" '
             f'width="{width:.1f}" height="{height:.1f}"><title>{escape(span)}: '
-            f"{escape(human_bytes(value))}{' (partial)' if row.state == PARTIAL else ''}"
-            "</title></rect>"
+            f"{escape(human_bytes(value))}{escape(note)}</title></rect>"
         )
     if rows:
         parts.append(f'<text x="58" y="{BAR_AREA + 28}">{escape(rows[0].period)}</text>')
@@ -124,6 +140,7 @@ def _ranking(items: list[tuple[str, int, str]], kind: str) -> str:
 def render_page(
     *,
     rows: list[PeriodRow],
+    unit: Resolution,
     ranking: list[StreamRow],
     viewers: list[CountryRow],
     start: datetime,
@@ -133,7 +150,9 @@ def render_page(
     """The whole page."""
     incomplete = [r for r in rows if r.state != FINAL]
     note = (
-        f"{sum(1 for r in incomplete if r.state == PARTIAL)} partial period(s) (hatched) and "
+        f"{sum(1 for r in incomplete if r.state == PARTIAL)} partial period(s) (hatched), "
+        f"{sum(1 for r in incomplete if r.state == SOME_NOT_ARCHIVED)} period(s) part of which "
+        "was never archived (light, value of the archived part) and "
         f"{sum(1 for r in incomplete if r.state == NOT_ARCHIVED)} span(s) not archived (grey)"
         if incomplete
         else "every period final"
@@ -157,12 +176,13 @@ def render_page(
             f"{escape(format_iso(made_at))} by archiver. {escape(note)}.</p>",
             '<p class="legend"><span><i class="swatch" style="background:#3869b1"></i>final'
             '</span><span><i class="swatch" style="background:#fff"></i>partial</span>'
+            '<span><i class="swatch" style="background:#9db4d8"></i>part not archived</span>'
             '<span><i class="swatch" style="background:#ddd;border-color:#ddd"></i>'
             "not archived</span></p>",
             "<h2>Egress (bytes out)</h2>",
-            _series(rows, "bytes_out", "egress over time"),
+            _series(rows, unit, "bytes_out", "egress over time"),
             "<h2>Ingest (bytes in)</h2>",
-            _series(rows, "bytes_in", "ingest over time"),
+            _series(rows, unit, "bytes_in", "ingest over time"),
             f"<h2>Top {len(ranking)} streams by egress</h2>",
             _ranking(streams, "stream") if streams else "<p>No stream traffic archived.</p>",
             "<h2>Viewers by country</h2>",
@@ -173,12 +193,25 @@ def render_page(
 
 
 def html_report(
-    conn: Connection, *, start: datetime, stop: datetime, by: str, top: int, now: datetime
+    conn: Connection,
+    *,
+    start: datetime,
+    stop: datetime,
+    by: str,
+    top: int,
+    now: datetime,
+    policy: Policy | None = None,
 ) -> str:
     """The account's usage per `by` period, top streams and countries as one HTML page."""
-    rows = usage_report(conn, stream=None, start=start, stop=stop, by=by)
+    rows = usage_report(conn, stream=None, start=start, stop=stop, by=by, policy=policy)
     ranking, _, _ = top_streams(conn, start=start, stop=stop, top=top)
     viewers = countries(conn, start=start, stop=stop)
     return render_page(
-        rows=rows, ranking=ranking, viewers=viewers, start=utc(start), stop=utc(stop), made_at=now
+        rows=rows,
+        unit=UNIT_OF[by],
+        ranking=ranking,
+        viewers=viewers,
+        start=utc(start),
+        stop=utc(stop),
+        made_at=now,
     )

@@ -17,7 +17,7 @@ from archiver.store.tables import account_geo_usage, stream_usage
 from archiver.store.upsert import upsert_rows
 from archiver.usage_html import html_report
 from tests.test_query_times import geo, usage
-from tests.test_usage_report import D25, READ_AT, H, archive  # noqa: F401  (fixture)
+from tests.test_usage_report import D25, POLICY, READ_AT, H, archive  # noqa: F401  (fixture)
 
 
 def chromium() -> str:
@@ -86,7 +86,13 @@ def test_page_renders_without_errors_and_shows_the_archive(
         )
     with engine.connect() as conn:
         page = html_report(
-            conn, start=D25 + 8 * H, stop=D25 + 27 * H, by="hour", top=10, now=READ_AT
+            conn,
+            start=D25 + 8 * H,
+            stop=D25 + 27 * H,
+            by="hour",
+            top=10,
+            now=READ_AT,
+            policy=POLICY,
         )
     path = tmp_path / "usage.html"
     path.write_text(page)

@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from archiver.errors import InputError
+from archiver.plan import Policy
 from archiver.store import db
 from archiver.store.tables import account_usage, stream_usage, sync_gaps, sync_state
 from archiver.store.upsert import upsert_rows
@@ -19,6 +20,7 @@ from archiver.usage import (
     FINAL,
     NOT_ARCHIVED,
     PARTIAL,
+    SOME_NOT_ARCHIVED,
     PeriodRow,
     human_bytes,
     render_periods,
@@ -32,6 +34,8 @@ from tests.test_query_times import usage
 H = timedelta(hours=1)
 D25 = datetime(2026, 11, 25, tzinfo=UTC)
 READ_AT = datetime(2026, 11, 26, 1, 30, tzinfo=UTC)
+# A vendor keeping 16 hours, read first at READ_AT: the archive starts at 10:00 on Nov 25.
+POLICY = Policy(hour_retention=16 * H, margin=timedelta(minutes=30))
 
 
 @pytest.fixture
@@ -70,7 +74,9 @@ def archive(engine: Engine) -> Engine:
 
 def test_hours_tell_zero_from_not_archived(archive: Engine) -> None:
     with archive.connect() as conn:
-        rows = usage_report(conn, stream=None, start=D25 + 8 * H, stop=D25 + 27 * H, by="hour")
+        rows = usage_report(
+            conn, stream=None, start=D25 + 8 * H, stop=D25 + 27 * H, by="hour", policy=POLICY
+        )
     zero = [
         PeriodRow(f"2026-11-25T{h:02d}:00:00Z", None, 0, 0, FINAL) for h in (12, *range(15, 24))
     ]
@@ -89,14 +95,22 @@ def test_hours_tell_zero_from_not_archived(archive: Engine) -> None:
 
 def test_days_and_months_are_labelled_and_partial(archive: Engine) -> None:
     with archive.connect() as conn:
-        days = usage_report(conn, stream=None, start=D25 - 24 * H, stop=D25 + 72 * H, by="day")
+        days = usage_report(
+            conn, stream=None, start=D25 - 24 * H, stop=D25 + 72 * H, by="day", policy=POLICY
+        )
         months = usage_report(
-            conn, stream=None, start=datetime(2026, 10, 5, tzinfo=UTC), stop=D25, by="month"
+            conn,
+            stream=None,
+            start=datetime(2026, 10, 5, tzinfo=UTC),
+            stop=D25,
+            by="month",
+            policy=POLICY,
         )
     assert days == [
         PeriodRow("2026-11-24", "2026-11-24", None, None, NOT_ARCHIVED),
-        # Archived from 10:00 only, and two hours lost: the sum of the hours is not the day.
-        PeriodRow("2026-11-25", None, 500_000_666, 1_500_002_000, PARTIAL),
+        # Archived from 10:00 only, and two hours lost: every archived hour is final (as the
+        # view says), but the sum of the hours is not the day.
+        PeriodRow("2026-11-25", None, 500_000_666, 1_500_002_000, SOME_NOT_ARCHIVED),
         PeriodRow("2026-11-26", None, 2, 7, PARTIAL),
         PeriodRow("2026-11-27", "2026-11-27", None, None, NOT_ARCHIVED),
     ]
@@ -108,7 +122,9 @@ def test_days_and_months_are_labelled_and_partial(archive: Engine) -> None:
 
 def test_table_uses_human_units_and_machine_formats_exact_integers(archive: Engine) -> None:
     with archive.connect() as conn:
-        rows = usage_report(conn, stream=None, start=D25 + 10 * H, stop=D25 + 11 * H, by="hour")
+        rows = usage_report(
+            conn, stream=None, start=D25 + 10 * H, stop=D25 + 11 * H, by="hour", policy=POLICY
+        )
     table = render_periods(rows, "table").splitlines()
     assert table[1].split() == ["2026-11-25T10:00:00Z", "500", "MB", "1.5", "GB"]
     assert table[-1].split() == ["total", "500", "MB", "1.5", "GB"]

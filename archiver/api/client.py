@@ -8,7 +8,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Generator, Iterable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -16,7 +16,7 @@ from pydantic import TypeAdapter
 
 from archiver.api import listings
 from archiver.api.access import Access
-from archiver.api.clock import VendorClock
+from archiver.api.clock import Reading, VendorClock
 from archiver.api.decode import decode
 from archiver.api.endpoints import schema_of
 from archiver.api.errors import (
@@ -190,20 +190,17 @@ class AnalyticsClient:
             )
             self._sleep(delay)
 
-    def judge_time(self, vendor_time: datetime | None) -> tuple[datetime, timedelta | None]:
-        """The time an answer was read, by the vendor's clock when ours disagrees; the skew."""
-        return self._clock.judge(vendor_time)
-
     def probe_clock(self) -> None:
         """Measure the vendor's clock with one small request (this month's account total).
 
-        On failure `skew` stays unknown and the requests of the cycle measure it each.
+        On failure no reading is taken: the cycle's clock stays unknown (nothing settles).
         """
         month = floor(self._now(), Resolution.MONTH)
         probe = ApiRequest(
             ACCOUNT_SERIES, Resolution.MONTH, month, next_start(month, Resolution.MONTH)
         )
         body = schema_of(probe.endpoint).body
+        sent = self._now()
         try:
             _, vendor_time = self.get_dated(
                 probe.endpoint.path, probe.params(), what="clock check", body=body
@@ -213,28 +210,38 @@ class AnalyticsClient:
         except ApiError as exc:
             log.warning("could not read the vendor's clock: %s", exc)
             return
-        self.judge_time(vendor_time)
+        self._clock.read(vendor_time, sent)
 
-    @property
-    def skew(self) -> timedelta | None:
-        """The vendor's clock minus ours, as last measured (None: never)."""
-        return self._clock.skew
+    def clock_now(self) -> datetime:
+        """Our clock, as the client reads it (to note when a request was sent)."""
+        return self._now()
+
+    def note_reading(self, vendor_time: datetime | None, sent: datetime) -> Reading:
+        """Keep an answer's `Date` (read by a caller of `get_dated`) among the readings."""
+        return self._clock.read(vendor_time, sent)
+
+    def take_readings(self) -> list[Reading]:
+        """Every answer's reading of the vendor's clock since the last call (then forgotten)."""
+        return self._clock.take_readings()
 
     def fetch(self, request: ApiRequest) -> FetchResult:
         """Fetch and parse one request; raises ApiError."""
         what = request.describe()
         schema = schema_of(request.endpoint)
+        sent = self._now()
         data, vendor_time = self.get_dated(
             request.endpoint.path, request.params(), what=what, body=schema.body
         )
-        fetched_at, skew = self.judge_time(vendor_time)
+        reading = self._clock.read(vendor_time, sent)
         try:
             parsed = schema.parser(data, request.window(), what)
         except ApiError as exc:
             raise self.scrub.clean(exc) from None
         failed = {name: self.scrub(reason) for name, reason in parsed.failed.items()}
         strangers = [self.scrub(name, 140) for name in parsed.strangers]
-        return FetchResult(request, parsed.rows, fetched_at, None, failed, strangers, skew)
+        return FetchResult(
+            request, parsed.rows, reading.fetched_at, None, failed, strangers, reading
+        )
 
     def _fetch_captured(self, request: ApiRequest, planned: frozenset[str]) -> FetchResult:
         try:

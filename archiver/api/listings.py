@@ -61,10 +61,11 @@ def stream_names(client: AnalyticsClient, page_size: int, max_pages: int) -> Ite
         what = f"monitoring/streams page {page}"
         params = [("page", str(page)), ("itemsOnPage", str(page_size))]
         listing: StreamPage
+        sent = client.clock_now()
         listing, vendor_time = client.get_dated(
             MONITORING_STREAMS_PATH, params, what=what, body=STREAM_PAGE_BODY
         )
-        client.judge_time(vendor_time)
+        client.note_reading(vendor_time, sent)
         items = listing.data or []
         for item in items:
             yield item.streamName

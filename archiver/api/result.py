@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 
+from archiver.api.clock import Reading
 from archiver.api.errors import ApiError
 from archiver.api.series import Row
 from archiver.vocabulary import ApiRequest
@@ -22,5 +23,5 @@ class FetchResult:
     failed: dict[str, str] = field(default_factory=dict)
     # Streams the answer holds that were not asked for (escaped, bounded): never stored.
     strangers: list[str] = field(default_factory=list)
-    # The vendor's clock minus ours, from the answer's `Date` header (None: no usable header).
-    skew: timedelta | None = None
+    # The answer's `Date` header and our clock around it (None: no answer).
+    reading: Reading | None = None

@@ -15,6 +15,7 @@ from archiver.cli._parsing import Commands, instant
 from archiver.config import Settings
 from archiver.cycle_report import current_time
 from archiver.errors import InputError
+from archiver.plan import Policy
 from archiver.report import EXPORTABLE, export_rows, write_export
 from archiver.store import db
 from archiver.usage import render_periods, render_streams, top_streams, usage_report
@@ -71,7 +72,7 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
         raise InputError("--from must be before --to")
     _check_report_args(args)
     with archive_readonly(settings) as engine, db.transaction(engine) as conn:
-        text = _usage_text(conn, args, start, stop, now)
+        text = _usage_text(conn, args, start, stop, now, settings.policy)
     if args.output:
         write_output(Path(args.output), settings, lambda handle: handle.write(text + "\n"))
         say(f"wrote {args.output}")
@@ -93,16 +94,23 @@ def _check_report_args(args: argparse.Namespace) -> None:
 
 
 def _usage_text(
-    conn: Connection, args: argparse.Namespace, start: datetime, stop: datetime, now: datetime
+    conn: Connection,
+    args: argparse.Namespace,
+    start: datetime,
+    stop: datetime,
+    now: datetime,
+    policy: Policy,
 ) -> str:
     if args.format == "html":
         from archiver.usage_html import html_report
 
-        return html_report(conn, start=start, stop=stop, by=args.by, top=args.top, now=now)
+        return html_report(
+            conn, start=start, stop=stop, by=args.by, top=args.top, now=now, policy=policy
+        )
     if args.by == "stream":
         ranking, first, last = top_streams(conn, start=start, stop=stop, top=args.top)
         return render_streams(ranking, first, last, args.format)
-    rows = usage_report(conn, stream=args.stream, start=start, stop=stop, by=args.by)
+    rows = usage_report(conn, stream=args.stream, start=start, stop=stop, by=args.by, policy=policy)
     return render_periods(rows, args.format)
 
 

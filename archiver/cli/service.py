@@ -11,6 +11,7 @@ from archiver.attribution import Attribution, read_attribution, unexplained_warn
 from archiver.cli._archive import archive_readonly
 from archiver.cli._output import out, say, table_row
 from archiver.cli._parsing import Commands
+from archiver.clock_trust import ANSWERS_NOT_SETTLED
 from archiver.config import Settings
 from archiver.cycle_report import current_time
 from archiver.errors import ArchiverError
@@ -89,10 +90,18 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
             f"UTC ({_ago(now, started)}): {last['requests']} requests, "
             f"{last['failed_requests']} failed, {last['rows_written']} rows"
         )
-        if last["error"]:
+        problem = last.get("clock_problem")
+        if last["error"] and last["error"] != problem:
             out(f"               first error: {printable(str(last['error']))}")
         skew = last["clock_skew_seconds"]  # the vendor's clock minus this host's
-        if skew is not None and abs(skew) >= 60:
+        if problem and str(problem).startswith(ANSWERS_NOT_SETTLED):
+            out(f"clock:         {printable(str(problem))} (the next cycle asks again)")
+        elif problem:
+            out(
+                "clock:         NOT BELIEVED, nothing was settled on it (the next cycle with "
+                f"a believable clock settles it): {printable(str(problem))}"
+            )
+        elif skew is not None and abs(skew) >= 60:
             side = "behind" if skew > 0 else "ahead of"
             out(
                 f"clock:         this host's clock is {abs(skew) / 60:.0f} min {side} the "

@@ -77,6 +77,22 @@ def add_simulate(commands: Commands) -> None:
         "--throttle-rate", type=rate, default=0.0, help="fraction answered 429 with Retry-After"
     )
     sim.add_argument("--truncate-rate", type=rate, default=0.0, help="fraction of bodies cut short")
+    sim.add_argument(
+        "--date-offset-seconds",
+        type=float,
+        default=0.0,
+        help="a wrong clock: shift the Date header of answers by this much",
+    )
+    sim.add_argument(
+        "--date-every",
+        type=int,
+        default=1,
+        help="shift only every n-th answer's Date (2: every other)",
+    )
+    sim.add_argument(
+        "--date-path", default="", help="shift the Date only on paths ending with this"
+    )
+    sim.add_argument("--no-date", action="store_true", help="send no Date header at all")
     _add_simulated_source_options(sim)
     sim.set_defaults(handler=cmd_simulate)
 
@@ -100,6 +116,10 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
         throttle_rate=args.throttle_rate,
         truncate_rate=args.truncate_rate,
         seed=args.seed,
+        date_offset_seconds=args.date_offset_seconds,
+        date_every=max(args.date_every, 1),
+        date_path=args.date_path,
+        no_date=args.no_date,
     )
     try:
         sim = Simulator(

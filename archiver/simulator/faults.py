@@ -1,12 +1,15 @@
-"""Optional misbehaviour of the vendor (latency, errors, throttling, cut bodies), seeded, and
-targeted faults by endpoint (403, a body mislabelled gzip, an unrequested stream)."""
+"""Optional misbehaviour of the vendor (latency, errors, throttling, cut bodies, a wrong
+clock), seeded, and targeted faults by endpoint (403, a body mislabelled gzip, an
+unrequested stream)."""
 
 from __future__ import annotations
 
+import email.utils
 import random
 import threading
 import time
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from archiver.simulator.rendering import Answer, failure, server_error
 
@@ -28,6 +31,15 @@ class Faults:
     mislabelled_gzip: tuple[str, ...] = ()
     # A stream every per-stream batch answer holds besides those asked for.
     stranger_stream: str | None = None
+    # A wrong `Date` header: shifted by `date_offset_seconds` on every `date_every`-th answer
+    # (1: all, 2: every other; `date_phase` 1 starts with the first) among those on paths
+    # ending with `date_path` ("": any path); `no_date` sends none at all. The data
+    # answered is always the true clock's.
+    date_offset_seconds: float = 0.0
+    date_every: int = 1
+    date_phase: int = 0
+    date_path: str = ""
+    no_date: bool = False
 
 
 def _named(path: str, endpoints: tuple[str, ...]) -> bool:
@@ -59,6 +71,7 @@ class FaultDraws:
     def __init__(self, seed: int) -> None:
         self._random = random.Random(seed)
         self._lock = threading.Lock()
+        self._dated = 0
 
     def before(self, faults: Faults) -> Answer | None:
         """Sleep the latency, then maybe answer with a 503 or a 429 instead of the vendor."""
@@ -86,3 +99,18 @@ class FaultDraws:
             return answer
         status, headers, body = answer
         return status, headers, body[: max(len(body) // 2, 1)]
+
+    def date(self, faults: Faults, path: str, now: datetime) -> str | None:
+        """A bent `Date` header for an answer on `path` at the true time `now`: "" for none,
+        None to leave the true one."""
+        if faults.no_date:
+            return ""
+        if not faults.date_offset_seconds or not path.endswith(faults.date_path):
+            return None
+        with self._lock:
+            self._dated += 1
+            shifted = (self._dated + faults.date_phase) % max(faults.date_every, 1) == 0
+        if not shifted:
+            return None
+        moment = now + timedelta(seconds=faults.date_offset_seconds)
+        return email.utils.format_datetime(moment, usegmt=True)

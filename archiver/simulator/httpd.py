@@ -41,6 +41,13 @@ class _Handler(BaseHTTPRequestHandler):
         """Every answer's `Date` header is the simulator's clock, as the vendor's is its own."""
         return email.utils.format_datetime(self.sim.now(), usegmt=True)
 
+    def send_response(self, code: int, message: str | None = None) -> None:
+        """As the standard one, but `Date` is left to `_handle`: the vendor's answer may
+        bring its own (a fault: a wrong clock, or none)."""
+        self.log_request(code)
+        self.send_response_only(code, message)
+        self.send_header("Server", self.version_string())
+
     def setup(self) -> None:
         super().setup()
         # Headers and body go out in separate writes; without this, Nagle's algorithm and
@@ -57,6 +64,11 @@ class _Handler(BaseHTTPRequestHandler):
             log.exception("simulator failed on %s %s", self.command, self.path)
             status, out_headers, out = server_error(500, "simulator bug")
         self.send_response(status)
+        date = out_headers.pop("Date", None)
+        if date is None:
+            date = self.date_time_string()
+        if date:  # "": the answer goes without one
+            self.send_header("Date", date)
         for name, value in out_headers.items():
             self.send_header(name, value)
         self.send_header("Content-Length", str(len(out)))

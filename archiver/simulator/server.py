@@ -161,8 +161,12 @@ class Simulator:
         """Answer one HTTP request; every answer is counted in `stats`."""
         path = urlsplit(target).path.rstrip("/")
         query = parse_qs(urlsplit(target).query, keep_blank_values=True)
+        now = self.now()
         status, out_headers, out = self._route(method, path, query, headers, body)
         self.oracle.count(path, status)
+        date = None if path.startswith("/_sim/") else self._fault_draws.date(self.faults, path, now)
+        if date is not None:  # a fault bends the vendor's clock (faults.py)
+            out_headers = {**out_headers, "Date": date}
         return status, out_headers, out
 
     def _route(

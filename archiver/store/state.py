@@ -170,6 +170,7 @@ def finish_run(
     gaps: int,
     error: str | None,
     clock_skew_seconds: float | None = None,
+    clock_problem: str | None = None,
 ) -> None:
     """Close a run-history row with the cycle's totals."""
     conn.execute(
@@ -184,6 +185,7 @@ def finish_run(
             gaps=gaps,
             error=None if error is None else error[:4000],
             clock_skew_seconds=clock_skew_seconds,
+            clock_problem=None if clock_problem is None else clock_problem[:2000],
         )
     )
 

@@ -212,6 +212,8 @@ sync_runs = Table(
     Column("error", Text),
     # The vendor's clock minus ours (its `Date` header), seconds; NULL: not measured.
     Column("clock_skew_seconds", Float),
+    # Why the cycle did not believe the vendor's clock (and settled nothing on it); NULL: it did.
+    Column("clock_problem", Text),
 )
 
 # Analysts ask "what happened in this period, across streams": serve that without a scan.
