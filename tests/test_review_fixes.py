@@ -225,7 +225,6 @@ def test_the_service_outlives_a_403_everywhere_and_asks_again(engine: Engine) ->
             assert not run.stop.is_set()
             assert statuses(engine) == ["failed"]
             sim.faults = Faults()
-            sim.set_now(NOW + timedelta(minutes=15))
             run.cycle()
         finally:
             run.lock.release()
