@@ -1,4 +1,4 @@
-"""The review of issue #25's API layer: `run` outlives an unreachable vendor and a 403
+"""`run` outlives an unreachable vendor and a 403
 everywhere, a 403 after a 200 is not a refused secret, an error status keeps its meaning
 when its body does not decode, strangers are one line per answer, the URL in messages is bare."""
 
