@@ -165,7 +165,8 @@ def statuses(engine: Engine) -> list[str]:
 def test_the_service_fails_the_cycle_but_runs_on_when_its_first_request_finds_no_server(
     engine: Engine,
 ) -> None:
-    # A long-running service never exits for it: tests/test_outages_and_refusals.py (the next cycle).
+    # A long-running service never exits for it (the next cycle asks again):
+    # tests/test_outages_and_refusals.py.
     run = service(engine, f"http://127.0.0.1:{free_port()}")
     try:
         run.cycle()
