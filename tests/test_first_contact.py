@@ -11,18 +11,16 @@ from pathlib import Path
 
 import httpx
 import pytest
-import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from archiver.api.client import AnalyticsClient
 from archiver.api.errors import TransportError, UnreachableError
 from archiver.api.retry import RetryPolicy
-from archiver.config import get_settings
 from archiver.service.runner import Service
 from archiver.simulator import SimConfig, Simulator
-from archiver.store.tables import sync_runs
 from archiver.timeutil import Resolution
 from archiver.vocabulary import ACCOUNT_SERIES, ApiRequest
+from tests.apifakes import locked_service, run_statuses
 from tests.processes import Ran, free_port
 from tests.simhelpers import TOKEN
 
@@ -141,25 +139,7 @@ def test_after_an_answer_a_refused_connection_is_retried(simulator: Simulator) -
 
 
 def service(engine: Engine, url: str) -> Service:
-    settings = get_settings(
-        database_url=engine.url.render_as_string(hide_password=False),
-        api_base_url=url,
-        api_token=TOKEN,
-        now=NOW,
-        discovery=False,
-        publish_tokens=False,
-        max_attempts=2,
-        backoff_base_seconds=0.001,
-    )
-    run = Service(settings, engine)
-    assert run.lock.try_acquire()
-    return run
-
-
-def statuses(engine: Engine) -> list[str]:
-    with engine.connect() as conn:
-        query = sa.select(sync_runs.c.status).order_by(sync_runs.c.id)
-        return list(conn.execute(query).scalars())
+    return locked_service(engine, url, NOW)
 
 
 def test_the_service_fails_the_cycle_but_runs_on_when_its_first_request_finds_no_server(
@@ -174,7 +154,7 @@ def test_the_service_fails_the_cycle_but_runs_on_when_its_first_request_finds_no
         run.lock.release()
     assert run.fatal is None
     assert not run.stop.is_set()
-    assert statuses(engine) == ["failed"]
+    assert run_statuses(engine) == ["failed"]
 
 
 def test_the_service_rides_out_a_refused_connection_after_its_first_answer(
@@ -190,7 +170,7 @@ def test_the_service_rides_out_a_refused_connection_after_its_first_answer(
         run.lock.release()
     assert run.fatal is None
     assert not run.stop.is_set()
-    assert statuses(engine) == ["ok", "partial"]
+    assert run_statuses(engine) == ["ok", "partial"]
 
 
 def test_no_server_at_the_url_stops_every_request_of_the_run() -> None:

@@ -7,27 +7,23 @@ from __future__ import annotations
 import itertools
 import logging
 import socket
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
-import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from archiver.api.client import AnalyticsClient, FetchResult
 from archiver.api.errors import AuthenticationError, PermissionDeniedError, UnreachableError
-from archiver.api.retry import RetryPolicy
-from archiver.config import get_settings
 from archiver.cycle_report import CycleReport
 from archiver.plan import Policy
 from archiver.service.runner import Service
 from archiver.simulator import SimConfig, Simulator
 from archiver.simulator.server import Faults
-from archiver.store.tables import sync_runs
 from archiver.sync import _store
 from archiver.timeutil import Resolution
 from archiver.vocabulary import ACCOUNT_GEO_SERIES, ACCOUNT_SERIES, STREAMS_SERIES, ApiRequest
+from tests.apifakes import fake_client, locked_service, run_statuses
 from tests.processes import free_port
 from tests.simhelpers import TOKEN
 
@@ -44,47 +40,8 @@ def hour(endpoint: object = ACCOUNT_SERIES, offset: int = 0) -> ApiRequest:
     return ApiRequest(endpoint, Resolution.HOUR, start, start + timedelta(hours=1))  # type: ignore[arg-type]
 
 
-def fake_client(
-    answer: Callable[[httpx.Request], httpx.Response], **options: object
-) -> tuple[AnalyticsClient, list[httpx.Request]]:
-    asked: list[httpx.Request] = []
-
-    def record(request: httpx.Request) -> httpx.Response:
-        asked.append(request)
-        return answer(request)
-
-    client = AnalyticsClient(
-        base_url="https://api.millicast.com",
-        token=TOKEN,
-        transport=httpx.MockTransport(record),
-        retry=RetryPolicy(max_attempts=3),
-        sleep=lambda _: None,
-        concurrency=1,
-        **options,  # type: ignore[arg-type]
-    )
-    return client, asked
-
-
 def service(engine: Engine, url: str, token: str = TOKEN) -> Service:
-    settings = get_settings(
-        database_url=engine.url.render_as_string(hide_password=False),
-        api_base_url=url,
-        api_token=token,
-        now=NOW,
-        discovery=False,
-        publish_tokens=False,
-        max_attempts=2,
-        backoff_base_seconds=0.001,
-    )
-    run = Service(settings, engine)
-    assert run.lock.try_acquire()
-    return run
-
-
-def statuses(engine: Engine) -> list[str]:
-    with engine.connect() as conn:
-        query = sa.select(sync_runs.c.status).order_by(sync_runs.c.id)
-        return list(conn.execute(query).scalars())
+    return locked_service(engine, url, NOW, token)
 
 
 def failed_cycles(run: Service) -> float:
@@ -106,7 +63,7 @@ def test_the_service_outlives_no_server_at_its_url_and_the_next_cycle_retries(
             run.cycle()
         assert run.fatal is None
         assert not run.stop.is_set()
-        assert statuses(engine) == ["failed"]
+        assert run_statuses(engine) == ["failed"]
         assert failed_cycles(run) == 1
         errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
         assert len(errors) == 1, errors
@@ -118,7 +75,7 @@ def test_the_service_outlives_no_server_at_its_url_and_the_next_cycle_retries(
         run.lock.release()
     assert run.fatal is None
     assert not run.stop.is_set()
-    assert statuses(engine) == ["failed", "ok"]
+    assert run_statuses(engine) == ["failed", "ok"]
 
 
 def test_a_wrong_secret_still_stops_the_service(engine: Engine) -> None:
@@ -142,7 +99,7 @@ def test_a_temporary_name_resolution_failure_is_retried_not_a_wrong_url() -> Non
             raise httpx.ConnectError("[Errno -3] Temporary failure in name resolution") from cause
         return httpx.Response(200, content=GOOD)
 
-    client, asked = fake_client(answer)
+    client, asked = fake_client(answer, concurrency=1)
     with client:
         result = client.fetch(hour())  # the run's first request
     assert result.rows
@@ -178,7 +135,7 @@ def test_a_403_after_a_200_on_the_same_path_fails_only_that_request() -> None:
             return httpx.Response(403, json=FORBIDDEN)
         return httpx.Response(200, content=GOOD)
 
-    client, _ = fake_client(answer)
+    client, _ = fake_client(answer, concurrency=1)
     requests = [hour()] * 4  # one path, asked four times
     with client:
         results = list(client.fetch_all(requests))  # no refused secret raised
@@ -199,7 +156,7 @@ def test_no_listing_permission_and_a_stray_403_per_data_path_is_not_a_refused_se
             return httpx.Response(403, json=FORBIDDEN)  # no permission; a stray one (a WAF)
         return httpx.Response(200, content=GOOD)
 
-    client, _ = fake_client(answer)
+    client, _ = fake_client(answer, concurrency=1)
     requests = [
         hour(endpoint, i) for i in range(3) for endpoint in (ACCOUNT_SERIES, ACCOUNT_GEO_SERIES)
     ]
@@ -223,14 +180,14 @@ def test_the_service_outlives_a_403_everywhere_and_asks_again(engine: Engine) ->
             run.cycle()
             assert run.fatal is None
             assert not run.stop.is_set()
-            assert statuses(engine) == ["failed"]
+            assert run_statuses(engine) == ["failed"]
             sim.faults = Faults()
             run.cycle()
         finally:
             run.lock.release()
     assert run.fatal is None
     assert not run.stop.is_set()
-    assert statuses(engine) == ["failed", "ok"]
+    assert run_statuses(engine) == ["failed", "ok"]
 
 
 # --- 3. an error status keeps its meaning when its body does not decode -----------------------
@@ -247,7 +204,7 @@ def test_a_retryable_status_with_an_undecodable_body_is_retried(status: int) -> 
             return httpx.Response(status, headers=headers, stream=body)
         return httpx.Response(200, content=GOOD)
 
-    client, asked = fake_client(answer)
+    client, asked = fake_client(answer, concurrency=1)
     with client:
         (result,) = list(client.fetch_all([hour()]))
     assert result.error is None
@@ -260,7 +217,7 @@ def test_a_401_with_an_undecodable_body_is_a_refused_secret() -> None:
         body = httpx.ByteStream(b"<html>Unauthorized</html>")
         return httpx.Response(401, headers={"Content-Encoding": "gzip"}, stream=body)
 
-    client, asked = fake_client(answer)
+    client, asked = fake_client(answer, concurrency=1)
     with client, pytest.raises(AuthenticationError) as info:
         list(client.fetch_all([hour(), hour(offset=1)]))
     assert "refused the API secret (401" in str(info.value)

@@ -18,15 +18,14 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from archiver.api.client import AnalyticsClient
 from archiver.api.errors import AuthenticationError, PermissionDeniedError, ResponseFormatError
-from archiver.api.retry import RetryPolicy
 from archiver.plan import Selection
 from archiver.simulator import SimConfig, Simulator
 from archiver.simulator.server import Faults
 from archiver.store.tables import USAGE_TABLES, sync_runs, sync_state, tracked_streams
 from archiver.timeutil import Resolution
 from archiver.vocabulary import ACCOUNT_GEO_SERIES, ACCOUNT_SERIES, STREAMS_SERIES, ApiRequest
+from tests.apifakes import fake_client
 from tests.harness import Harness, compare_with_truth
 from tests.simhelpers import TOKEN
 
@@ -38,25 +37,6 @@ GOOD = (
 START = datetime(2026, 11, 20, 12, 2, tzinfo=UTC)
 NAMES = ["stream-0000", "stream-0001", "stream-0002"]
 STRANGER = "stream-0004"  # a real stream with traffic, never tracked here
-
-
-def fake_client(
-    answer: Callable[[httpx.Request], httpx.Response],
-) -> tuple[AnalyticsClient, list[httpx.Request]]:
-    asked: list[httpx.Request] = []
-
-    def record(request: httpx.Request) -> httpx.Response:
-        asked.append(request)
-        return answer(request)
-
-    client = AnalyticsClient(
-        base_url="https://api.millicast.com",
-        token=TOKEN,
-        transport=httpx.MockTransport(record),
-        retry=RetryPolicy(max_attempts=3),
-        sleep=lambda _: None,
-    )
-    return client, asked
 
 
 @pytest.mark.parametrize(
