@@ -6,7 +6,9 @@ PostgreSQL): a reading per cycle in, the verdict stored as `run_cycle` stores it
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -15,6 +17,7 @@ from archiver.api.clock import Reading
 from archiver.clock_trust import AGREEMENT, MAX_SKEW, PERSISTENCE, Belief, History, believe
 from archiver.store.clock_runs import clock_history
 from archiver.store.tables import sync_runs
+from tests.processes import Ran
 from tests.test_sync_paths import HOUR_HORIZON, Vendor, cycle, scopes
 from tests.test_sync_paths import settings as sync_settings
 
@@ -174,3 +177,25 @@ def test_a_slow_answer_is_judged_by_its_window() -> None:
     # Outside its window by more than the agreement, it is still doubted.
     late = Reading(NOW, NOW + 40 * SECOND, NOW + 71 * SECOND + 40 * SECOND)
     assert not believe([late], history, NOW).believed
+
+
+def test_health_names_the_clock_when_cycles_were_doubted(
+    engine: Engine, database_url: str, tmp_path: Path, cli: Callable[..., Ran]
+) -> None:
+    # Defect 6: red after doubted cycles, the one line must say why.
+    host = NOW
+    assert run(engine, host, [reading(timedelta(0), host)]).believed
+    with engine.begin() as conn:
+        conn.execute(sa.update(sync_runs).values(finished_at=host))
+    for _ in range(8):
+        host += QUARTER
+        assert not run(engine, host, [reading(timedelta(days=2), host)]).believed
+    later = (host + QUARTER).strftime("%Y-%m-%dT%H:%M:%SZ")
+    result = cli(["health"], tmp_path, ARCHIVER_DATABASE_URL=database_url, ARCHIVER_NOW=later)
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr.count("\n") == 1
+    assert "unhealthy: last successful cycle 135 min ago" in result.stderr
+    assert "the vendor's clock is not believed: the vendor's Date is 2 d 0 h ahead" in (
+        result.stderr
+    )
