@@ -90,6 +90,15 @@ def test_an_answer_ahead_within_the_agreement_settles_by_the_reference() -> None
     # Behind, it settles on its own (earlier) Date.
     at, _ = belief.settle_time(Reading(NOW, NOW, NOW - 10 * SECOND))
     assert at == NOW - 10 * SECOND
+    # The cycle's now is its earliest reading's, whichever answer came first.
+    earliest = believe([reading(timedelta(0)), reading(-10 * SECOND)], History(), NOW)
+    assert earliest.now(NOW) == NOW - 10 * SECOND
+    # The same with a host an hour slow (established): by the reference, not the Date.
+    hour = timedelta(hours=1)
+    slow = believe([reading(hour + 25 * SECOND), reading(hour)], History(hour, NOW), NOW)
+    assert slow.believed
+    assert slow.now(NOW) == NOW + hour
+    assert slow.settle_time(Reading(NOW, NOW, NOW + hour + 25 * SECOND)) == (NOW + hour, None)
 
 
 def test_a_date_from_1970_plans_nothing_by_it() -> None:
