@@ -91,7 +91,7 @@ def test_no_date_header_or_no_answer_leaves_the_clock_unknown() -> None:
     assert none.problem == "the vendor's clock could not be read (no answer)"
 
 
-def test_the_last_believed_skew_is_the_reference() -> None:
+def test_the_established_skew_is_the_reference() -> None:
     # A host an hour slow, believed before: the same skew again is believed, the host's not
     # (going back to it would be the vendor's clock going back), nor one more hour ahead.
     history = History(timedelta(hours=1), NOW + timedelta(minutes=45))
@@ -99,16 +99,16 @@ def test_the_last_believed_skew_is_the_reference() -> None:
     assert not believe([reading(timedelta(0))], history, NOW).believed
     belief = believe([reading(timedelta(hours=2))], history, NOW)
     assert not belief.believed
-    assert belief.problem == "the vendor's Date is 1 h 0 min ahead of the last believed clock"
+    assert belief.problem == "the vendor's Date is 1 h 0 min ahead of the established clock"
 
 
-def test_a_reading_that_agrees_with_the_host_clock_is_believed_whatever_the_reference() -> None:
-    # The host ran 2 hours fast (believed once it persisted), then NTP set it right again:
-    # the vendor's clock and ours agree, both are right.
+def test_a_reading_that_agrees_with_the_host_clock_is_a_change_like_any_other() -> None:
+    # The host ran 2 hours fast (believed once it persisted): a Date equal to the host's is
+    # no proof (it is what a host known wrong says); it must persist like any other change.
     history = History(-timedelta(hours=2), NOW - timedelta(hours=2, minutes=15))
     belief = believe([reading(SECOND)], history, NOW)
-    assert belief.believed
-    assert belief.now(NOW) == NOW
+    assert not belief.believed
+    assert belief.now(NOW) == NOW - timedelta(hours=2)
 
 
 def test_a_vendor_clock_going_back_is_not_believed() -> None:
@@ -150,7 +150,7 @@ def test_one_doubted_cycle_alone_is_never_persistence() -> None:
 
 
 def test_an_answer_settles_only_on_a_date_that_agrees_with_the_believed_clock() -> None:
-    belief = Belief(timedelta(hours=1), timedelta(hours=1), None)
+    belief = Belief(timedelta(hours=1), timedelta(hours=1), None, reference=timedelta(hours=1))
     sent, read = NOW, NOW + timedelta(seconds=90)  # a slow answer: 90 s to read
     vendor = NOW + timedelta(hours=1, seconds=10)
     at, problem = belief.settle_time(Reading(sent, read, vendor))
@@ -199,11 +199,15 @@ def test_the_history_is_read_from_sync_runs(engine: Engine) -> None:
     _run(engine, NOW - hour, -60.0, "the vendor's Date is ...")
     with engine.connect() as conn:
         history = clock_history(conn)
-    assert history.believed_skew == timedelta(0)
+    # The believed run at 0 s moved the reference from 3600 s (its skew had persisted).
+    assert history.reference == timedelta(0)
     assert history.believed_at == NOW - 4 * hour
-    assert history.doubted == (
+    assert history.runs == (
         (NOW - hour, -timedelta(seconds=60)),
         (NOW - 3 * hour, timedelta(seconds=7200)),
+        (NOW - 4 * hour, timedelta(0)),
+        (NOW - 5 * hour + hour / 2, timedelta(hours=1)),
+        (NOW - 5 * hour, timedelta(hours=1)),
     )
 
 

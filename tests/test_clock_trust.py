@@ -168,7 +168,7 @@ def test_one_cycle_two_days_ahead_settles_nothing(
         run = bent_cycle(box, at, Faults(date_offset_seconds=2 * DAY))
         assert settled(engine) == before
         assert run["clock_problem"] == (
-            "the vendor's Date is 2 d 0 h ahead of the last believed clock"
+            "the vendor's Date is 2 d 0 h ahead of the established clock"
         )
         assert abs(run["clock_skew_seconds"] - 2 * DAY) < 2
         assert run["rows_written"] > 0  # what it read is kept, not final
@@ -176,7 +176,7 @@ def test_one_cycle_two_days_ahead_settles_nothing(
         assert shown.returncode == 0, shown.stderr
         (line,) = [x for x in shown.stdout.splitlines() if x.startswith("clock:")]
         assert "NOT BELIEVED" in line
-        assert "2 d 0 h ahead of the last believed clock" in line
+        assert "2 d 0 h ahead of the established clock" in line
         shown = cli(["status", "--json"], tmp_path, ARCHIVER_DATABASE_URL=database_url)
         assert json.loads(shown.stdout)["last_run"]["clock_problem"] == run["clock_problem"]
         repair_and_compare(box, START, at)
@@ -204,7 +204,7 @@ def test_ten_days_ahead_on_the_monitoring_listing_alone(engine: Engine) -> None:
         faults = Faults(date_offset_seconds=10 * DAY, date_path="monitoring/streams")
         run = bent_cycle(box, at, faults)
         assert run["clock_problem"] == (
-            "the vendor's Date is 10 d 0 h ahead of the last believed clock"
+            "the vendor's Date is 10 d 0 h ahead of the established clock"
         )
         assert settled(engine) == before  # no gap, no stream dormant, nothing final
         repair_and_compare(box, START, at)
@@ -235,7 +235,7 @@ def test_every_other_answer_three_days_ahead_from_the_first(engine: Engine) -> N
         faults = Faults(date_offset_seconds=3 * DAY, date_every=2, date_phase=1)
         run = bent_cycle(box, at, faults)
         assert run["clock_problem"] == (
-            "the vendor's Date is 3 d 0 h ahead of the last believed clock"
+            "the vendor's Date is 3 d 0 h ahead of the established clock"
         )
         assert settled(engine) == before
         repair_and_compare(box, START, at)
@@ -270,7 +270,7 @@ def test_a_host_clock_really_off_is_believed_once_its_skew_has_persisted(
                 break
             assert_nothing_settled_beyond(engine, moment)
             assert report.clock_problem == "the vendor's Date is 2 h 0 min behind " + (
-                "this host's clock" if fresh else "the last believed clock"
+                "this host's clock" if fresh else "the established clock"
             )
             assert moment - first_doubted < PERSISTENCE, "never believed"
             moment += timedelta(hours=1)

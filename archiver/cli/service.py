@@ -218,13 +218,21 @@ def add_health(commands: Commands) -> None:
     health.set_defaults(handler=cmd_health)
 
 
+def _clock_note(status: Status) -> str:
+    """Why the last cycle settled nothing, when its clock was not believed ('' otherwise)."""
+    problem = None if status.last_run is None else status.last_run.get("clock_problem")
+    if not problem or str(problem).startswith(ANSWERS_NOT_SETTLED):
+        return ""
+    return f"; the vendor's clock is not believed: {printable(str(problem))}"
+
+
 def cmd_health(args: argparse.Namespace, settings: Settings) -> int:
     # Read-only and lock-free: the container health check must never write or wait.
     status = _read_status(settings, with_holder=False)
     limit = settings.health_max_age_minutes
     last = status.last_success_at
     if last is None:
-        say("unhealthy: no successful cycle yet")
+        say(f"unhealthy: no successful cycle yet{_clock_note(status)}")
         return 1
     age = (status.now - last).total_seconds() / 60
     if -limit <= age < 0:
@@ -243,7 +251,7 @@ def cmd_health(args: argparse.Namespace, settings: Settings) -> int:
     if age > limit:
         say(
             f"unhealthy: last successful cycle {age:.0f} min ago "
-            f"(ARCHIVER_HEALTH_MAX_AGE_MINUTES={limit})"
+            f"(ARCHIVER_HEALTH_MAX_AGE_MINUTES={limit}){_clock_note(status)}"
         )
         return 1
     out(f"healthy: last successful cycle {age:.0f} min ago")
