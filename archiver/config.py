@@ -25,6 +25,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from archiver.errors import ConfigError
 from archiver.plan import Policy
 from archiver.setting_names import check as check_names
+from archiver.setting_names import describe_errors
 from archiver.timeutil import EARLIEST, LATEST, utc
 
 DEFAULT_API_BASE_URL = "https://api.millicast.com"
@@ -274,19 +275,6 @@ class Settings(BaseSettings):
         return self.api_token.get_secret_value()
 
 
-def _describe(exc: ValidationError) -> str:
-    """One line per problem, each naming its `ARCHIVER_*` variable (never echoing the value)."""
-    lines: list[str] = []
-    for error in exc.errors():
-        location = [str(part) for part in error.get("loc", ()) if part != "__root__"]
-        message = str(error.get("msg", "invalid value")).removeprefix("Value error, ")
-        if location:
-            lines.append(f"invalid setting ARCHIVER_{location[0].upper()}: {message}")
-        else:
-            lines.extend(f"invalid settings: {part}" for part in message.split("; "))
-    return "\n".join(lines)
-
-
 def get_settings(**overrides: object) -> Settings:
     """Build and validate the settings: a ConfigError line per problem (unknown .env names too)."""
     env_file = Path(str(Settings.model_config.get("env_file") or ".env"))
@@ -294,7 +282,7 @@ def get_settings(**overrides: object) -> Settings:
     try:
         settings = Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
-        problems.append(_describe(exc))
+        problems.append(describe_errors(exc))
     if problems:
         # A misspelt name in .env would silently fall back to a default (a new ./archiver.db).
         raise ConfigError("\n".join(problems))

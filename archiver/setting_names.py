@@ -1,4 +1,5 @@
-"""Unknown `ARCHIVER_*` names: a misspelt setting is named, never silently ignored."""
+"""Settings by their `ARCHIVER_*` names: a misspelt one is named, never silently ignored, and
+every invalid value is reported under its name."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from dotenv import dotenv_values
+from pydantic import ValidationError
 
 from archiver.errors import ConfigError
 from archiver.text import printable
@@ -65,3 +67,16 @@ def check(
         for name, hint in unknown(environ, known)
     ]
     return errors, warnings
+
+
+def describe_errors(exc: ValidationError) -> str:
+    """One line per problem, each naming its `ARCHIVER_*` variable (never echoing the value)."""
+    lines: list[str] = []
+    for error in exc.errors():
+        location = [str(part) for part in error.get("loc", ()) if part != "__root__"]
+        message = str(error.get("msg", "invalid value")).removeprefix("Value error, ")
+        if location:
+            lines.append(f"invalid setting {PREFIX}{location[0].upper()}: {message}")
+        else:
+            lines.extend(f"invalid settings: {part}" for part in message.split("; "))
+    return "\n".join(lines)
