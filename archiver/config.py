@@ -23,7 +23,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from archiver.errors import ConfigError
-from archiver.plan import Policy
+from archiver.rules.plan import Policy
 from archiver.setting_names import check as check_names
 from archiver.setting_names import describe_errors
 from archiver.timeutil import EARLIEST, LATEST, utc

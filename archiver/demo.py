@@ -11,9 +11,9 @@ import sqlalchemy as sa
 
 from archiver.api.client import AnalyticsClient
 from archiver.config import get_settings
+from archiver.cycle.sync import run_cycle
 from archiver.simulator import SimConfig, Simulator
 from archiver.store import db
-from archiver.sync import run_cycle
 from archiver.vocabulary import RunKind
 
 DEMO_TOKEN = "demo-token"

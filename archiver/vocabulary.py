@@ -1,6 +1,6 @@
 """The core vocabulary shared by planner and client: datasets, endpoints, name rules, batches.
 
-Nothing here talks HTTP or parses a body: `archiver.plan` builds on it without the HTTP layer,
+Nothing here talks HTTP or parses a body: `archiver.rules.plan` builds on it without the HTTP layer,
 and `archiver.api` adds the schemas and parsers. (The simulator keeps its own copy of the
 vendor's rules: it is the vendor, not the client.)
 """

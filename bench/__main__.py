@@ -23,15 +23,15 @@ import sqlalchemy as sa
 from archiver.api.client import AnalyticsClient
 from archiver.api.endpoints import ENDPOINTS
 from archiver.config import get_settings
-from archiver.plan import Policy, Scope
+from archiver.cycle.streams import add_streams
+from archiver.cycle.sync import run_cycle
+from archiver.rules.plan import Policy, Scope
 from archiver.simulator import SimConfig, Simulator
 from archiver.simulator.server import Faults
 from archiver.store import db
 from archiver.store.state import start_scopes
 from archiver.store.tables import stream_usage
 from archiver.store.upsert import _statements, _tuples, upsert_rows
-from archiver.streams import add_streams
-from archiver.sync import run_cycle
 from archiver.timeutil import Resolution
 
 HERE = Path(__file__).resolve().parent

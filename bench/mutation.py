@@ -6,7 +6,7 @@ that module run against it. A mutant the tests do not fail is a *survivor*: eith
 test, or an equivalent mutant to argue in the record. Run:
 
     .venv/bin/python -m bench.mutation                 # every target, rewrites bench/MUTATION.md
-    .venv/bin/python -m bench.mutation --module archiver/plan.py   # adds a section to it
+    .venv/bin/python -m bench.mutation --module archiver/rules/plan.py   # adds a section to it
 
 It rewrites the module under test in place while a mutant runs and always puts it back; do not
 edit the tree meanwhile. Not part of `.ci/run`: it takes minutes per module.
@@ -33,8 +33,8 @@ RECORD = Path(__file__).resolve().parent / "MUTATION.md"
 
 # Each core module and the fast tests that are meant to guard it.
 TARGETS: dict[str, list[str]] = {
-    "archiver/plan.py": ["tests/test_plan.py", "tests/test_finality.py"],
-    "archiver/finality.py": ["tests/test_finality.py"],
+    "archiver/rules/plan.py": ["tests/test_plan.py", "tests/test_finality.py"],
+    "archiver/rules/finality.py": ["tests/test_finality.py"],
     "archiver/store/db.py": [
         "tests/test_db_engine.py",
         "tests/test_readonly.py",
@@ -57,7 +57,7 @@ TARGETS: dict[str, list[str]] = {
         "tests/test_finality.py",
         "tests/test_sync_e2e.py",
     ],
-    "archiver/sync.py": [
+    "archiver/cycle/sync.py": [
         "tests/test_sync_paths.py",
         "tests/test_sync_state.py",
         "tests/test_sync_e2e.py",

@@ -27,9 +27,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from archiver.report import export_rows, write_export
+from archiver.reading.export import export_rows, write_export
+from archiver.reading.report import render_periods, render_streams, top_streams, usage_report
 from archiver.store import db
-from archiver.usage import render_periods, render_streams, top_streams, usage_report
 from bench.__main__ import bench_store, machine
 
 HERE = Path(__file__).resolve().parent

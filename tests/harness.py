@@ -13,11 +13,11 @@ from sqlalchemy.engine import Engine
 from archiver.api.client import AnalyticsClient
 from archiver.api.endpoints import ENDPOINTS
 from archiver.config import Settings, get_settings
-from archiver.cycle_report import CycleReport
-from archiver.plan import Policy, Selection
+from archiver.cycle.report import CycleReport
+from archiver.cycle.sync import run_cycle
+from archiver.rules.plan import Policy, Selection
 from archiver.simulator import Simulator
 from archiver.store.tables import USAGE_TABLES, tracked_streams
-from archiver.sync import run_cycle
 from archiver.timeutil import Resolution, format_iso
 from tests.simhelpers import TOKEN
 

@@ -12,9 +12,8 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from archiver.api.clock import Reading
 from archiver.api.retry import parse_http_date
-from archiver.clock_trust import (
+from archiver.rules.clock_trust import (
     AGREEMENT,
     ANSWERS_NOT_SETTLED,
     PERSISTENCE,
@@ -22,6 +21,7 @@ from archiver.clock_trust import (
     History,
     believe,
 )
+from archiver.rules.reading import Reading
 from archiver.simulator import SimConfig
 from archiver.simulator.faults import Faults
 from archiver.store.clock_runs import clock_history

@@ -13,8 +13,8 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from archiver.api.clock import Reading
-from archiver.clock_trust import AGREEMENT, MAX_SKEW, PERSISTENCE, Belief, History, believe
+from archiver.rules.clock_trust import AGREEMENT, MAX_SKEW, PERSISTENCE, Belief, History, believe
+from archiver.rules.reading import Reading
 from archiver.store.clock_runs import clock_history
 from archiver.store.tables import sync_runs
 from tests.processes import Ran

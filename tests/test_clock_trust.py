@@ -23,9 +23,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from archiver.api.endpoints import BY_DATASET
-from archiver.clock_trust import PERSISTENCE
-from archiver.cycle_report import CycleReport
-from archiver.plan import Policy
+from archiver.cycle.report import CycleReport
+from archiver.rules.clock_trust import PERSISTENCE
+from archiver.rules.plan import Policy
 from archiver.simulator import SimConfig, Simulator
 from archiver.simulator.faults import Faults
 from archiver.store.tables import USAGE_TABLES, sync_gaps, sync_runs, sync_state, tracked_streams

@@ -28,7 +28,7 @@ from sqlalchemy.engine import Engine
 
 from archiver.api.endpoints import ENDPOINTS, Endpoint
 from archiver.errors import DatabaseError
-from archiver.plan import Policy
+from archiver.rules.plan import Policy
 from archiver.simulator import SimConfig, Simulator
 from archiver.simulator.server import Faults
 from archiver.store import db

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from archiver.dry_run import Tracked, would_track
+from archiver.cycle.dry_run import Tracked, would_track
 from archiver.simulator import SimConfig, Simulator
 from archiver.store import db
 from archiver.vocabulary import StreamStatus

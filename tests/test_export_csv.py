@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from archiver.report import export_rows, write_export
+from archiver.reading.export import export_rows, write_export
 from archiver.store.tables import stream_usage, sync_runs, tracked_streams
 
 AT = datetime(2026, 11, 25, 10, tzinfo=UTC)

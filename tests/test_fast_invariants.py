@@ -30,8 +30,8 @@ from archiver.api.endpoints import (
 )
 from archiver.api.errors import ApiError, ResponseFormatError
 from archiver.api.retry import RetryPolicy
-from archiver.attribution import read_attribution
 from archiver.config import Settings
+from archiver.reading.attribution import read_attribution
 from archiver.service import runner
 from archiver.service.lock import lock_for
 from archiver.store.tables import account_usage, stream_usage, sync_runs, sync_state

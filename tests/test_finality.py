@@ -11,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy.engine import Engine
 
-from archiver.finality import Settlement
-from archiver.plan import Policy, Scope
+from archiver.rules.finality import Settlement
+from archiver.rules.plan import Policy, Scope
 from archiver.store import state
 from archiver.store.tables import stream_usage, sync_state
 from archiver.timeutil import Resolution

@@ -32,13 +32,13 @@ from archiver.api.endpoints import ACCOUNT_SERIES, BY_DATASET, ApiRequest
 from archiver.api.errors import ApiError, AuthenticationError, ResponseFormatError, TransportError
 from archiver.api.retry import RetryPolicy, parse_retry_after
 from archiver.cli import reading as cli_reading
-from archiver.cycle_report import CycleReport
+from archiver.cycle.report import CycleReport
+from archiver.cycle.sync import run_cycle
 from archiver.errors import InputError
-from archiver.plan import Policy
+from archiver.rules.plan import Policy
 from archiver.simulator import SimConfig, Simulator
 from archiver.store import db
 from archiver.store.tables import USAGE_TABLES, sync_gaps, sync_runs, sync_state, tracked_streams
-from archiver.sync import run_cycle
 from archiver.timeutil import Resolution, next_start
 from tests.harness import Harness, compare_with_truth
 from tests.simhelpers import TOKEN

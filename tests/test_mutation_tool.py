@@ -52,11 +52,11 @@ def test_each_operator_and_constant_gives_one_mutant() -> None:
 def test_a_partial_run_is_recorded_as_a_section_of_its_own() -> None:
     from bench.mutation import Mutant, as_section, record
 
-    survivor = Mutant("archiver/plan.py", 1, "Lt -> LtE", "")
-    text = record([("archiver/plan.py", 3, 2, [survivor])], 12.0)
-    section = as_section(text, ["archiver/plan.py"])
-    assert section.startswith("## Run of `archiver/plan.py`\n")
+    survivor = Mutant("archiver/rules/plan.py", 1, "Lt -> LtE", "")
+    text = record([("archiver/rules/plan.py", 3, 2, [survivor])], 12.0)
+    section = as_section(text, ["archiver/rules/plan.py"])
+    assert section.startswith("## Run of `archiver/rules/plan.py`\n")
     assert "# Mutation testing record" not in section
     assert "\n### Survivors\n" in section
-    assert "| `archiver/plan.py` |" in section
-    assert "- `archiver/plan.py:1` Lt -> LtE" in section
+    assert "| `archiver/rules/plan.py` |" in section
+    assert "- `archiver/rules/plan.py:1` Lt -> LtE" in section

@@ -11,13 +11,13 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from archiver.config import get_settings
-from archiver.plan import Plan
+from archiver.cycle.streams import add_streams
+from archiver.cycle.sync import plan_cycle
+from archiver.rules.plan import Plan
 from archiver.simulator import SimConfig, Simulator
 from archiver.store import state as store_state
 from archiver.store.db import transaction
 from archiver.store.tables import sync_state, tracked_streams
-from archiver.streams import add_streams
-from archiver.sync import plan_cycle
 from archiver.vocabulary import RunKind, StreamSource
 from tests.harness import Harness
 from tests.simhelpers import TOKEN

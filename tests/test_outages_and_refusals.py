@@ -15,12 +15,12 @@ from sqlalchemy.engine import Engine
 
 from archiver.api.client import AnalyticsClient, FetchResult
 from archiver.api.errors import AuthenticationError, PermissionDeniedError, UnreachableError
-from archiver.cycle_report import CycleReport
-from archiver.plan import Policy
+from archiver.cycle.report import CycleReport
+from archiver.cycle.sync import _store
+from archiver.rules.plan import Policy
 from archiver.service.runner import Service
 from archiver.simulator import SimConfig, Simulator
 from archiver.simulator.server import Faults
-from archiver.sync import _store
 from archiver.timeutil import Resolution
 from archiver.vocabulary import ACCOUNT_GEO_SERIES, ACCOUNT_SERIES, STREAMS_SERIES, ApiRequest
 from tests.apifakes import fake_client, locked_service, run_statuses

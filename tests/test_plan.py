@@ -14,7 +14,7 @@ from archiver.api.endpoints import (
     STREAMS_GEO_SERIES,
     STREAMS_SERIES,
 )
-from archiver.plan import (
+from archiver.rules.plan import (
     ACCOUNT,
     Gap,
     Policy,

@@ -15,7 +15,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from archiver.report import _as_text
+from archiver.reading.export import _as_text
 from archiver.simulator import SimConfig, Simulator
 from tests.simhelpers import TOKEN
 

@@ -12,11 +12,8 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from archiver.plan import Policy
-from archiver.simulator import SimConfig, Simulator
-from archiver.status import read_status
-from archiver.timeutil import Resolution, format_iso
-from archiver.usage import (
+from archiver.reading.html import html_report
+from archiver.reading.report import (
     FINAL,
     NOT_ARCHIVED,
     PARTIAL,
@@ -24,7 +21,10 @@ from archiver.usage import (
     PeriodRow,
     usage_report,
 )
-from archiver.usage_html import html_report
+from archiver.reading.status import read_status
+from archiver.rules.plan import Policy
+from archiver.simulator import SimConfig, Simulator
+from archiver.timeutil import Resolution, format_iso
 from tests.harness import Harness, truth
 from tests.simhelpers import TOKEN
 

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from archiver.api.errors import AuthenticationError, PermissionDeniedError, ResponseFormatError
-from archiver.plan import Selection
+from archiver.rules.plan import Selection
 from archiver.simulator import SimConfig, Simulator
 from archiver.simulator.server import Faults
 from archiver.store.tables import USAGE_TABLES, sync_runs, sync_state, tracked_streams

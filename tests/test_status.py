@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from archiver.status import next_interval_cycle
+from archiver.reading.status import next_interval_cycle
 from archiver.store import db
 from archiver.store.tables import sync_runs
 from archiver.timeutil import Resolution, buckets, count_buckets, floor

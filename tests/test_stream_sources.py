@@ -17,15 +17,15 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from archiver.attribution import read_attribution, usage_attribution
-from archiver.plan import Policy
+from archiver.cycle.tokens import load_patterns, matching
+from archiver.reading.attribution import read_attribution, usage_attribution
+from archiver.rules.plan import Policy
 from archiver.service.webhooks import WebhookReceiver, WebhookServer
 from archiver.simulator import SimConfig, Simulator, Traffic, vendor
 from archiver.simulator.server import WebhookTarget
 from archiver.simulator.traffic import EPOCH
 from archiver.store.tables import stream_usage, token_patterns, tracked_streams
 from archiver.timeutil import Resolution, ceil, format_iso
-from archiver.tokens import load_patterns, matching
 from tests.harness import Harness, compare_with_truth, quarter_hours
 from tests.simhelpers import TOKEN, get_data, running_simulator
 
@@ -306,7 +306,7 @@ def test_a_failing_token_list_is_logged_and_the_cycle_goes_on(
 ) -> None:
     from archiver.api.client import AnalyticsClient
     from archiver.api.errors import ServerError
-    from archiver.sync import run_cycle
+    from archiver.cycle.sync import run_cycle
 
     class NoTokens(AnalyticsClient):
         def publish_tokens(self, *, page_size: int = 100, max_pages: int = 1000) -> Any:
@@ -368,7 +368,7 @@ def test_token_patterns_are_replaced_each_read_and_a_bad_regex_matches_nothing(
     engine: Engine,
 ) -> None:
     from archiver.api.listings import PublishToken, TokenStream
-    from archiver.tokens import save_tokens
+    from archiver.cycle.tokens import save_tokens
 
     def token(token_id: int, label: str, *streams: tuple[str, bool]) -> PublishToken:
         return PublishToken(

@@ -21,8 +21,8 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from archiver.attribution import usage_attribution
-from archiver.plan import Policy
+from archiver.reading.attribution import usage_attribution
+from archiver.rules.plan import Policy
 from archiver.service.webhooks import WebhookReceiver, WebhookServer
 from archiver.simulator import SimConfig, Simulator
 from archiver.simulator.server import WebhookTarget

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from archiver.cycle.streams import MAX_NAMES_FILE_BYTES
 from archiver.store import db
 from archiver.store.tables import tracked_streams
-from archiver.streams import MAX_NAMES_FILE_BYTES
 from tests.processes import Ran
 
 Cli = Callable[..., Ran]

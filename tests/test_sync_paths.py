@@ -24,13 +24,13 @@ from sqlalchemy.engine import Engine
 from archiver.api.client import AnalyticsClient
 from archiver.api.errors import AuthenticationError
 from archiver.config import Settings, get_settings
-from archiver.cycle_report import CycleReport
+from archiver.cycle.report import CycleReport
+from archiver.cycle.streams import add_streams
+from archiver.cycle.sync import plan_cycle, run_cycle
 from archiver.errors import DatabaseError
-from archiver.plan import Plan, StreamEntry
+from archiver.rules.plan import Plan, StreamEntry
 from archiver.store import state
 from archiver.store.tables import stream_usage, sync_runs, sync_state, tracked_streams
-from archiver.streams import add_streams
-from archiver.sync import plan_cycle, run_cycle
 from archiver.timeutil import Resolution, buckets, floor, format_iso, parse_instant
 from archiver.vocabulary import PUBLISH_TOKENS_PATH
 
@@ -157,7 +157,7 @@ def errors_logged(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [
         r.getMessage()
         for r in caplog.records
-        if r.name == "archiver.sync" and r.levelno == logging.ERROR
+        if r.name == "archiver.cycle.sync" and r.levelno == logging.ERROR
     ]
 
 
@@ -225,7 +225,7 @@ def test_the_end_of_a_run_that_cannot_be_recorded_is_logged(
     assert report.ok, report.errors  # the cycle's work stands; only its record is missing
     run = last_run(engine)
     assert run["status"] == "running"
-    (record,) = [r for r in caplog.records if r.name == "archiver.sync"]
+    (record,) = [r for r in caplog.records if r.name == "archiver.cycle.sync"]
     assert record.levelno == logging.ERROR
     assert record.getMessage() == f"could not record the end of run {run['id']}"
     # With its traceback: as `exc_info`, or folded into `exc_text` once the archiver's own
@@ -430,7 +430,7 @@ def test_lost_buckets_are_logged_per_scope(
     warned = [
         r.getMessage()
         for r in caplog.records
-        if r.name == "archiver.sync" and r.levelno == logging.WARNING
+        if r.name == "archiver.cycle.sync" and r.levelno == logging.WARNING
     ]
     tail = (
         "Hour buckets 2026-11-18T00:00:00+00:00..2026-11-19T14:00:00+00:00 were purged by "

@@ -9,8 +9,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from archiver.finality import Settlement
-from archiver.plan import Policy, Scope
+from archiver.rules.finality import Settlement
+from archiver.rules.plan import Policy, Scope
 from archiver.store import state
 from archiver.store.tables import sync_runs, sync_state
 from archiver.timeutil import Resolution

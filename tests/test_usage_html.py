@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import Engine
 
+from archiver.reading.html import html_report
 from archiver.store import db
 from archiver.store.tables import account_geo_usage, stream_usage
 from archiver.store.upsert import upsert_rows
-from archiver.usage_html import html_report
 from tests.test_query_times import geo, usage
 from tests.test_usage_report import D25, POLICY, READ_AT, H, archive  # noqa: F401  (fixture)
 

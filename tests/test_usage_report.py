@@ -12,11 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from archiver.errors import InputError
-from archiver.plan import Policy
-from archiver.store import db
-from archiver.store.tables import account_usage, stream_usage, sync_gaps, sync_state
-from archiver.store.upsert import upsert_rows
-from archiver.usage import (
+from archiver.reading.report import (
     FINAL,
     NOT_ARCHIVED,
     PARTIAL,
@@ -28,6 +24,10 @@ from archiver.usage import (
     top_streams,
     usage_report,
 )
+from archiver.rules.plan import Policy
+from archiver.store import db
+from archiver.store.tables import account_usage, stream_usage, sync_gaps, sync_state
+from archiver.store.upsert import upsert_rows
 from tests.processes import Ran
 from tests.test_query_times import usage
 
@@ -174,7 +174,7 @@ def test_export_spells_booleans_and_times_alike(archive: Engine, table: str) -> 
     import csv
     import io
 
-    from archiver.report import export_rows, write_export
+    from archiver.reading.export import export_rows, write_export
 
     with archive.connect() as conn:
         jsonl, text = io.StringIO(), io.StringIO()

@@ -16,7 +16,7 @@ from pydantic import TypeAdapter
 
 from archiver.api import listings
 from archiver.api.access import Access
-from archiver.api.clock import Reading, VendorClock
+from archiver.api.clock import VendorClock
 from archiver.api.decode import decode
 from archiver.api.endpoints import schema_of
 from archiver.api.errors import (
@@ -31,6 +31,7 @@ from archiver.api.retry import RetryPolicy, parse_http_date, parse_retry_after, 
 from archiver.api.translate import MESSAGE_LIMIT, Scrubber, status_error
 from archiver.api.transport import Connection, Sleep
 from archiver.config import Settings
+from archiver.rules.reading import Reading
 from archiver.timeutil import Resolution, floor, next_start
 from archiver.vocabulary import (
     ACCOUNT_SERIES,

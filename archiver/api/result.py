@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from archiver.api.clock import Reading
 from archiver.api.errors import ApiError
 from archiver.api.series import Row
+from archiver.rules.reading import Reading
 from archiver.vocabulary import ApiRequest
 
 

@@ -14,7 +14,7 @@ from typing import TextIO
 from sqlalchemy.engine import Engine
 
 from archiver.config import Settings
-from archiver.cycle_report import current_time
+from archiver.cycle.report import current_time
 from archiver.errors import ConfigError, InputError, LockError
 from archiver.store import db
 from archiver.store.state import interrupt_stale_runs

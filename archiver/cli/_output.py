@@ -6,7 +6,7 @@ import sys
 import time
 from collections.abc import Iterable
 
-from archiver.cycle_report import CycleReport
+from archiver.cycle.report import CycleReport
 from archiver.text import printable
 
 

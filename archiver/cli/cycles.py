@@ -13,13 +13,13 @@ from archiver.cli._archive import sole_writer, writable_url
 from archiver.cli._output import ProgressLine, out, refused, say
 from archiver.cli._parsing import Commands, instant, resolution_choice
 from archiver.config import Settings
-from archiver.cycle_report import CycleReport, current_time
-from archiver.dry_run import dry_run
+from archiver.cycle.dry_run import dry_run
+from archiver.cycle.report import CycleReport, current_time
+from archiver.cycle.streams import add_streams, plannable
+from archiver.cycle.sync import run_cycle
 from archiver.errors import InputError
-from archiver.plan import Plan, Selection
+from archiver.rules.plan import Plan, Selection
 from archiver.store import db
-from archiver.streams import add_streams, plannable
-from archiver.sync import run_cycle
 from archiver.timeutil import Resolution
 
 NO_STREAMS = (

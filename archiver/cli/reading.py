@@ -13,12 +13,12 @@ from archiver.cli._archive import archive_readonly, write_output
 from archiver.cli._output import out, say
 from archiver.cli._parsing import Commands, instant
 from archiver.config import Settings
-from archiver.cycle_report import current_time
+from archiver.cycle.report import current_time
 from archiver.errors import InputError
-from archiver.plan import Policy
-from archiver.report import EXPORTABLE, export_rows, write_export
+from archiver.reading.export import EXPORTABLE, export_rows, write_export
+from archiver.reading.report import render_periods, render_streams, top_streams, usage_report
+from archiver.rules.plan import Policy
 from archiver.store import db
-from archiver.usage import render_periods, render_streams, top_streams, usage_report
 
 # How far back `report` reaches without --from, per --by.
 _DEFAULT_SPAN = {
@@ -102,7 +102,7 @@ def _usage_text(
     policy: Policy,
 ) -> str:
     if args.format == "html":
-        from archiver.usage_html import html_report
+        from archiver.reading.html import html_report
 
         return html_report(
             conn, start=start, stop=stop, by=args.by, top=args.top, now=now, policy=policy

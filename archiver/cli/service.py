@@ -7,15 +7,15 @@ import json
 import logging
 from datetime import datetime
 
-from archiver.attribution import Attribution, read_attribution, unexplained_warning
 from archiver.cli._archive import archive_readonly
 from archiver.cli._output import out, say, table_row
 from archiver.cli._parsing import Commands
-from archiver.clock_trust import ANSWERS_NOT_SETTLED
 from archiver.config import Settings
-from archiver.cycle_report import current_time
+from archiver.cycle.report import current_time
 from archiver.errors import ArchiverError
-from archiver.status import Status, read_status_now
+from archiver.reading.attribution import Attribution, read_attribution, unexplained_warning
+from archiver.reading.status import Status, read_status_now
+from archiver.rules.clock_trust import ANSWERS_NOT_SETTLED
 from archiver.store import db
 from archiver.text import printable
 

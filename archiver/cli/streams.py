@@ -12,18 +12,18 @@ from archiver.cli._archive import archive, archive_readonly
 from archiver.cli._output import out, refused, say, table_row
 from archiver.cli._parsing import Commands, subcommands
 from archiver.config import Settings
-from archiver.cycle_report import current_time
-from archiver.store import db
-from archiver.streams import (
+from archiver.cycle.report import current_time
+from archiver.cycle.streams import (
     add_streams,
     discover_names,
     list_streams,
     read_names_file,
     remove_streams,
 )
+from archiver.cycle.tokens import TokenPattern, load_patterns, matching
+from archiver.store import db
 from archiver.text import printable
 from archiver.timeutil import format_iso
-from archiver.tokens import TokenPattern, load_patterns, matching
 
 
 def add_streams_commands(commands: Commands) -> None:

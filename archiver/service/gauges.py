@@ -7,12 +7,12 @@ import logging
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from archiver.attribution import read_attribution, unexplained_warning
 from archiver.config import Settings
-from archiver.cycle_report import current_time
+from archiver.cycle.report import current_time
 from archiver.errors import ArchiverError
 from archiver.observability import Metrics
-from archiver.status import read_status_now
+from archiver.reading.attribution import read_attribution, unexplained_warning
+from archiver.reading.status import read_status_now
 from archiver.store import db
 from archiver.store.tables import USAGE_TABLES
 

@@ -18,7 +18,8 @@ from sqlalchemy.engine import Engine
 from archiver.api.client import AnalyticsClient
 from archiver.api.errors import CYCLE_ENDING, ApiError, AuthenticationError
 from archiver.config import Settings
-from archiver.cycle_report import current_time
+from archiver.cycle.report import current_time
+from archiver.cycle.sync import run_cycle
 from archiver.errors import ArchiverError, DatabaseError
 from archiver.observability import Metrics
 from archiver.service.gauges import refresh_gauges
@@ -26,7 +27,6 @@ from archiver.service.lock import InstanceLock, lock_for
 from archiver.service.webhooks import WebhookReceiver, WebhookServer
 from archiver.store import db
 from archiver.store.state import interrupt_stale_runs
-from archiver.sync import run_cycle
 from archiver.vocabulary import RunKind, RunStatus
 
 log = logging.getLogger(__name__)

@@ -15,10 +15,10 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
+from archiver.cycle.streams import add_streams
 from archiver.errors import ArchiverError
 from archiver.observability import Metrics
 from archiver.store.db import transaction
-from archiver.streams import add_streams
 from archiver.vocabulary import StreamSource
 
 log = logging.getLogger(__name__)

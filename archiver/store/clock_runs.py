@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from archiver.clock_trust import AGREEMENT, ANSWERS_NOT_SETTLED, History
+from archiver.rules.clock_trust import AGREEMENT, ANSWERS_NOT_SETTLED, History
 from archiver.store.tables import sync_runs
 
 # Enough runs to span PERSISTENCE at any schedule (a cycle every 15 s: 6 h is 1,440 runs),

@@ -10,8 +10,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from archiver.finality import Settlement
-from archiver.plan import Gap, Scope, ScopeState
+from archiver.rules.finality import Settlement
+from archiver.rules.plan import Gap, Scope, ScopeState
 from archiver.store.tables import USAGE_TABLES, sync_gaps, sync_runs, sync_state
 from archiver.store.upsert import upsert_rows
 from archiver.timeutil import Resolution

@@ -11,8 +11,8 @@ from sqlalchemy.engine import Connection
 
 from archiver.api.endpoints import BY_DATASET
 from archiver.config import Settings
-from archiver.cycle_report import current_time
-from archiver.plan import Policy
+from archiver.cycle.report import current_time
+from archiver.rules.plan import Policy
 from archiver.store.tables import sync_gaps, sync_runs, sync_state, tracked_streams
 from archiver.timeutil import Resolution, count_buckets, format_iso, next_start
 from archiver.vocabulary import RunStatus, StreamStatus

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from archiver.errors import InputError
-from archiver.plan import StreamEntry
+from archiver.rules.plan import StreamEntry
 from archiver.store.tables import sync_state, tracked_streams
 from archiver.text import printable, unsafe_character
 from archiver.vocabulary import StreamStatus, refusal_reason, storable

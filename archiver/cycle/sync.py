@@ -12,17 +12,17 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.engine import Connection, Engine
 
-from archiver import prelude
 from archiver.api.client import AnalyticsClient, FetchResult
 from archiver.api.errors import ApiError
 from archiver.config import Settings
-from archiver.cycle_report import CycleReport, Progress, current_time
+from archiver.cycle import prelude
+from archiver.cycle.report import CycleReport, Progress, current_time
+from archiver.cycle.streams import mark_seen, plannable, plannable_capped, update_dormancy
 from archiver.errors import DatabaseError
-from archiver.finality import Settlement
-from archiver.plan import Plan, Policy, Scope, Selection, StreamEntry, make_plan
+from archiver.rules.finality import Settlement
+from archiver.rules.plan import Plan, Policy, Scope, Selection, StreamEntry, make_plan
 from archiver.store import state as store_state
 from archiver.store.db import transaction
-from archiver.streams import mark_seen, plannable, plannable_capped, update_dormancy
 from archiver.vocabulary import Dataset, RunKind, RunStatus
 
 log = logging.getLogger(__name__)

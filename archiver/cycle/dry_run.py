@@ -14,17 +14,17 @@ from sqlalchemy.engine import Engine
 
 from archiver.api.client import AnalyticsClient
 from archiver.api.endpoints import refusal_reason
-from archiver.clock_trust import History
 from archiver.config import Settings
-from archiver.cycle_report import CycleReport
+from archiver.cycle.prelude import judge_clock
+from archiver.cycle.report import CycleReport
+from archiver.cycle.streams import discover_names
 from archiver.errors import ArchiverError
-from archiver.plan import Plan, Scope, ScopeState, Selection, StreamEntry, make_plan
-from archiver.prelude import judge_clock
+from archiver.rules.clock_trust import History
+from archiver.rules.plan import Plan, Scope, ScopeState, Selection, StreamEntry, make_plan
 from archiver.store import db
 from archiver.store.clock_runs import clock_history
 from archiver.store.state import load_state
 from archiver.store.tables import tracked_streams
-from archiver.streams import discover_names
 from archiver.vocabulary import RunKind, StreamStatus
 
 log = logging.getLogger(__name__)

@@ -9,9 +9,7 @@ from html import escape
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from archiver.plan import Policy
-from archiver.timeutil import Resolution, ceil, count_buckets, floor, format_iso, next_start, utc
-from archiver.usage import (
+from archiver.reading.report import (
     FINAL,
     NOT_ARCHIVED,
     PARTIAL,
@@ -25,6 +23,8 @@ from archiver.usage import (
     top_streams,
     usage_report,
 )
+from archiver.rules.plan import Policy
+from archiver.timeutil import Resolution, ceil, count_buckets, floor, format_iso, next_start, utc
 
 WIDTH = 960
 BAR_AREA = 220

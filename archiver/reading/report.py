@@ -12,7 +12,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from archiver.coverage import (
+from archiver.errors import InputError
+from archiver.reading.coverage import (
     FINAL,
     NOT_ARCHIVED,
     PARTIAL,
@@ -20,12 +21,11 @@ from archiver.coverage import (
     coverage,
     parse_time,
 )
-from archiver.errors import InputError
-from archiver.plan import Policy
+from archiver.rules.plan import Policy
 from archiver.store.tables import SQLITE_TIME_FORMAT
 from archiver.timeutil import Resolution, ceil, floor, format_iso, next_start, utc
 
-# The states are spelt in archiver.coverage; the report's callers read them here.
+# The states are spelt in archiver.reading.coverage; the report's callers read them here.
 __all__ = ["FINAL", "NOT_ARCHIVED", "PARTIAL", "SOME_NOT_ARCHIVED"]
 
 UNITS = ("B", "kB", "MB", "GB", "TB", "PB", "EB")

@@ -7,10 +7,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from archiver.api.clock import CLOCK_TOLERANCE
-from archiver.clock_trust import Belief
 from archiver.config import Settings
-from archiver.plan import Gap
+from archiver.rules.clock_trust import Belief
+from archiver.rules.plan import Gap
+from archiver.rules.reading import CLOCK_TOLERANCE
 
 Progress = Callable[["CycleReport"], None]
 

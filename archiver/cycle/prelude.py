@@ -10,16 +10,16 @@ from datetime import datetime
 from sqlalchemy.engine import Engine
 
 from archiver.api.client import AnalyticsClient
-from archiver.api.clock import CLOCK_TOLERANCE
 from archiver.api.errors import CYCLE_ENDING, ApiError
-from archiver.clock_trust import History, believe
 from archiver.config import Settings
-from archiver.cycle_report import CycleReport
+from archiver.cycle.report import CycleReport
+from archiver.cycle.streams import add_streams, discover_names
+from archiver.cycle.tokens import save_tokens
 from archiver.errors import ArchiverError, DatabaseError
+from archiver.rules.clock_trust import History, believe
+from archiver.rules.reading import CLOCK_TOLERANCE
 from archiver.store.clock_runs import clock_history
 from archiver.store.db import transaction
-from archiver.streams import add_streams, discover_names
-from archiver.tokens import save_tokens
 from archiver.vocabulary import StreamSource
 
 log = logging.getLogger(__name__)

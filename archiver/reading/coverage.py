@@ -9,7 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from archiver.plan import Policy
+from archiver.rules.plan import Policy
 from archiver.timeutil import Resolution, utc
 from archiver.vocabulary import BY_DATASET, Dataset, RunStatus
 

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from archiver.cycle.streams import Added, add_streams
 from archiver.store.tables import token_patterns
-from archiver.streams import Added, add_streams
 from archiver.vocabulary import StreamSource
 
 if TYPE_CHECKING:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from archiver.plan import Policy
+from archiver.rules.plan import Policy
 from archiver.timeutil import Resolution
 
 
@@ -17,7 +17,7 @@ from archiver.timeutil import Resolution
 class Settlement:
     """The finality of one answer for `[chunk_start, chunk_stop)`, read at `fetched_at`.
 
-    `settles` is False when the answer's time is not believed (archiver/clock_trust.py):
+    `settles` is False when the answer's time is not believed (archiver/rules/clock_trust.py):
     then no row is final and no watermark moves, whatever `fetched_at` says.
     """
 

@@ -30,7 +30,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from archiver.api.clock import CLOCK_TOLERANCE, Reading
+from archiver.rules.reading import CLOCK_TOLERANCE, Reading
 
 # Readings closer than this agree: `Date` has whole seconds, answers take time to read.
 AGREEMENT = timedelta(seconds=30)

@@ -1,0 +1,1 @@
+"""Reading the archive: report, export, status, attribution, the HTML page."""
