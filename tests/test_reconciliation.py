@@ -8,6 +8,7 @@ days while answering zeros beyond gets no invented zero, a recorded gap instead,
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -28,7 +29,7 @@ TODAY = floor(NOW, Resolution.DAY)
 HORIZON = datetime(2025, 12, 4, tzinfo=UTC)
 # Sessions on (nearly) every day of every stream: every day has traffic, so any archived
 # zero (no row) would be an invented one.
-BUSY = {"streams": 6, "seed": 7, "history_days": 420, "session_chance_percent": 80}
+BUSY = SimConfig(streams=6, seed=7, history_days=420, session_chance_percent=80)
 USAGE = (
     "bytes_in",
     "bytes_out",
@@ -88,7 +89,7 @@ def _status(engine: Engine) -> tuple[int | None, int]:
 def test_the_simulator_sums_exactly_at_every_resolution() -> None:
     """The vendor's rounding, measured: days sum to their month and hours to their day, to
     the byte. So the guard and the view compare exactly."""
-    config = SimConfig(**BUSY)
+    config = BUSY
     with running_simulator(config, start=NOW) as (_, http):
 
         def series(resolution: str, start: datetime, stop: datetime) -> dict[str, Any]:
@@ -127,7 +128,7 @@ def test_the_simulator_sums_exactly_at_every_resolution() -> None:
 
 
 def test_a_fresh_backfill_archives_365_days_of_day_data_exactly(engine: Engine) -> None:
-    held, report = _backfill(engine, SimConfig(**BUSY))
+    held, report = _backfill(engine, BUSY)
     assert len(held) == (TODAY - HORIZON).days  # every day has traffic: 364 of them
     assert _final_days(engine) == {
         k: {f: v[f] for f in ("period_start", *USAGE)} for k, v in held.items()
@@ -139,7 +140,7 @@ def test_a_fresh_backfill_archives_365_days_of_day_data_exactly(engine: Engine) 
 
 
 def test_a_vendor_that_purged_day_data_at_90_days_gets_no_invented_zero(engine: Engine) -> None:
-    held, report = _backfill(engine, SimConfig(**BUSY, day_retention_days=90))
+    held, report = _backfill(engine, replace(BUSY, day_retention_days=90))
     assert len(held) == (TODAY - HORIZON).days
     # The vendor answers zeros before its purge line (the start of 2026-09-04 is older than 90
     # days at NOW); every older day of the 365 asked for is a recorded gap, never a row.
