@@ -72,7 +72,7 @@ class Settings(BaseSettings):
 
     # Upper bounds keep every date computed from these inside the calendar.
     hour_retention_days: int = Field(default=7, ge=1, le=3660)
-    day_retention_days: int = Field(default=90, ge=1, le=3660)
+    day_retention_days: int = Field(default=365, ge=1, le=3660)
     stream_retention_days: int = Field(default=7, ge=1, le=3660)
     retention_margin_minutes: int = Field(default=60, ge=0)
     month_history_months: int = Field(default=24, ge=0, le=1200)

@@ -53,11 +53,11 @@ def test_a_new_account_starts_at_each_horizon_and_asks_up_to_the_current_bucket(
             datetime(2026, 11, 26, 7, tzinfo=UTC),
         ),
         ("account_usage", D): (
-            datetime(2026, 8, 29, tzinfo=UTC),
+            datetime(2025, 11, 27, tzinfo=UTC),
             datetime(2026, 11, 27, tzinfo=UTC),
         ),
         ("account_geo_usage", D): (
-            datetime(2026, 8, 29, tzinfo=UTC),
+            datetime(2025, 11, 27, tzinfo=UTC),
             datetime(2026, 11, 27, tzinfo=UTC),
         ),
         ("account_usage", M): (

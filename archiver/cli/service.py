@@ -124,6 +124,12 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     out(f"streams:       {streams}")
     out(f"gaps:          {status.gaps} ranges, {status.gap_buckets} buckets lost")
     out(f"at risk:       {status.at_risk_buckets} buckets purged within 24 h, not yet final")
+    if status.disagreements is not None:
+        out(
+            f"reconcile:     {status.disagreements} months or days whose archived parts do not "
+            f"sum to them ({status.disagreements_with_gaps} with a recorded gap; view "
+            "reconciliation)"
+        )
     _print_attribution(attribution, settings)
     out("")
     out(table_row(_SCOPE_COLUMNS))
@@ -201,6 +207,11 @@ def _print_attribution(attribution: Attribution | None, settings: Settings) -> N
         f"explained:     {share * 100:.1f}% of account egress over the last 7 days is "
         f"explained by archived streams ({attribution.unattributed_bytes_out} bytes are not)"
     )
+    if attribution.excess_bytes_out:
+        say(
+            f"warning: in some hours the streams report {attribution.excess_bytes_out} bytes "
+            "out more than the account: a vendor inconsistency (usage_attribution.excess_*)"
+        )
     warning = unexplained_warning(attribution, settings.unattributed_warn_percent)
     if warning is not None:
         say(f"warning: {warning}")

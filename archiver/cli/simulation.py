@@ -71,6 +71,15 @@ def add_simulate(commands: Commands) -> None:
         default=0,
         help="streams whose names the vendor cannot report on (contain --)",
     )
+    sim.add_argument(
+        "--day-retention-days",
+        type=count(3660),
+        default=365,
+        help="days the vendor really keeps Day data (90: purged early, zeros beyond)",
+    )
+    sim.add_argument(
+        "--history-days", type=count(3660), default=60, help="days of traffic before the origin"
+    )
     sim.add_argument("--latency-ms", type=float, default=0.0, help="delay of every response")
     sim.add_argument("--error-rate", type=rate, default=0.0, help="fraction answered 503")
     sim.add_argument(
@@ -107,6 +116,8 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
         initial_streams=args.initial_streams,
         growth_days=args.growth_days,
         unreportable_streams=args.unreportable_streams,
+        day_retention_days=args.day_retention_days,
+        history_days=args.history_days,
         **({"origin": args.origin} if args.origin else {}),
         **_simulated_sources(args),
     )

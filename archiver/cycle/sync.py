@@ -15,7 +15,7 @@ from sqlalchemy.engine import Connection, Engine
 from archiver.api.client import AnalyticsClient, FetchResult
 from archiver.api.errors import ApiError
 from archiver.config import Settings
-from archiver.cycle import prelude
+from archiver.cycle import day_check, prelude
 from archiver.cycle.report import CycleReport, Progress, current_time
 from archiver.cycle.streams import mark_seen, plannable, plannable_capped, update_dormancy
 from archiver.errors import DatabaseError
@@ -145,19 +145,20 @@ def run_cycle(
             )
         # Requests are values: the plan never asks the same thing twice in one cycle.
         scopes = {p.request: p.scopes for p in plan.requests}
-        with closing(client.fetch_all([p.request for p in plan.requests])) as results:
-            for result in results:
-                if stop is not None and stop.is_set():
-                    break  # reported below: fewer requests answered than planned
-                _store(
-                    engine=engine,
-                    result=result,
-                    scopes=scopes[result.request],
-                    policy=policy,
-                    report=report,
-                )
-                if progress is not None:
-                    progress(report)
+        for wave in day_check.waves([p.request for p in plan.requests], stop):
+            with closing(client.fetch_all(wave)) as results:
+                for result in results:
+                    if stop is not None and stop.is_set():
+                        break  # reported below: fewer requests answered than planned
+                    _store(
+                        engine=engine,
+                        result=result,
+                        scopes=scopes[result.request],
+                        policy=policy,
+                        report=report,
+                    )
+                    if progress is not None:
+                        progress(report)
         refused = client.access.refused_everywhere()
         if refused is not None:
             raise refused  # 403 from every endpoint asked (discovery, tokens, analytics)
@@ -220,12 +221,14 @@ def _store(
     broken = [s for s in scopes if s.stream in result.failed]
     try:
         with transaction(engine) as conn:
-            written = store_state.store_response(
+            written = day_check.store_checked(
                 conn=conn,
-                dataset=request.endpoint.dataset,
+                request=request,
                 scopes=good,
                 rows=result.rows,
                 settlement=settlement,
+                policy=policy,
+                found=report.gaps,
             )
             if request.endpoint.dataset == Dataset.STREAM_USAGE and result.rows:
                 seen: dict[str, datetime] = {}

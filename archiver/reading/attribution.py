@@ -12,8 +12,8 @@ from sqlalchemy.engine import Connection
 from archiver.store.tables import UtcDateTime
 from archiver.timeutil import format_iso
 
-# The view migration 0003 creates; declared apart from the tables' metadata (a view is
-# not a table to create or compare).
+# The view migrations 0003, 0006 and 0008 define; declared apart from the tables' metadata (a
+# view is not a table to create or compare).
 usage_attribution = sa.Table(
     "usage_attribution",
     sa.MetaData(),
@@ -27,6 +27,17 @@ usage_attribution = sa.Table(
     sa.Column("unattributed_bytes_out", sa.BigInteger),
     sa.Column("streams", sa.BigInteger),
     sa.Column("is_final", sa.Boolean),
+    # Migration 0008: what streams report beyond the account (a vendor inconsistency), apart.
+    sa.Column("excess_bytes_in", sa.BigInteger),
+    sa.Column("excess_bytes_out", sa.BigInteger),
+)
+SUMMED = (
+    "account_bytes_in",
+    "account_bytes_out",
+    "streams_bytes_in",
+    "streams_bytes_out",
+    "unattributed_bytes_out",
+    "excess_bytes_out",
 )
 
 
@@ -40,18 +51,18 @@ class Attribution:
     account_bytes_out: int
     streams_bytes_in: int
     streams_bytes_out: int
-
-    @property
-    def unattributed_bytes_out(self) -> int:
-        """Egress no archived stream explains."""
-        return self.account_bytes_out - self.streams_bytes_out
+    # Summed hour by hour, each hour's never below zero: an hour whose streams report more
+    # than the account (excess) cannot hide another hour's missed usage.
+    unattributed_bytes_out: int
+    excess_bytes_out: int
 
     @property
     def explained_share(self) -> float | None:
-        """Archived streams' share of the account's egress; None without account egress."""
+        """The share of the account's egress archived streams explain (each hour at most its
+        own account egress); None without account egress."""
         if self.account_bytes_out <= 0:
             return None
-        return self.streams_bytes_out / self.account_bytes_out
+        return (self.account_bytes_out - self.unattributed_bytes_out) / self.account_bytes_out
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON types, times as ISO 8601."""
@@ -63,6 +74,7 @@ class Attribution:
             "streams_bytes_in": self.streams_bytes_in,
             "streams_bytes_out": self.streams_bytes_out,
             "unattributed_bytes_out": self.unattributed_bytes_out,
+            "excess_bytes_out": self.excess_bytes_out,
             "explained_share": self.explained_share,
         }
 
@@ -72,17 +84,7 @@ def read_attribution(conn: Connection, *, now: datetime, days: int = 7) -> Attri
     since = now - timedelta(days=days)
     view = usage_attribution
     row = conn.execute(
-        sa.select(
-            *(
-                sa.func.coalesce(sa.func.sum(view.c[name]), 0)
-                for name in (
-                    "account_bytes_in",
-                    "account_bytes_out",
-                    "streams_bytes_in",
-                    "streams_bytes_out",
-                )
-            )
-        ).where(
+        sa.select(*(sa.func.coalesce(sa.func.sum(view.c[name]), 0) for name in SUMMED)).where(
             view.c.resolution == "Hour",
             view.c.period_start >= since,
             view.c.period_start < now,

@@ -45,6 +45,10 @@ class Status:
     gap_buckets: int = 0
     at_risk_buckets: int = 0
     active: dict[str, Any] | None = None
+    # Rows of the `reconciliation` view (None: an archive not yet upgraded to have it), and
+    # how many of them a recorded gap explains.
+    disagreements: int | None = None
+    disagreements_with_gaps: int = 0
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON types, times as every output writes them (`2026-11-17T23:00:00Z`)."""
@@ -151,6 +155,14 @@ def read_status(
     status.gap_buckets = sum(
         count_buckets(start, stop, Resolution(res)) for res, start, stop in gap_rows
     )
+    if "reconciliation" in sa.inspect(conn).get_view_names():
+        total, with_gaps = conn.execute(
+            sa.text(
+                "SELECT COUNT(*), COALESCE(SUM(CASE WHEN gap_recorded THEN 1 ELSE 0 END), 0) "
+                "FROM reconciliation"
+            )
+        ).one()
+        status.disagreements, status.disagreements_with_gaps = int(total), int(with_gaps)
     return status
 
 

@@ -109,7 +109,7 @@ class Policy:
     """The vendor's retention and our finality rules, from settings."""
 
     hour_retention: timedelta = timedelta(days=7)
-    day_retention: timedelta = timedelta(days=90)
+    day_retention: timedelta = timedelta(days=365)
     stream_retention: timedelta = timedelta(days=7)
     margin: timedelta = timedelta(minutes=60)
     month_history_months: int = 24

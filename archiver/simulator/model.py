@@ -59,7 +59,7 @@ class SimConfig:
     growth_days: float = 14.0
     unreportable_streams: int = 0
     hour_retention_days: int = 7
-    day_retention_days: int = 90
+    day_retention_days: int = 365
     stream_retention_days: int = 7
     history_days: int = 60
     lifetime_days: float | None = None  # if set, every third stream stops this long after it starts
