@@ -1,6 +1,6 @@
 """Optional misbehaviour of the vendor (latency, errors, throttling, cut bodies, a wrong
-clock), seeded, and targeted faults by endpoint (403, a body mislabelled gzip, an
-unrequested stream)."""
+clock, GraphQL errors, repeated and slow pages), seeded, and targeted faults by endpoint
+(403, a body mislabelled gzip, an unrequested stream)."""
 
 from __future__ import annotations
 
@@ -40,6 +40,14 @@ class Faults:
     date_phase: int = 0
     date_path: str = ""
     no_date: bool = False
+    # GraphQL (gql.py): this share of answers carry `errors` beside partial data (HTTP 200);
+    # from page `graphql_repeat_page` on (0: never) every page answers the one before again,
+    # with `hasNextPage` forever true; page `graphql_slow_page` (0: none) is held up to
+    # `graphql_slow_seconds` or until `SlowGate.release` is set.
+    graphql_error_rate: float = 0.0
+    graphql_repeat_page: int = 0
+    graphql_slow_page: int = 0
+    graphql_slow_seconds: float = 30.0
 
 
 def _named(path: str, endpoints: tuple[str, ...]) -> bool:
@@ -59,6 +67,19 @@ def mislabelled(faults: Faults, path: str, answer: Answer) -> Answer:
     if status != 200 or not _named(path, faults.mislabelled_gzip):
         return answer
     return status, {**headers, "Content-Encoding": "gzip"}, body
+
+
+class SlowGate:
+    """Holds slow pages: `entered` is set when one is being held, `release` lets them go."""
+
+    def __init__(self) -> None:
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def hold(self, seconds: float) -> None:
+        """Hold the calling request until released, at most `seconds`."""
+        self.entered.set()
+        self.release.wait(seconds)
 
 
 class FaultDraws:
@@ -88,6 +109,13 @@ class FaultDraws:
                 429, "Too Many Requests", {"Retry-After": str(faults.retry_after_seconds)}
             )
         return None
+
+    def graphql_errors(self, faults: Faults) -> bool:
+        """Whether this GraphQL answer carries `errors` with partial data."""
+        if not faults.graphql_error_rate:
+            return False
+        with self._lock:
+            return self._random.random() < faults.graphql_error_rate
 
     def after(self, faults: Faults, answer: Answer) -> Answer:
         """Maybe cut the body in half (a connection dropped mid-answer)."""

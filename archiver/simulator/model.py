@@ -70,6 +70,11 @@ class SimConfig:
     exact_token_streams: int = 0
     names_per_exact_token: int = 3
     session_chance_percent: int = 55  # the chance that a stream starts a session on a day
+    # GraphQL history (audience.py): the share of sessions published redundantly (a second
+    # feed at once), how long the vendor keeps an ended feed, and the largest page it serves.
+    redundant_percent: int = 25
+    feed_retention_days: int = 30
+    graphql_max_per_page: int = 100
 
     def __post_init__(self) -> None:
         if self.session_minutes is not None:

@@ -11,9 +11,10 @@ from http.server import ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from archiver.simulator import httpd, rendering, vendor
+from archiver.simulator import gql, httpd, rendering, vendor
+from archiver.simulator.audience import Audience
 from archiver.simulator.buckets import format_iso, utc
-from archiver.simulator.faults import FaultDraws, Faults, forbidden, mislabelled
+from archiver.simulator.faults import FaultDraws, Faults, SlowGate, forbidden, mislabelled
 from archiver.simulator.model import SimConfig
 from archiver.simulator.oracle import LoggedRequest, Oracle, usage_row
 from archiver.simulator.rendering import Answer, BadRequest, Query, failure, json_answer
@@ -54,6 +55,8 @@ class Simulator:
     ) -> None:
         self.config = config or SimConfig()
         self.traffic = Traffic(self.config)
+        self.audience = Audience(self.traffic)
+        self.slow_gate = SlowGate()  # tests release pages held by `graphql_slow_page`
         self.token = token
         # Reassignable while serving: the next request draws from the new faults.
         self.faults = faults or Faults()
@@ -174,6 +177,8 @@ class Simulator:
     ) -> Answer:
         if path.startswith("/_sim/"):
             return self._control(method, path, query, body)
+        if path == vendor.GRAPHQL:
+            return self._graphql(method, path, headers, body)
         if method != "GET":
             return failure(405, "Method not allowed")
         if not path.startswith((vendor.ANALYTICS, vendor.MONITORING, vendor.PUBLISH_TOKENS)):
@@ -207,6 +212,20 @@ class Simulator:
             source = "monitoring" if path == vendor.MONITORING else "token"
             self.oracle.reveal(listed, source, now)
         return final
+
+    def _graphql(self, method: str, path: str, headers: dict[str, str], body: bytes) -> Answer:
+        if method != "POST":
+            return failure(405, "Method not allowed")
+        if self.token is not None and headers.get("authorization") != f"Bearer {self.token}":
+            return failure(401, "Unauthorized")
+        fault = forbidden(self.faults, path) or self._fault_draws.before(self.faults)
+        if fault is not None:
+            return fault
+        context = gql.Context(
+            self.audience, self.now(), self.config.graphql_max_per_page, self.faults, self.slow_gate
+        )
+        errors = self._fault_draws.graphql_errors(self.faults)
+        return self._fault_draws.after(self.faults, gql.answer(body, context, errors))
 
     # --- control and truth ---------------------------------------------------------------
 
