@@ -16,6 +16,9 @@ once it has ended, final at once, and are never purged.
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -66,6 +69,23 @@ class Audience:
     def __init__(self, traffic: Traffic) -> None:
         self.traffic = traffic
         self._periods = lru_cache(maxsize=100_000)(self._periods_uncached)
+        self._answers: OrderedDict[Hashable, list[dict[str, Any]]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def remember(
+        self, key: Hashable, compute: Callable[[], list[dict[str, Any]]]
+    ) -> list[dict[str, Any]]:
+        """The rows of a recent selection (paging asks the same one again, page by page)."""
+        with self._lock:
+            if key in self._answers:
+                self._answers.move_to_end(key)
+                return self._answers[key]
+        rows = compute()
+        with self._lock:
+            self._answers[key] = rows
+            while len(self._answers) > 16:
+                self._answers.popitem(last=False)
+        return rows
 
     # --- feeds -----------------------------------------------------------------------------
 

@@ -98,6 +98,13 @@ def _records(model: str, ctx: Context, filt: dict[str, Any] | None) -> list[dict
     return [r for r in rows if matches(r, filt)]
 
 
+def _selected(model: str, ctx: Context, args: dict[str, Any]) -> list[dict[str, Any]]:
+    """The sorted rows a request selects, remembered while the clock stands still."""
+    filt, sort = args.get("filter"), args.get("sort")
+    key = (model, ctx.now, repr(filt), sort)
+    return ctx.audience.remember(key, lambda: _sorted(_records(model, ctx, filt), sort))
+
+
 def _sorted(rows: list[dict[str, Any]], sort: str | None) -> list[dict[str, Any]]:
     sort = sort or "_ID_ASC"
     field, _, direction = sort.lower().rpartition("_")
@@ -116,19 +123,19 @@ def _size(ctx: Context, name: str, value: int) -> int:
 def _find_many(model: str, _: Any, info: Any, **args: Any) -> Any:
     ctx: Context = info.context
     limit = _size(ctx, "limit", args.get("limit", 100))
-    rows = _sorted(_records(model, ctx, args.get("filter")), args.get("sort"))
+    rows = _selected(model, ctx, args)
     skip = max(args.get("skip") or 0, 0)
     return rows[skip : skip + limit]
 
 
 def _find_one(model: str, _: Any, info: Any, **args: Any) -> Any:
-    rows = _sorted(_records(model, info.context, args.get("filter")), args.get("sort"))
+    rows = _selected(model, info.context, args)
     skip = max(args.get("skip") or 0, 0)
     return rows[skip] if skip < len(rows) else None
 
 
 def _count(model: str, _: Any, info: Any, **args: Any) -> int:
-    return len(_records(model, info.context, args.get("filter")))
+    return len(_selected(model, info.context, args))
 
 
 def _pagination(model: str, _: Any, info: Any, **args: Any) -> dict[str, Any]:
@@ -139,7 +146,7 @@ def _pagination(model: str, _: Any, info: Any, **args: Any) -> dict[str, Any]:
     _size(ctx, "perPage", per_page)
     if page < 1:
         raise GraphQLError("page must be at least 1")
-    rows = _sorted(_records(model, ctx, args.get("filter")), args.get("sort"))
+    rows = _selected(model, ctx, args)
     count = len(rows)
     pages = -(-count // per_page)
     shown, more = page, page < pages
@@ -175,7 +182,7 @@ def _offset(cursor: str) -> int:
 
 def _connection(model: str, _: Any, info: Any, **args: Any) -> dict[str, Any]:
     ctx: Context = info.context
-    rows = _sorted(_records(model, ctx, args.get("filter")), args.get("sort"))
+    rows = _selected(model, ctx, args)
     low = _offset(args["after"]) + 1 if args.get("after") else 0
     high = min(_offset(args["before"]), len(rows)) if args.get("before") else len(rows)
     first, last = args.get("first"), args.get("last")

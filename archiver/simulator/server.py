@@ -12,7 +12,6 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from archiver.simulator import gql, httpd, rendering, vendor
-from archiver.simulator.audience import Audience
 from archiver.simulator.buckets import format_iso, utc
 from archiver.simulator.faults import FaultDraws, Faults, SlowGate, forbidden, mislabelled
 from archiver.simulator.model import SimConfig
@@ -55,7 +54,6 @@ class Simulator:
     ) -> None:
         self.config = config or SimConfig()
         self.traffic = Traffic(self.config)
-        self.audience = Audience(self.traffic)
         self.slow_gate = SlowGate()  # tests release pages held by `graphql_slow_page`
         self.token = token
         # Reassignable while serving: the next request draws from the new faults.
@@ -64,6 +62,7 @@ class Simulator:
         self._real_clock = clock == "real"
         self._now = utc(start) if start else datetime.now(UTC).replace(microsecond=0)
         self.oracle = Oracle(self.traffic, log_requests=log_requests)
+        self.audience = self.oracle.audience  # feeds and viewers behind /graphql
         self.stats: Counter[tuple[str, int]] = self.oracle.stats
         self.request_log: list[LoggedRequest] = self.oracle.request_log
         self.revealed: dict[str, dict[str, datetime]] = self.oracle.revealed
