@@ -182,9 +182,10 @@ def test_a_running_feed_is_active_with_no_end_and_ends_later() -> None:
 
 
 def test_filters_select_what_they_say() -> None:
-    low, high = "2026-11-10T00:00:00Z", "2026-11-12"
     with running_simulator(CONFIG, start=NOW) as (_, http):
         every = walk(http, "feedPagination", FEED, per_page=100)
+        # Bounds that are some feeds' own times: gt/gte and lt/lte differ on them.
+        low, high, end = every[40]["started"], every[80]["started"], every[20]["ended"]
         between = walk(
             http,
             "feedPagination",
@@ -192,16 +193,22 @@ def test_filters_select_what_they_say() -> None:
             f'{{AND: [{{_operators: {{started: {{gte: "{low}"}}}}}}, '
             f'{{_operators: {{started: {{lt: "{high}"}}}}}}]}}',
         )
+        after = walk(http, "feedPagination", FEED, f'{{_operators: {{started: {{gt: "{low}"}}}}}}')
         either = walk(http, "feedPagination", FEED, '{OR: [{name: "303"}, {name: "stream-0001"}]}')
-        ended_early = walk(
-            http, "feedPagination", FEED, f'{{_operators: {{ended: {{lte: "{low}"}}}}}}'
+        ended_by = walk(
+            http, "feedPagination", FEED, f'{{_operators: {{ended: {{lte: "{end}"}}}}}}'
         )
+        by_date = data(http, '{feedCount(filter: {_operators: {started: {lt: "2026-11-12"}}})}')
         newest = data(http, "{feedFindOne(sort: STARTED_DESC) {started}}")["feedFindOne"]
-    lo, hi = instant(low), instant(high + "T00:00:00Z")
+    lo, hi = instant(low), instant(high)
     assert between == [f for f in every if lo <= instant(f["started"]) < hi]
+    assert after == [f for f in every if instant(f["started"]) > lo]
     assert either == [f for f in every if f["name"] in ("303", "stream-0001")]
-    assert ended_early == [f for f in every if f["ended"] and instant(f["ended"]) <= lo]
+    assert ended_by == [f for f in every if f["ended"] and instant(f["ended"]) <= instant(end)]
+    midnight = instant("2026-11-12T00:00:00Z")
+    assert by_date["feedCount"] == len([f for f in every if instant(f["started"]) < midnight])
     assert between
+    assert after
     assert either
-    assert ended_early
+    assert ended_by
     assert newest["started"] == max(every, key=lambda f: instant(f["started"]))["started"]
