@@ -102,11 +102,14 @@ def test_a_page_above_the_cap_is_an_errors_answer_and_the_cap_is_an_option() -> 
 
 
 def test_the_endpoint_asks_for_the_token_and_a_post() -> None:
-    with running_simulator(CONFIG, start=NOW) as (_, http):
+    with running_simulator(CONFIG, start=NOW) as (sim, http):
         assert http.get("/graphql").status_code == 405
         bare = http.post("/graphql", json={"query": "{feedCount}"}, headers={"Authorization": ""})
         assert bare.status_code == 401
         assert http.post("/graphql", content=b"not json").status_code == 400
+        assert http.post("/graphql", json={"query": "{feedCount}"}).status_code == 200
+        counted = sim.stats_payload()["requests"]["/graphql"]
+    assert counted == {"200": 1, "400": 1, "401": 1, "405": 1}  # GraphQL requests are counted
 
 
 def test_paging_walks_every_feed_the_vendor_holds_in_order() -> None:

@@ -69,6 +69,7 @@ class Audience:
     def __init__(self, traffic: Traffic) -> None:
         self.traffic = traffic
         self._periods = lru_cache(maxsize=100_000)(self._periods_uncached)
+        self._day_feeds = lru_cache(maxsize=4096)(self._day_feeds_uncached)
         self._answers: OrderedDict[Hashable, list[dict[str, Any]]] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -116,15 +117,17 @@ class Audience:
         first_day = (keep_from // 86400 - 1) if retained else self._first_day()
         found: list[Feed] = []
         for day in range(first_day, now_s // 86400 + 1):
-            for stream in self.traffic.streams:
-                for feed in self.session_feeds(stream.index, day):
-                    if feed.started > now_s:
-                        continue
-                    if retained and feed.ended <= now_s and feed.ended < keep_from:
-                        continue
-                    found.append(feed)
+            for feed in self._day_feeds(day):
+                if feed.started > now_s:
+                    continue
+                if retained and feed.ended <= now_s and feed.ended < keep_from:
+                    continue
+                found.append(feed)
         found.sort(key=lambda f: (f.started, f.stream, f.backup))
         return found
+
+    def _day_feeds_uncached(self, day: int) -> tuple[Feed, ...]:
+        return tuple(f for s in self.traffic.streams for f in self.session_feeds(s.index, day))
 
     def _first_day(self) -> int:
         born = min((s.born_hour for s in self.traffic.streams), default=0)

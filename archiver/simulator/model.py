@@ -81,6 +81,10 @@ class SimConfig:
             shortest, longest = self.session_minutes
             if not 1 <= shortest <= longest <= MAX_SESSION_MINUTES:
                 raise ValueError("session_minutes must be 1 <= shortest <= longest <= 360")
+        if self.graphql_max_per_page < 1 or self.feed_retention_days < 1:
+            raise ValueError("graphql_max_per_page and feed_retention_days must be at least 1")
+        if not 0 <= self.redundant_percent <= 100:
+            raise ValueError("redundant_percent must be from 0 to 100")
 
 
 @dataclass(frozen=True)
