@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import threading
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
+import pytest
 
 from archiver.simulator import SimConfig
+from archiver.simulator.faults import HOSTILE_NAME
 from archiver.simulator.server import Faults
 from tests.simhelpers import get_data, running_simulator
 from tests.test_simulator_graphql import (
@@ -224,3 +227,51 @@ def test_the_truth_is_what_graphql_served_and_what_it_purged() -> None:
     assert len(told) > len(served)  # the truth keeps what the vendor purged
     cutoff = NOW - timedelta(days=30)
     assert [t for t in told if t[2] is None or instant(t[2]) >= cutoff] == served
+
+
+@pytest.mark.parametrize(
+    ("kind", "resolver", "fields", "broken"),
+    [
+        (
+            "ended_before_started",
+            "feedFindMany",
+            FEED,
+            lambda r: r["ended"] and instant(r["ended"]) < instant(r["started"]),
+        ),
+        ("hostile_name", "feedFindMany", FEED, lambda r: r["streamId"].endswith(HOSTILE_NAME)),
+        ("negative_viewers", "streamStatFindMany", STREAM_STAT, lambda r: r["active"] < 0),
+        ("negative_viewers", "accountStatFindMany", ACCOUNT_STAT, lambda r: r["active"] < 0),
+        ("off_grid_period", "streamStatFindMany", STREAM_STAT, lambda r: r["from"][15] not in "05"),
+        (
+            "off_grid_period",
+            "accountStatFindMany",
+            ACCOUNT_STAT,
+            lambda r: r["from"][15] not in "05",
+        ),
+        (
+            "other_account",
+            "streamStatFindMany",
+            STREAM_STAT,
+            lambda r: r["streamId"][:9] == "otheracct",
+        ),
+        ("other_account", "feedFindMany", "accountId", lambda r: r["accountId"] == "otheracct"),
+    ],
+)
+def test_a_broken_rows_fault_breaks_the_first_row_of_an_answer(
+    kind: str, resolver: str, fields: str, broken: Callable[[dict[str, Any]], bool]
+) -> None:
+    query = (
+        f"{{{resolver}(limit: 20, filter: {WINDOW if 'Stat' in resolver else '{}'}) {{{fields}}}}}"
+    )
+    with running_simulator(CONFIG, start=NOW, faults=Faults(graphql_broken=(kind,))) as (sim, http):
+        rows = data(http, query)[resolver]
+        sim.faults = Faults()
+        sound = data(http, query)[resolver]
+    assert broken(rows[0])
+    assert not any(broken(r) for r in sound)
+    assert rows[1:] == sound[1:]
+
+
+def test_an_unknown_broken_row_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown"):
+        Faults(graphql_broken=("sideways",))

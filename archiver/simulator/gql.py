@@ -31,7 +31,7 @@ from typing import Any
 from graphql import GraphQLError, graphql_sync
 
 from archiver.simulator.audience import Audience
-from archiver.simulator.faults import Faults, SlowGate
+from archiver.simulator.faults import Faults, SlowGate, broken_rows
 from archiver.simulator.gqlschema import MODELS, RESOLVERS, build, matches, resolver_name
 from archiver.simulator.rendering import Answer, json_answer
 from archiver.simulator.vendor import ACCOUNT_ID
@@ -95,13 +95,13 @@ def _records(model: str, ctx: Context, filt: dict[str, Any] | None) -> list[dict
             rows = [
                 audience.account_stat_record(r) for r in audience.account_stats(start, stop, now)
             ]
-    return [r for r in rows if matches(r, filt)]
+    return broken_rows(ctx.faults, model, [r for r in rows if matches(r, filt)])
 
 
 def _selected(model: str, ctx: Context, args: dict[str, Any]) -> list[dict[str, Any]]:
     """The sorted rows a request selects, remembered while the clock stands still."""
     filt, sort = args.get("filter"), args.get("sort")
-    key = (model, ctx.now, repr(filt), sort)
+    key = (model, ctx.now, repr(filt), sort, ctx.faults.graphql_broken)
     return ctx.audience.remember(key, lambda: _sorted(_records(model, ctx, filt), sort))
 
 
