@@ -91,6 +91,7 @@ def test_a_page_above_the_cap_is_an_errors_answer_and_the_cap_is_an_option() -> 
     config = SimConfig(streams=4, seed=5, graphql_max_per_page=30)
     with running_simulator(config, start=NOW) as (_, http):
         assert data(http, "{feedPagination(perPage: 30) {count}}")["feedPagination"]["count"]
+        assert len(data(http, "{feedFindMany {name}}")["feedFindMany"]) == 30  # the cap
         for query in (
             "{feedPagination(perPage: 31) {count}}",
             "{feedConnection(first: 31) {count}}",

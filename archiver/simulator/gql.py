@@ -15,8 +15,11 @@ Filters: field equality (`{active: true}`, `{ended: null}`), `_operators` (gt, g
 ne, in, nin, exists) on the times and on `name`/`streamId`, `AND`/`OR` lists. Sorts:
 `_ID_ASC` (the default: Feed by started, StreamStat by period then stream), `_ID_DESC`, and
 `<FIELD>_ASC|DESC` on the times. A page above `graphql_max_per_page` (`perPage`, `first`,
-`last`, `limit`) is an error. A query graphql-core rejects answers HTTP 200 with
-`{"errors": [...], "data": null}`; a body that is not a GraphQL request answers 400.
+`last`, `limit`; `limit` defaults to 100 or the cap) is an error. A query graphql-core
+rejects answers HTTP 200 with `{"errors": [...], "data": null}`; a body that is not a
+GraphQL request answers 400. Times answer as `2026-11-20T12:05:00.000Z`; a Date argument
+is ISO 8601 or a date alone (UTC midnight). Stream stats filtered by `streamId` equality and
+stats bounded by `from`/`to` are computed for that stream or span only.
 """
 
 from __future__ import annotations
@@ -122,7 +125,8 @@ def _size(ctx: Context, name: str, value: int) -> int:
 
 def _find_many(model: str, _: Any, info: Any, **args: Any) -> Any:
     ctx: Context = info.context
-    limit = _size(ctx, "limit", args.get("limit", 100))
+    wanted = args.get("limit")
+    limit = min(100, ctx.max_per_page) if wanted is None else _size(ctx, "limit", wanted)
     rows = _selected(model, ctx, args)
     skip = max(args.get("skip") or 0, 0)
     return rows[skip : skip + limit]

@@ -102,7 +102,7 @@ def _query_sdl(model: str) -> str:
     return "\n".join(
         [
             f"  {name}FindOne({filt}, skip: Int, {sort}): {model}",
-            f"  {name}FindMany({filt}, skip: Int, limit: Int = 100, {sort}): [{model}!]!",
+            f"  {name}FindMany({filt}, skip: Int, limit: Int, {sort}): [{model}!]!",
             f"  {name}Count({filt}): Int",
             f"  {name}Connection(first: Int, after: String, last: Int, before: String, "
             f"{filt}, {sort}): {model}Connection",

@@ -220,8 +220,9 @@ class Simulator:
         fault = forbidden(self.faults, path) or self._fault_draws.before(self.faults)
         if fault is not None:
             return fault
+        now = self.now().replace(microsecond=0)  # whole seconds: pages of one walk share rows
         context = gql.Context(
-            self.audience, self.now(), self.config.graphql_max_per_page, self.faults, self.slow_gate
+            self.audience, now, self.config.graphql_max_per_page, self.faults, self.slow_gate
         )
         errors = self._fault_draws.graphql_errors(self.faults)
         return self._fault_draws.after(self.faults, gql.answer(body, context, errors))
