@@ -21,7 +21,7 @@ BROKEN_ROWS = (
     "off_grid_period",  # a stream or account stat: 2 minutes off the 5-minute grid
     "other_account",  # any row: another account's
 )
-HOSTILE_NAME = "../promo--*\n<script>"
+HOSTILE_NAME = "promo--*\n<script>"
 
 
 @dataclass(frozen=True)
