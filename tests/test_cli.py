@@ -99,6 +99,7 @@ USAGE_MISTAKES: list[tuple[list[str], str]] = [
     (["backfill", "--resolution", "Week"], "unknown resolution 'Week'"),
     (["simulate", "--error-rate", "2"], "not a fraction between 0 and 1"),
     (["simulate", "--session-minutes", "5"], "not SHORTEST,LONGEST"),
+    (["simulate", "--graphql-max-per-page", "0"], "not a whole number from 1 to 10000"),
     (["nope"], "invalid choice: 'nope'"),
     ([], "the following arguments are required: COMMAND"),
     (["streams"], "the following arguments are required: COMMAND"),

@@ -131,6 +131,7 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
         date_every=max(args.date_every, 1),
         date_path=args.date_path,
         no_date=args.no_date,
+        graphql_error_rate=args.graphql_error_rate,
     )
     try:
         sim = Simulator(
@@ -190,6 +191,18 @@ def _add_simulated_source_options(sim: argparse.ArgumentParser) -> None:
     sim.add_argument(
         "--webhook-loss-rate", type=rate, default=0.0, help="fraction of events never sent"
     )
+    sim.add_argument(
+        "--graphql-max-per-page",
+        type=count(10_000),
+        default=100,
+        help="the largest GraphQL page (perPage, first, last, limit) served (default 100)",
+    )
+    sim.add_argument(
+        "--graphql-error-rate",
+        type=rate,
+        default=0.0,
+        help="fraction of GraphQL answers carrying errors beside partial data",
+    )
 
 
 def _simulated_sources(args: argparse.Namespace) -> dict[str, Any]:
@@ -197,6 +210,7 @@ def _simulated_sources(args: argparse.Namespace) -> dict[str, Any]:
         "session_minutes": args.session_minutes,
         "exact_token_streams": args.exact_token_streams,
         "names_per_exact_token": args.names_per_exact_token,
+        "graphql_max_per_page": args.graphql_max_per_page,
     }
 
 

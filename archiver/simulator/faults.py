@@ -1,6 +1,6 @@
 """Optional misbehaviour of the vendor (latency, errors, throttling, cut bodies, a wrong
-clock), seeded, and targeted faults by endpoint (403, a body mislabelled gzip, an
-unrequested stream)."""
+clock, GraphQL errors, repeated and slow pages, broken GraphQL rows), seeded, and targeted
+faults by endpoint (403, a body mislabelled gzip, an unrequested stream)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,18 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from archiver.simulator.rendering import Answer, failure, server_error
+
+BROKEN_ROWS = (
+    "ended_before_started",  # a feed
+    "hostile_name",  # a feed
+    "negative_viewers",  # a stream or account stat
+    "off_grid_period",  # a stream or account stat: 2 minutes off the 5-minute grid
+    "other_account",  # any row: another account's
+)
+HOSTILE_NAME = "promo--*\n<script>"
 
 
 @dataclass(frozen=True)
@@ -40,6 +50,22 @@ class Faults:
     date_phase: int = 0
     date_path: str = ""
     no_date: bool = False
+    # GraphQL (gql.py): this share of answers carry `errors` beside partial data (HTTP 200);
+    # from page `graphql_repeat_page` on (0: never) every page answers the one before again,
+    # with `hasNextPage` forever true; page `graphql_slow_page` (0: none) is held up to
+    # `graphql_slow_seconds` or until `SlowGate.release` is set.
+    graphql_error_rate: float = 0.0
+    graphql_repeat_page: int = 0
+    graphql_slow_page: int = 0
+    graphql_slow_seconds: float = 30.0
+    # GraphQL rows the vendor should never send, for bad-input handling: the first row each
+    # answer selects is broken in these ways (any of BROKEN_ROWS).
+    graphql_broken: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        unknown = set(self.graphql_broken) - set(BROKEN_ROWS)
+        if unknown:
+            raise ValueError(f"graphql_broken: unknown {sorted(unknown)}; known {BROKEN_ROWS}")
 
 
 def _named(path: str, endpoints: tuple[str, ...]) -> bool:
@@ -59,6 +85,19 @@ def mislabelled(faults: Faults, path: str, answer: Answer) -> Answer:
     if status != 200 or not _named(path, faults.mislabelled_gzip):
         return answer
     return status, {**headers, "Content-Encoding": "gzip"}, body
+
+
+class SlowGate:
+    """Holds slow pages: `entered` is set when one is being held, `release` lets them go."""
+
+    def __init__(self) -> None:
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def hold(self, seconds: float) -> None:
+        """Hold the calling request until released, at most `seconds`."""
+        self.entered.set()
+        self.release.wait(seconds)
 
 
 class FaultDraws:
@@ -89,6 +128,13 @@ class FaultDraws:
             )
         return None
 
+    def graphql_errors(self, faults: Faults) -> bool:
+        """Whether this GraphQL answer carries `errors` with partial data."""
+        if not faults.graphql_error_rate:
+            return False
+        with self._lock:
+            return self._random.random() < faults.graphql_error_rate
+
     def after(self, faults: Faults, answer: Answer) -> Answer:
         """Maybe cut the body in half (a connection dropped mid-answer)."""
         if not faults.truncate_rate:
@@ -114,3 +160,28 @@ class FaultDraws:
             return None
         moment = now + timedelta(seconds=faults.date_offset_seconds)
         return email.utils.format_datetime(moment, usegmt=True)
+
+
+def broken_rows(faults: Faults, model: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """`rows` with the first one broken as `faults.graphql_broken` says (a copy)."""
+    kinds = faults.graphql_broken
+    if not kinds or not rows:
+        return rows
+    first = dict(rows[0])
+    if model == "Feed":
+        if "ended_before_started" in kinds:
+            first["ended"], first["active"] = first["started"] - timedelta(hours=1), False
+        if "hostile_name" in kinds:
+            first["name"] = HOSTILE_NAME
+            first["streamId"] = f"{first['accountId']}/{HOSTILE_NAME}"
+    else:
+        if "negative_viewers" in kinds:
+            first["active"] = -3
+        if "off_grid_period" in kinds:
+            first["from"] += timedelta(minutes=2)
+            first["to"] += timedelta(minutes=2)
+    if "other_account" in kinds:
+        first["accountId"] = "otheracct"
+        if "streamId" in first:
+            first["streamId"] = "otheracct/" + first["streamId"].partition("/")[2]
+    return [first, *rows[1:]]

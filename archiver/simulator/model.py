@@ -70,12 +70,21 @@ class SimConfig:
     exact_token_streams: int = 0
     names_per_exact_token: int = 3
     session_chance_percent: int = 55  # the chance that a stream starts a session on a day
+    # GraphQL history (audience.py): the share of sessions published redundantly (a second
+    # feed at once), how long the vendor keeps an ended feed, and the largest page it serves.
+    redundant_percent: int = 25
+    feed_retention_days: int = 30
+    graphql_max_per_page: int = 100
 
     def __post_init__(self) -> None:
         if self.session_minutes is not None:
             shortest, longest = self.session_minutes
             if not 1 <= shortest <= longest <= MAX_SESSION_MINUTES:
                 raise ValueError("session_minutes must be 1 <= shortest <= longest <= 360")
+        if self.graphql_max_per_page < 1 or self.feed_retention_days < 1:
+            raise ValueError("graphql_max_per_page and feed_retention_days must be at least 1")
+        if not 0 <= self.redundant_percent <= 100:
+            raise ValueError("redundant_percent must be from 0 to 100")
 
 
 @dataclass(frozen=True)

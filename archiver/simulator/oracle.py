@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from archiver.simulator import vendor
+from archiver.simulator import gqltruth, vendor
+from archiver.simulator.audience import Audience
 from archiver.simulator.buckets import Resolution, floor, format_iso, next_start
 from archiver.simulator.model import GEO_FIELDS, Usage
 from archiver.simulator.rendering import BadRequest, Query, parse_time
@@ -59,6 +60,7 @@ class Oracle:
 
     def __init__(self, traffic: Traffic, *, log_requests: bool = False) -> None:
         self.traffic = traffic
+        self.audience = Audience(traffic)
         self.log_requests = log_requests
         self.stats: Counter[tuple[str, int]] = Counter()
         self.request_log: list[LoggedRequest] = []
@@ -126,7 +128,8 @@ class Oracle:
     # --- what the vendor held ------------------------------------------------------------
 
     def truth_rows(self, query: Query, now: datetime) -> list[dict[str, Any]]:
-        """Final values of one dataset and resolution in `[start, stop)`, archive column names.
+        """Final values of one dataset and resolution in `[start, stop)`, archive column names
+        (the GraphQL history's datasets: see gqltruth.py).
 
         Only buckets that are final at `now` and have any traffic appear; purges do not
         apply (this is what the vendor once held). Names the vendor cannot report on are
@@ -135,8 +138,10 @@ class Oracle:
         dataset = (query.get("dataset") or [""])[0]
         if dataset == ATTRIBUTION:
             return self.attribution_rows(query, now)
+        if dataset in gqltruth.DATASETS:
+            return gqltruth.rows(self.audience, dataset, query, now)
         if dataset not in TRUTH_DATASETS:
-            known = ", ".join([*TRUTH_DATASETS, ATTRIBUTION])
+            known = ", ".join([*TRUTH_DATASETS, ATTRIBUTION, *gqltruth.DATASETS])
             raise BadRequest("dataset", f"dataset must be one of {known}")
         spec = vendor.SERIES[TRUTH_DATASETS[dataset]]
         raw = (query.get("resolution") or [""])[0]

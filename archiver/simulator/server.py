@@ -11,9 +11,9 @@ from http.server import ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from archiver.simulator import httpd, rendering, vendor
+from archiver.simulator import gql, httpd, rendering, vendor
 from archiver.simulator.buckets import format_iso, utc
-from archiver.simulator.faults import FaultDraws, Faults, forbidden, mislabelled
+from archiver.simulator.faults import FaultDraws, Faults, SlowGate, forbidden, mislabelled
 from archiver.simulator.model import SimConfig
 from archiver.simulator.oracle import LoggedRequest, Oracle, usage_row
 from archiver.simulator.rendering import Answer, BadRequest, Query, failure, json_answer
@@ -54,6 +54,7 @@ class Simulator:
     ) -> None:
         self.config = config or SimConfig()
         self.traffic = Traffic(self.config)
+        self.slow_gate = SlowGate()  # tests release pages held by `graphql_slow_page`
         self.token = token
         # Reassignable while serving: the next request draws from the new faults.
         self.faults = faults or Faults()
@@ -61,6 +62,7 @@ class Simulator:
         self._real_clock = clock == "real"
         self._now = utc(start) if start else datetime.now(UTC).replace(microsecond=0)
         self.oracle = Oracle(self.traffic, log_requests=log_requests)
+        self.audience = self.oracle.audience  # feeds and viewers behind /graphql
         self.stats: Counter[tuple[str, int]] = self.oracle.stats
         self.request_log: list[LoggedRequest] = self.oracle.request_log
         self.revealed: dict[str, dict[str, datetime]] = self.oracle.revealed
@@ -174,6 +176,8 @@ class Simulator:
     ) -> Answer:
         if path.startswith("/_sim/"):
             return self._control(method, path, query, body)
+        if path == vendor.GRAPHQL:
+            return self._graphql(method, path, headers, body)
         if method != "GET":
             return failure(405, "Method not allowed")
         if not path.startswith((vendor.ANALYTICS, vendor.MONITORING, vendor.PUBLISH_TOKENS)):
@@ -207,6 +211,21 @@ class Simulator:
             source = "monitoring" if path == vendor.MONITORING else "token"
             self.oracle.reveal(listed, source, now)
         return final
+
+    def _graphql(self, method: str, path: str, headers: dict[str, str], body: bytes) -> Answer:
+        if method != "POST":
+            return failure(405, "Method not allowed")
+        if self.token is not None and headers.get("authorization") != f"Bearer {self.token}":
+            return failure(401, "Unauthorized")
+        fault = forbidden(self.faults, path) or self._fault_draws.before(self.faults)
+        if fault is not None:
+            return fault
+        now = self.now().replace(microsecond=0)  # whole seconds: pages of one walk share rows
+        context = gql.Context(
+            self.audience, now, self.config.graphql_max_per_page, self.faults, self.slow_gate
+        )
+        errors = self._fault_draws.graphql_errors(self.faults)
+        return self._fault_draws.after(self.faults, gql.answer(body, context, errors))
 
     # --- control and truth ---------------------------------------------------------------
 

@@ -22,6 +22,7 @@ ACCOUNT_ID = "simacct"
 ANALYTICS = "/api/analytics/"
 MONITORING = "/api/monitoring/streams"
 PUBLISH_TOKENS = "/api/publish_token/list"
+GRAPHQL = "/graphql"
 MAX_NAMES_PER_REQUEST = 10
 MAX_NAME_LENGTH = 128
 _UNREPORTABLE = re.compile(r"[/*]|--")

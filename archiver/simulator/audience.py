@@ -1,0 +1,247 @@
+"""The vendor's GraphQL history: feeds from the sessions, viewers per 5-minute stat period.
+
+Feeds: every session is one feed, started and ended with the session (`ended` None while
+it runs); `redundant_percent` of the sessions (those at least 3 minutes long) have a second,
+backup feed at once, starting seconds to minutes after the primary and ending before it.
+The vendor drops a feed `feed_retention_days` after it ended.
+
+Viewers: a stream has StreamStat rows only for the periods its session overlaps, so every
+hour with viewers is an hour with REST traffic and the other way round. `active` is the
+number watching at the period's end (0 once the session has ended), between 1 and the
+hour's REST `views`; every row has views started and ended, and
+`active(p) = active(p-1) + numStarted(p) - numEnded(p)`. AccountStat rows are the sums over
+streams, plus `streams`, the streams published at the period's end. A period's rows appear
+once it has ended, final at once, and are never purged.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import lru_cache
+from typing import Any
+
+from archiver.simulator.buckets import EPOCH
+from archiver.simulator.traffic import Traffic, _hash
+from archiver.simulator.vendor import ACCOUNT_ID
+
+PERIOD_MINUTES = 5
+
+
+@dataclass(frozen=True)
+class Feed:
+    """One publication into a stream: `[started, ended)` in seconds since the epoch."""
+
+    stream: int
+    name: str
+    started: int
+    ended: int
+    backup: bool
+
+
+@dataclass(frozen=True)
+class PeriodStat:
+    """One stream's viewers in one 5-minute period (`period` counts periods since the epoch)."""
+
+    stream: int
+    period: int
+    active: int
+    started: int
+    ended: int
+
+
+def at(seconds: int) -> datetime:
+    """An instant from seconds since the epoch."""
+    return EPOCH + timedelta(seconds=seconds)
+
+
+def seconds(moment: datetime) -> int:
+    """Whole seconds since the epoch (floored)."""
+    return int((moment - EPOCH).total_seconds() // 1)
+
+
+class Audience:
+    """Feeds and viewer statistics of a Traffic model, computed on demand."""
+
+    def __init__(self, traffic: Traffic) -> None:
+        self.traffic = traffic
+        self._periods = lru_cache(maxsize=100_000)(self._periods_uncached)
+        self._day_feeds = lru_cache(maxsize=4096)(self._day_feeds_uncached)
+        self._answers: OrderedDict[Hashable, list[dict[str, Any]]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def remember(
+        self, key: Hashable, compute: Callable[[], list[dict[str, Any]]]
+    ) -> list[dict[str, Any]]:
+        """The rows of a recent selection (paging asks the same one again, page by page)."""
+        with self._lock:
+            if key in self._answers:
+                self._answers.move_to_end(key)
+                return self._answers[key]
+        rows = compute()
+        with self._lock:
+            self._answers[key] = rows
+            while len(self._answers) > 16:
+                self._answers.popitem(last=False)
+        return rows
+
+    # --- feeds -----------------------------------------------------------------------------
+
+    def session_feeds(self, index: int, day: int) -> list[Feed]:
+        """The feeds of the session stream `index` starts on `day`."""
+        session = self.traffic.session(index, day)
+        if session is None:
+            return []
+        name = self.traffic.streams[index].name
+        start, end = session.start * 60, session.end * 60
+        feeds = [Feed(index, name, start, end, False)]
+        h = _hash(self.traffic.config.seed, 11, index, day)
+        if h % 100 < self.traffic.config.redundant_percent and end - start >= 180:
+            # A backup encoder joins 1 s to 2 min late and leaves up to a minute early.
+            late = 1 + (h >> 8) % min(120, (end - start) // 3)
+            early = (h >> 20) % min(60, (end - start) // 3)
+            feeds.append(Feed(index, name, start + late, end - early, True))
+        return feeds
+
+    def feeds(self, now: datetime, *, retained: bool = True) -> list[Feed]:
+        """Every feed started by `now`, in `_id` order (started, stream, primary first).
+
+        `retained`: only those the vendor still holds (ended at most the retention ago).
+        """
+        config = self.traffic.config
+        now_s = seconds(now)
+        keep_from = now_s - config.feed_retention_days * 86400
+        first_day = (keep_from // 86400 - 1) if retained else self._first_day()
+        found: list[Feed] = []
+        for day in range(first_day, now_s // 86400 + 1):
+            for feed in self._day_feeds(day):
+                if feed.started > now_s:
+                    continue
+                if retained and feed.ended <= now_s and feed.ended < keep_from:
+                    continue
+                found.append(feed)
+        found.sort(key=lambda f: (f.started, f.stream, f.backup))
+        return found
+
+    def _day_feeds_uncached(self, day: int) -> tuple[Feed, ...]:
+        return tuple(f for s in self.traffic.streams for f in self.session_feeds(s.index, day))
+
+    def _first_day(self) -> int:
+        born = min((s.born_hour for s in self.traffic.streams), default=0)
+        return born // 24 - 1
+
+    def first_instant(self) -> datetime:
+        """No session starts before this (the day before the first stream exists)."""
+        return at(self._first_day() * 86400)
+
+    # --- viewers ---------------------------------------------------------------------------
+
+    def _periods_uncached(self, index: int, day: int) -> tuple[PeriodStat, ...]:
+        session = self.traffic.session(index, day)
+        if session is None:
+            return ()
+        seed = self.traffic.config.seed
+        rows: list[PeriodStat] = []
+        previous = 0
+        views: dict[int, int] = {}
+        for period in range(
+            session.start // PERIOD_MINUTES, (session.end - 1) // PERIOD_MINUTES + 1
+        ):
+            end_minute = (period + 1) * PERIOD_MINUTES
+            hour = period * PERIOD_MINUTES // 60
+            if hour not in views:
+                usage = self.traffic.stream_hour(index, hour)
+                views[hour] = sum(v[1] for v in usage.geo.values()) if usage else 1
+            active = 0
+            if end_minute < session.end:  # still publishing when the period ends
+                active = 1 + _hash(seed, 12, index, period) % max(views[hour], 1)
+            churn = 1 + _hash(seed, 13, index, period) % 3
+            rows.append(
+                PeriodStat(
+                    index,
+                    period,
+                    active,
+                    max(active - previous, 0) + churn,
+                    max(previous - active, 0) + churn,
+                )
+            )
+            previous = active
+        return tuple(rows)
+
+    def stream_stats(
+        self, start: datetime, stop: datetime, now: datetime, stream: int | None = None
+    ) -> list[PeriodStat]:
+        """Stream rows of the periods starting in `[start, stop)` that ended by `now`,
+        in `_id` order (period, stream); `stream`: only that stream's."""
+        first = seconds(start) // (PERIOD_MINUTES * 60)
+        last = min(
+            -(-seconds(stop) // (PERIOD_MINUTES * 60)), seconds(now) // (PERIOD_MINUTES * 60)
+        )
+        if last <= first:
+            return []
+        indices = range(len(self.traffic.streams)) if stream is None else range(stream, stream + 1)
+        found: list[PeriodStat] = []
+        per_day = 1440 // PERIOD_MINUTES
+        # A session that started the day before may still publish on the first day.
+        for day in range(first // per_day - 1, (last - 1) // per_day + 1):
+            for index in indices:
+                found.extend(r for r in self._periods(index, day) if first <= r.period < last)
+        found.sort(key=lambda r: (r.period, r.stream))
+        return found
+
+    def account_stats(
+        self, start: datetime, stop: datetime, now: datetime
+    ) -> list[tuple[int, int, int, int, int]]:
+        """Account rows (period, active, numStarted, numEnded, streams), in period order."""
+        totals: dict[int, list[int]] = {}
+        for row in self.stream_stats(start, stop, now):
+            total = totals.setdefault(row.period, [0, 0, 0, 0])
+            total[0] += row.active
+            total[1] += row.started
+            total[2] += row.ended
+            total[3] += 1 if row.active else 0
+        return [(p, *values) for p, values in sorted(totals.items())]  # type: ignore[misc]
+
+    # --- in the vendor's words -------------------------------------------------------------
+
+    def feed_record(self, feed: Feed, now: datetime) -> dict[str, Any]:
+        """A feed as the GraphQL API shows it at `now`."""
+        active = seconds(now) < feed.ended
+        return {
+            "accountId": ACCOUNT_ID,
+            "streamId": f"{ACCOUNT_ID}/{feed.name}",
+            "name": feed.name,
+            "started": at(feed.started),
+            "ended": None if active else at(feed.ended),
+            "active": active,
+        }
+
+    def stream_stat_record(self, row: PeriodStat) -> dict[str, Any]:
+        """A StreamStat as the GraphQL API shows it."""
+        name = self.traffic.streams[row.stream].name
+        return {
+            "accountId": ACCOUNT_ID,
+            "streamId": f"{ACCOUNT_ID}/{name}",
+            "from": at(row.period * PERIOD_MINUTES * 60),
+            "to": at((row.period + 1) * PERIOD_MINUTES * 60),
+            "active": row.active,
+            "numStarted": row.started,
+            "numEnded": row.ended,
+        }
+
+    @staticmethod
+    def account_stat_record(row: tuple[int, int, int, int, int]) -> dict[str, Any]:
+        """An AccountStat as the GraphQL API shows it."""
+        period, active, started, ended, streams = row
+        return {
+            "accountId": ACCOUNT_ID,
+            "from": at(period * PERIOD_MINUTES * 60),
+            "to": at((period + 1) * PERIOD_MINUTES * 60),
+            "active": active,
+            "numStarted": started,
+            "numEnded": ended,
+            "streams": streams,
+        }
