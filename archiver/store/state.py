@@ -111,16 +111,13 @@ def store_response(
         sync_state.c.resolution == settlement.resolution.value,
         sync_state.c.stream_name.in_(names),
     )
-    target = settlement.target
+    # Settlement.moves, as SQL built from its bounds: every watermark in [low, high) goes to
+    # high (proved equal over random watermarks and chunks: tests/test_watermark_move.py).
+    low, high = settlement.moves_from
     advanced = conn.execute(
         sa.update(sync_state)
-        .where(
-            same,
-            # Settlement.moves, as SQL: forward, and only from inside the chunk.
-            sync_state.c.watermark >= settlement.chunk_start,
-            sync_state.c.watermark < target,
-        )
-        .values(watermark=target)
+        .where(same, sync_state.c.watermark >= low, sync_state.c.watermark < high)
+        .values(watermark=high)
     ).rowcount
     conn.execute(
         sa.update(sync_state)
