@@ -46,7 +46,7 @@ def cases(draw: st.DrawFn) -> tuple[Settlement, dict[str, datetime]]:
 def _watermarks(engine: Engine) -> dict[str, datetime]:
     with engine.connect() as conn:
         rows = conn.execute(sa.select(sync_state.c.stream_name, sync_state.c.watermark))
-        return dict(rows.tuples().all())
+        return {row.stream_name: row.watermark for row in rows}
 
 
 @settings(
