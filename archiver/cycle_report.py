@@ -11,6 +11,7 @@ from archiver.api.clock import CLOCK_TOLERANCE
 from archiver.clock_trust import Belief
 from archiver.config import Settings
 from archiver.plan import Gap
+from archiver.vocabulary import RunKind
 
 Progress = Callable[["CycleReport"], None]
 
@@ -19,7 +20,7 @@ Progress = Callable[["CycleReport"], None]
 class CycleReport:
     """What one cycle did."""
 
-    kind: str
+    kind: RunKind
     now: datetime
     planned: int = 0
     requests: int = 0

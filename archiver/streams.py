@@ -18,7 +18,7 @@ from archiver.errors import InputError
 from archiver.plan import StreamEntry
 from archiver.store.tables import sync_state, tracked_streams
 from archiver.text import printable, unsafe_character
-from archiver.vocabulary import StreamStatus, refusal_reason, storable
+from archiver.vocabulary import StreamSource, StreamStatus, refusal_reason, storable
 
 if TYPE_CHECKING:
     from archiver.api.client import AnalyticsClient
@@ -37,7 +37,12 @@ class Added:
 
 
 def add_streams(
-    *, conn: Connection, names: Iterable[str], source: str, now: datetime, seen: bool = False
+    *,
+    conn: Connection,
+    names: Iterable[str],
+    source: StreamSource,
+    now: datetime,
+    seen: bool = False,
 ) -> Added:
     """Track `names`; refused names are kept as `refused` with the reason, never sent.
 

@@ -59,10 +59,17 @@ TARGETS: dict[str, list[str]] = {
         "tests/test_sync_e2e.py",
     ],
     "archiver/sync.py": [
+        "tests/test_recorded_run.py",
         "tests/test_sync_paths.py",
         "tests/test_sync_state.py",
         "tests/test_sync_e2e.py",
         "tests/test_finality.py",
+    ],
+    "archiver/answer.py": [
+        "tests/test_sync_paths.py",
+        "tests/test_outages_and_refusals.py",
+        "tests/test_sync_state.py",
+        "tests/test_sync_e2e.py",
     ],
     "archiver/vocabulary.py": [
         "tests/test_plan.py",

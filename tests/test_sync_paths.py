@@ -32,7 +32,7 @@ from archiver.store.tables import stream_usage, sync_runs, sync_state, tracked_s
 from archiver.streams import add_streams
 from archiver.sync import plan_cycle, run_cycle
 from archiver.timeutil import Resolution, buckets, floor, format_iso, parse_instant
-from archiver.vocabulary import PUBLISH_TOKENS_PATH
+from archiver.vocabulary import PUBLISH_TOKENS_PATH, StreamSource
 
 NOW = datetime(2026, 11, 20, 12, 2, tzinfo=UTC)
 # One day of hourly (and per-stream) retention and the 60-minute margin: the oldest hour worth
@@ -377,7 +377,7 @@ def test_rows_by_table_sums_every_response_of_a_table(engine: Engine) -> None:
 def test_plan_cycle_plans_the_extra_streams_too_and_writes_nothing(engine: Engine) -> None:
     config = settings()
     with engine.begin() as conn:
-        add_streams(conn=conn, names=["cam"], source="config", now=NOW)
+        add_streams(conn=conn, names=["cam"], source=StreamSource.CONFIG, now=NOW)
 
     def names(plan: Plan) -> set[str]:
         return {n for p in plan.requests for n in p.request.streams}

@@ -15,7 +15,7 @@ from archiver.plan import Gap, Scope, ScopeState
 from archiver.store.tables import USAGE_TABLES, sync_gaps, sync_runs, sync_state
 from archiver.store.upsert import upsert_rows
 from archiver.timeutil import Resolution
-from archiver.vocabulary import RunStatus
+from archiver.vocabulary import RunKind, RunStatus
 
 
 def load_state(conn: Connection) -> dict[Scope, ScopeState]:
@@ -137,7 +137,7 @@ def record_failure(*, conn: Connection, scopes: Iterable[Scope], error: str, at:
         )
 
 
-def start_run(*, conn: Connection, kind: str, started_at: datetime) -> int:
+def start_run(*, conn: Connection, kind: RunKind, started_at: datetime) -> int:
     """A run-history row for a cycle that has begun; returns its id."""
     result = conn.execute(
         sa.insert(sync_runs)
@@ -160,7 +160,7 @@ def finish_run(
     conn: Connection,
     run_id: int,
     finished_at: datetime,
-    status: str,
+    status: RunStatus,
     requests: int,
     failed_requests: int,
     rows_written: int,
