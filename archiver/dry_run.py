@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 class Tracked:
     """A registry row as the real run would leave it before planning."""
 
-    status: str
+    status: StreamStatus
     added_at: datetime
     last_seen_at: datetime | None
 
@@ -98,7 +98,9 @@ def _read(engine: Engine | None) -> tuple[dict[str, Tracked], dict[Scope, ScopeS
             )
         ).all()
         state = load_state(conn)
-    return {r.stream_name: Tracked(r.status, r.added_at, r.last_seen_at) for r in rows}, state
+    return {
+        r.stream_name: Tracked(StreamStatus(r.status), r.added_at, r.last_seen_at) for r in rows
+    }, state
 
 
 def would_track(
@@ -116,7 +118,7 @@ def would_track(
             reason = refusal_reason(name)
             known = rows.get(name)
             if known is None:
-                status: str = StreamStatus.REFUSED if reason else StreamStatus.ACTIVE
+                status = StreamStatus.REFUSED if reason else StreamStatus.ACTIVE
                 rows[name] = Tracked(status, now, now if seen and not reason else None)
             elif seen and not reason:
                 rows[name] = Tracked(StreamStatus.ACTIVE, known.added_at, now)

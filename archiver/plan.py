@@ -43,7 +43,7 @@ class StreamEntry:
     """A tracked stream the planner may ask about."""
 
     name: str
-    status: str  # a StreamStatus: active or dormant
+    status: StreamStatus  # active or dormant
 
 
 @dataclass(frozen=True)

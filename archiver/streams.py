@@ -151,7 +151,7 @@ def plannable(conn: Connection) -> list[StreamEntry]:
             tracked_streams.c.status != StreamStatus.REFUSED
         )
     )
-    return [StreamEntry(name, status) for name, status in rows]
+    return [StreamEntry(name, StreamStatus(status)) for name, status in rows]
 
 
 def plannable_capped(conn: Connection, max_new: int) -> tuple[list[StreamEntry], dict[str, int]]:
@@ -181,7 +181,7 @@ def plannable_capped(conn: Connection, max_new: int) -> tuple[list[StreamEntry],
                 waiting[source] = waiting.get(source, 0) + 1
                 continue
             taken[source] = taken.get(source, 0) + 1
-        entries.append(StreamEntry(name, status))
+        entries.append(StreamEntry(name, StreamStatus(status)))
     return entries, waiting
 
 

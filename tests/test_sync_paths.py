@@ -32,7 +32,7 @@ from archiver.store.tables import stream_usage, sync_runs, sync_state, tracked_s
 from archiver.streams import add_streams
 from archiver.sync import plan_cycle, run_cycle
 from archiver.timeutil import Resolution, buckets, floor, format_iso, parse_instant
-from archiver.vocabulary import PUBLISH_TOKENS_PATH, StreamSource
+from archiver.vocabulary import PUBLISH_TOKENS_PATH, StreamSource, StreamStatus
 
 NOW = datetime(2026, 11, 20, 12, 2, tzinfo=UTC)
 # One day of hourly (and per-stream) retention and the 60-minute margin: the oldest hour worth
@@ -383,7 +383,7 @@ def test_plan_cycle_plans_the_extra_streams_too_and_writes_nothing(engine: Engin
         return {n for p in plan.requests for n in p.request.streams}
 
     assert names(plan_cycle(engine=engine, settings=config, now=NOW)) == {"cam"}
-    extra = [StreamEntry("new", "active")]
+    extra = [StreamEntry("new", StreamStatus.ACTIVE)]
     plan = plan_cycle(engine=engine, settings=config, now=NOW, extra_streams=extra)
     assert names(plan) == {"cam", "new"}
     with engine.connect() as conn:
