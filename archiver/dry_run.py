@@ -7,7 +7,6 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -62,10 +61,10 @@ class DryRun:
 @contextmanager
 def existing_archive(settings: Settings) -> Iterator[Engine | None]:
     """The archive opened read-only, or None where there is none yet (nothing is created)."""
-    url = sa.make_url(settings.database_url)
-    if url.get_backend_name() == "sqlite":
-        name = url.database or ""
-        if not name.startswith("file:") and not Path(name).exists():
+    sqlite = db.sqlite_target(settings.database_url)
+    if sqlite is not None:
+        # No file yet: the real run would create it. (One in memory holds nothing either.)
+        if sqlite.path is None or not sqlite.path.exists():
             yield None
             return
     else:

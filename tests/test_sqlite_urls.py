@@ -1,5 +1,5 @@
 """One reading of a SQLite URL (`db.sqlite_target`), checked against the file the driver
-really opens, and used alike by the writer, the read-only opener, the lock and the export."""
+really opens, used alike by the writer, read-only opener, dry run, lock and export."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.pool import NullPool
 
 from archiver.cli._archive import writable_url, write_output
+from archiver.dry_run import existing_archive
 from archiver.errors import ConfigError, DatabaseError, InputError
 from archiver.service.lock import FileLock, lock_for
 from archiver.store import db
@@ -92,6 +93,13 @@ def test_the_read_only_open_takes_only_a_plain_existing_file(url: str, uri: bool
         message = "names an in-memory or URI-style SQLite database"
     with pytest.raises(DatabaseError, match=message):
         db.open_readonly(url)
+
+
+@pytest.mark.parametrize(("url", "name"), FILES)
+def test_a_dry_run_finds_no_archive_where_no_file_is_yet(url: str, name: str) -> None:
+    with existing_archive(settings(database_url=url)) as engine:
+        assert engine is None
+    assert not Path(name).exists()  # and creates none
 
 
 def test_a_url_is_read_once_whether_given_as_text_or_parsed() -> None:
