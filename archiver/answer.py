@@ -1,5 +1,4 @@
-"""One answer into the archive: settle it, store its rows with their watermarks, note the
-streams seen and the failures, count it in the cycle's report."""
+"""One answer into the archive: settled, stored with its watermarks, noted, counted."""
 
 from __future__ import annotations
 
