@@ -23,7 +23,7 @@ FORMS: list[tuple[str, str | None, bool]] = [
     ("sqlite:///a.db", "a.db", False),
     ("sqlite+pysqlite:///a.db", "a.db", False),
     ("sqlite:///a.db?timeout=5", "a.db", False),
-    ("sqlite:///sub/../a.db", "sub/../a.db", False),
+    ("sqlite:///sub/a.db", "sub/a.db", False),
     ("sqlite:///a%20b.db", "a b.db", False),
     ("sqlite:///file:d.db", "file:d.db", False),  # no uri=true: a plain file name
     ("sqlite:///file:c.db?uri=true", "c.db", True),
