@@ -42,6 +42,17 @@ def test_the_target_stays_inside_the_chunk() -> None:
     assert Settlement(POLICY, H, *chunk, at).target == T0 + timedelta(hours=14)
 
 
+def test_an_answer_whose_time_is_not_believed_settles_nothing() -> None:
+    chunk = (T0, T0 + timedelta(hours=10))
+    doubted = Settlement(POLICY, H, *chunk, T0 + timedelta(days=30), settles=False)
+    assert not any(doubted.final(T0 + timedelta(hours=h)) for h in range(10))
+    assert doubted.target == chunk[0]
+    assert doubted.moves_from == (chunk[0], chunk[0])  # an empty range: no watermark moves
+    for hours in (-1, 0, 5, 10):
+        watermark = T0 + timedelta(hours=hours)
+        assert doubted.moves(watermark) == watermark
+
+
 def test_a_later_chunk_answered_first_never_skips_an_earlier_one() -> None:
     late = Settlement(
         POLICY, H, T0 + timedelta(hours=10), T0 + timedelta(hours=20), T0 + timedelta(days=3)
