@@ -33,6 +33,7 @@ from archiver.store.state import start_scopes
 from archiver.store.tables import stream_usage
 from archiver.store.upsert import _statements, _tuples, upsert_rows
 from archiver.timeutil import Resolution
+from archiver.vocabulary import StreamSource
 
 HERE = Path(__file__).resolve().parent
 WORK = HERE / ".work"
@@ -84,7 +85,7 @@ def prepare_steady_state(sim: Simulator, url: str, names: list[str], *, syntheti
     engine = db.make_engine(url)
     db.upgrade(engine)
     with db.transaction(engine) as conn:
-        add_streams(conn=conn, names=names, source="config", now=NOW - timedelta(days=1))
+        add_streams(conn=conn, names=names, source=StreamSource.CONFIG, now=NOW - timedelta(days=1))
     if synthetic:
         # As if the previous cycle (at NOW) had stored everything: every watermark at the
         # first bucket not yet final then.

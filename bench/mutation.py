@@ -34,7 +34,7 @@ RECORD = Path(__file__).resolve().parent / "MUTATION.md"
 # Each core module and the fast tests that are meant to guard it.
 TARGETS: dict[str, list[str]] = {
     "archiver/rules/plan.py": ["tests/test_plan.py", "tests/test_finality.py"],
-    "archiver/rules/finality.py": ["tests/test_finality.py"],
+    "archiver/rules/finality.py": ["tests/test_finality.py", "tests/test_watermark_move.py"],
     "archiver/store/db.py": [
         "tests/test_db_engine.py",
         "tests/test_readonly.py",
@@ -52,16 +52,24 @@ TARGETS: dict[str, list[str]] = {
     # The fast path tests first: with `-x`, most mutants die there in seconds.
     "archiver/store/state.py": [
         "tests/test_sync_state.py",
+        "tests/test_watermark_move.py",
         "tests/test_sync_paths.py",
         "tests/test_store.py",
         "tests/test_finality.py",
         "tests/test_sync_e2e.py",
     ],
     "archiver/cycle/sync.py": [
+        "tests/test_recorded_run.py",
         "tests/test_sync_paths.py",
         "tests/test_sync_state.py",
         "tests/test_sync_e2e.py",
         "tests/test_finality.py",
+    ],
+    "archiver/cycle/answer.py": [
+        "tests/test_sync_paths.py",
+        "tests/test_outages_and_refusals.py",
+        "tests/test_sync_state.py",
+        "tests/test_sync_e2e.py",
     ],
     "archiver/vocabulary.py": [
         "tests/test_plan.py",

@@ -19,6 +19,7 @@ from archiver.rules.plan import Policy, Selection
 from archiver.simulator import Simulator
 from archiver.store.tables import USAGE_TABLES, tracked_streams
 from archiver.timeutil import Resolution, format_iso
+from archiver.vocabulary import RunKind
 from tests.simhelpers import TOKEN
 
 
@@ -48,7 +49,7 @@ class Harness:
         self,
         now: datetime,
         *,
-        kind: str = "sync",
+        kind: RunKind = RunKind.SYNC,
         selection: Selection | None = None,
         host: datetime | None = None,
     ) -> CycleReport:

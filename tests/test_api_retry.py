@@ -19,10 +19,10 @@ from archiver.api.errors import (
     ServerError,
     TransportError,
 )
-from archiver.api.retry import retryable
+from archiver.api.retry import parse_retry_after, retryable
 from archiver.timeutil import Resolution
 from archiver.vocabulary import ACCOUNT_SERIES, ApiRequest
-from tests.test_api_client import Recorder, success
+from tests.test_api_client import NOW, Recorder, success, zeros
 
 HOUR = datetime(2020, 3, 4, 10, tzinfo=UTC)
 REQUEST = ApiRequest(ACCOUNT_SERIES, Resolution.HOUR, HOUR, HOUR + timedelta(hours=1))
@@ -84,3 +84,30 @@ def test_a_server_error_is_asked_again_until_the_attempts_run_out() -> None:
         client.fetch(REQUEST)
     assert len(recorder.requests) == 3
     assert len(recorder.sleeps) == 2
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("7", 7.0),
+        ("Fri, 20 Nov 2026 12:00:30 GMT", 30.0),  # a date: seconds from the given now
+        ("Fri, 20 Nov 2026 11:59:00 GMT", None),  # already past: the backoff applies
+        ("nan", None),
+        ("soon", None),
+        (None, None),
+    ],
+)
+def test_retry_after_is_read_against_the_given_now(
+    value: str | None, expected: float | None
+) -> None:
+    assert parse_retry_after(value, datetime(2026, 11, 20, 12, tzinfo=UTC)) == expected
+
+
+def test_the_client_reads_a_dated_retry_after_on_its_own_clock() -> None:
+    when = NOW + timedelta(seconds=12)
+    dated = when.strftime("%a, %d %b %Y %H:%M:%S GMT")
+    answers = iter([httpx.Response(429, headers={"Retry-After": dated})])
+    fake = Recorder(lambda r: next(answers, None) or zeros(r))
+    with fake.client() as client:
+        client.fetch(REQUEST)
+    assert fake.sleeps == [12.0]

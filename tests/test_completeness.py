@@ -34,6 +34,7 @@ from archiver.simulator.server import Faults
 from archiver.store import db
 from archiver.store.tables import sync_gaps, sync_runs, tracked_streams
 from archiver.timeutil import Resolution, buckets, ceil, floor, format_iso, next_start
+from archiver.vocabulary import RunKind
 from tests.harness import Harness, archived, table_dump, truth
 from tests.pgcluster import Cluster, private_cluster
 from tests.simhelpers import TOKEN
@@ -388,7 +389,7 @@ def _run(
     cluster: Cluster | None = request.getfixturevalue("pg_cluster") if pg else None
     quiet = timedelta(hours=1) if discovery_only else timedelta(hours=3)
     times = schedule(quiet, with_pg_restart=pg)
-    harness.cycle(times[0], kind="backfill")
+    harness.cycle(times[0], kind=RunKind.BACKFILL)
     doubted: set[datetime] = set()
     for moment in times[1:]:
         if moment in KILLS:

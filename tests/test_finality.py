@@ -7,15 +7,16 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy.engine import Engine
 
+from archiver.rules import finality
 from archiver.rules.finality import Settlement
 from archiver.rules.plan import Policy, Scope
 from archiver.store import state
 from archiver.store.tables import stream_usage, sync_state
-from archiver.timeutil import Resolution
+from archiver.timeutil import Resolution, add_buckets, floor
 from tests.test_store import usage_row
 
 H = Resolution.HOUR
@@ -39,6 +40,17 @@ def test_the_target_stays_inside_the_chunk() -> None:
     assert Settlement(POLICY, H, *chunk, T0).target == chunk[0]
     at = T0 + timedelta(hours=15, minutes=30)  # hours up to 14:00 are final
     assert Settlement(POLICY, H, *chunk, at).target == T0 + timedelta(hours=14)
+
+
+def test_an_answer_whose_time_is_not_believed_settles_nothing() -> None:
+    chunk = (T0, T0 + timedelta(hours=10))
+    doubted = Settlement(POLICY, H, *chunk, T0 + timedelta(days=30), settles=False)
+    assert not any(doubted.final(T0 + timedelta(hours=h)) for h in range(10))
+    assert doubted.target == chunk[0]
+    assert doubted.moves_from == (chunk[0], chunk[0])  # an empty range: no watermark moves
+    for hours in (-1, 0, 5, 10):
+        watermark = T0 + timedelta(hours=hours)
+        assert doubted.moves(watermark) == watermark
 
 
 def test_a_later_chunk_answered_first_never_skips_an_earlier_one() -> None:
@@ -78,6 +90,31 @@ def test_the_target_is_the_first_bucket_not_yet_final(
     for hour in range(length):
         bucket = chunk_start + timedelta(hours=hour)
         assert settlement.final(bucket) == (bucket < expected)
+
+
+@settings(max_examples=500, deadline=None)
+@example(resolution=Resolution.HOUR, offset=1, edge=5, jitter=0, settle=3600)  # read at the end
+@example(resolution=Resolution.DAY, offset=0, edge=5, jitter=-1, settle=60)  # a second before
+@given(
+    resolution=st.sampled_from(list(Resolution)),
+    offset=st.integers(-2, 3),
+    edge=st.integers(0, 60),
+    jitter=st.one_of(st.integers(-2, 2), st.integers(-100 * 86400, 100 * 86400)),
+    settle=st.integers(0, 3 * 86400),
+)
+def test_the_rule_by_bucket_and_by_boundary_agree_at_every_resolution(
+    resolution: Resolution, offset: int, edge: int, jitter: int, settle: int
+) -> None:
+    # finality.is_final (per bucket) and finality.first_unfinal (the boundary the watermark
+    # moves to) are one rule: a bucket is final exactly when it starts before the boundary.
+    # Read times cluster within seconds of a bucket's end plus the settle delay, where an
+    # off-by-one lives, or fall anywhere.
+    delay = timedelta(seconds=settle)
+    at = add_buckets(T0, resolution, edge) + delay + timedelta(seconds=jitter)
+    start = add_buckets(floor(at - delay, resolution), resolution, -offset)
+    assert finality.is_final(delay, resolution, start, at) == (
+        start < finality.first_unfinal(delay, resolution, at)
+    )
 
 
 SCOPE = Scope("stream_usage", "a", H)

@@ -1,4 +1,5 @@
-"""PostgreSQL `status`: only a lock on this archive's database is its service (issue #25)."""
+"""PostgreSQL `status`: only a lock on this archive's database is its service (issue #25); a failed
+ask for the advisory lock leaks no connection."""
 
 from __future__ import annotations
 
@@ -64,3 +65,30 @@ def test_a_lock_on_another_database_of_the_server_is_not_this_archives_service(
     finally:
         elsewhere.dispose()
         here.dispose()
+
+
+@pytest.mark.parametrize("failure", [sa.exc.OperationalError, RuntimeError])
+def test_a_failed_ask_for_the_advisory_lock_leaks_no_connection(
+    postgres_url: str, failure: type[BaseException]
+) -> None:
+    engine = db.make_engine(postgres_url)
+
+    def refuse(conn: object, cursor: object, statement: str, *_: object) -> None:
+        if "pg_try_advisory_lock" in statement:
+            if failure is RuntimeError:  # not the database's: raised on, never swallowed
+                raise RuntimeError("interrupted")
+            raise sa.exc.OperationalError(statement, {}, Exception("server closed the connection"))
+
+    sa.event.listen(engine, "before_cursor_execute", refuse)
+    try:
+        lock = AdvisoryLock(engine)
+        if failure is RuntimeError:
+            with pytest.raises(RuntimeError, match="interrupted"):
+                lock.try_acquire()
+        else:
+            assert not lock.try_acquire()
+            assert lock.problem is not None
+            assert "server closed the connection" in lock.problem
+        assert engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+    finally:
+        engine.dispose()

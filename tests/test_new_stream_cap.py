@@ -25,7 +25,7 @@ from tests.simhelpers import TOKEN
 NOW = datetime(2026, 11, 20, 12, 2, tzinfo=UTC)
 
 
-def _register(engine: Engine, names: list[str], source: str, at: datetime) -> None:
+def _register(engine: Engine, names: list[str], source: StreamSource, at: datetime) -> None:
     with transaction(engine) as conn:
         added = add_streams(conn=conn, names=names, source=source, now=at, seen=True)
     assert len(added.added) == len(names)
@@ -35,7 +35,7 @@ def _asked(plan: Plan) -> set[str]:
     return {name for p in plan.requests for name in p.request.streams}
 
 
-def _plan(engine: Engine, cap: int, kind: str = RunKind.SYNC) -> Plan:
+def _plan(engine: Engine, cap: int, kind: RunKind = RunKind.SYNC) -> Plan:
     url = engine.url.render_as_string(hide_password=False)
     settings = get_settings(database_url=url, now=NOW, max_new_streams_per_cycle=cap)
     return plan_cycle(engine=engine, settings=settings, now=NOW, kind=kind)

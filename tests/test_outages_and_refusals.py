@@ -15,14 +15,20 @@ from sqlalchemy.engine import Engine
 
 from archiver.api.client import AnalyticsClient, FetchResult
 from archiver.api.errors import AuthenticationError, PermissionDeniedError, UnreachableError
+from archiver.cycle.answer import store_answer
 from archiver.cycle.report import CycleReport
-from archiver.cycle.sync import _store
 from archiver.rules.plan import Policy
 from archiver.service.runner import Service
 from archiver.simulator import SimConfig, Simulator
 from archiver.simulator.server import Faults
 from archiver.timeutil import Resolution
-from archiver.vocabulary import ACCOUNT_GEO_SERIES, ACCOUNT_SERIES, STREAMS_SERIES, ApiRequest
+from archiver.vocabulary import (
+    ACCOUNT_GEO_SERIES,
+    ACCOUNT_SERIES,
+    STREAMS_SERIES,
+    ApiRequest,
+    RunKind,
+)
 from tests.apifakes import fake_client, locked_service, run_statuses
 from tests.processes import free_port
 from tests.simhelpers import TOKEN
@@ -233,9 +239,9 @@ def test_many_strangers_in_one_answer_are_one_error_line(
     request = ApiRequest(STREAMS_SERIES, Resolution.HOUR, T0, T0 + timedelta(hours=1), ("a",))
     strangers = [f"s{i}" for i in range(2000)]
     result = FetchResult(request, [], NOW, strangers=strangers)
-    report = CycleReport(kind="sync", now=NOW)
+    report = CycleReport(kind=RunKind.SYNC, now=NOW)
     with caplog.at_level(logging.ERROR):
-        _store(engine=engine, result=result, scopes=(), policy=Policy(), report=report)
+        store_answer(engine=engine, result=result, scopes=(), policy=Policy(), report=report)
     assert len(report.errors) == 1
     (line,) = report.errors
     assert "2000 streams that were not asked for" in line

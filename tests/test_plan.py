@@ -26,6 +26,7 @@ from archiver.rules.plan import (
     streams_due,
 )
 from archiver.timeutil import Resolution, floor, next_start
+from archiver.vocabulary import StreamStatus
 
 NOW = datetime(2026, 11, 26, 6, 2, tzinfo=UTC)
 POLICY = Policy()
@@ -33,7 +34,7 @@ H, D, M = Resolution.HOUR, Resolution.DAY, Resolution.MONTH
 
 
 def active(*names: str) -> list[StreamEntry]:
-    return [StreamEntry(n, "active") for n in names]
+    return [StreamEntry(n, StreamStatus.ACTIVE) for n in names]
 
 
 def test_a_new_account_starts_at_each_horizon_and_asks_up_to_the_current_bucket() -> None:
@@ -172,9 +173,9 @@ def test_data_nearest_its_purge_goes_first() -> None:
 def test_dormant_streams_are_checked_once_a_day() -> None:
     recent = Scope("stream_usage", "quiet", H)
     streams = [
-        StreamEntry("busy", "active"),
-        StreamEntry("quiet", "dormant"),
-        StreamEntry("never", "dormant"),
+        StreamEntry("busy", StreamStatus.ACTIVE),
+        StreamEntry("quiet", StreamStatus.DORMANT),
+        StreamEntry("never", StreamStatus.DORMANT),
     ]
     state = {recent: ScopeState(NOW - timedelta(hours=3), NOW - timedelta(hours=3))}
     assert streams_due(NOW, streams, state, POLICY) == ["busy", "never"]

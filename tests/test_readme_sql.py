@@ -17,6 +17,7 @@ from sqlalchemy.engine import Engine
 
 from archiver.reading.export import _as_text
 from archiver.simulator import SimConfig, Simulator
+from archiver.vocabulary import RunKind
 from tests.simhelpers import TOKEN
 
 pytestmark = pytest.mark.e2e
@@ -46,7 +47,7 @@ def filled(engine: Engine) -> Iterator[tuple[Engine, Truth]]:
         httpx.Client(base_url=sim.url) as http,
     ):
         names = [s.name for s in sim.traffic.streams]
-        report = Harness(sim, engine, {"streams": names}).cycle(BACKFILL_AT, kind="backfill")
+        report = Harness(sim, engine, {"streams": names}).cycle(BACKFILL_AT, kind=RunKind.BACKFILL)
         assert report.ok, report.errors
 
         def truth(dataset: str, resolution: str, start: str, stop: str) -> Rows:

@@ -20,6 +20,7 @@ from archiver.rules.plan import Policy
 from archiver.simulator import SimConfig
 from archiver.store.tables import sync_gaps
 from archiver.timeutil import Resolution, buckets, floor, format_iso, next_start
+from archiver.vocabulary import RunKind
 from tests.harness import Harness, archived, truth
 from tests.simhelpers import get_data, running_simulator
 
@@ -50,7 +51,7 @@ def _backfill(engine: Engine, config: SimConfig) -> tuple[dict[str, dict[str, An
         # One request at a time, in the plan's order (Day data before the never-purged
         # months): only the cycle's own ordering can put the months first.
         overrides = {"discovery": False, "concurrency": 1}
-        report = Harness(sim, engine, overrides).cycle(NOW, kind="backfill")
+        report = Harness(sim, engine, overrides).cycle(NOW, kind=RunKind.BACKFILL)
         held = truth(http, "account_usage", Resolution.DAY, HORIZON, TODAY)
     assert report.failed == 0, report.errors
     return {row["period_start"]: row for row in held}, report

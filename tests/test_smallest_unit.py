@@ -24,7 +24,13 @@ from archiver.simulator import SimConfig, Simulator
 from archiver.simulator.server import Faults
 from archiver.store.tables import USAGE_TABLES, sync_runs, sync_state, tracked_streams
 from archiver.timeutil import Resolution
-from archiver.vocabulary import ACCOUNT_GEO_SERIES, ACCOUNT_SERIES, STREAMS_SERIES, ApiRequest
+from archiver.vocabulary import (
+    ACCOUNT_GEO_SERIES,
+    ACCOUNT_SERIES,
+    STREAMS_SERIES,
+    ApiRequest,
+    RunKind,
+)
 from tests.apifakes import fake_client
 from tests.harness import Harness, compare_with_truth
 from tests.simhelpers import TOKEN
@@ -158,7 +164,7 @@ def simulator(faults: Faults) -> Simulator:
 def test_a_body_mislabelled_gzip_fails_its_endpoint_and_the_cycle_goes_on(engine: Engine) -> None:
     with simulator(Faults(mislabelled_gzip=("account/geo_series",))) as sim:
         run = harness(sim, engine)
-        report = run.cycle(START, kind="backfill")
+        report = run.cycle(START, kind=RunKind.BACKFILL)
         assert report.failed == sum(1 for e in report.errors if "Content-Encoding 'gzip'" in e)
         assert report.failed > 0
         assert report.requests == report.planned
@@ -216,7 +222,7 @@ def test_an_unrequested_stream_is_reported_and_the_requested_are_stored(
 ) -> None:
     with simulator(Faults(stranger_stream=STRANGER)) as sim:
         run = harness(sim, engine)
-        report = run.cycle(START, kind="backfill")
+        report = run.cycle(START, kind=RunKind.BACKFILL)
         strangers = [e for e in report.errors if f"'{STRANGER}', which was not asked for" in e]
         assert strangers
         assert len(strangers) == len(report.errors)

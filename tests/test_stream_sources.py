@@ -26,6 +26,7 @@ from archiver.simulator.server import WebhookTarget
 from archiver.simulator.traffic import EPOCH
 from archiver.store.tables import stream_usage, token_patterns, tracked_streams
 from archiver.timeutil import Resolution, ceil, format_iso
+from archiver.vocabulary import RunKind
 from tests.harness import Harness, compare_with_truth, quarter_hours
 from tests.simhelpers import TOKEN, get_data, running_simulator
 
@@ -226,7 +227,7 @@ def test_exact_token_names_are_archived_seven_days_back_on_a_fresh_install(
     with Simulator(config, token=TOKEN, start=NOW) as sim:
         # Discovery off: the exact names are never seen live by this install.
         harness = Harness(sim, engine, {"discovery": False, "retention_margin_minutes": 0})
-        report = harness.cycle(NOW, kind="backfill")
+        report = harness.cycle(NOW, kind=RunKind.BACKFILL)
         assert report.ok, report.errors
         with engine.connect() as conn:
             sources = {
@@ -317,7 +318,7 @@ def test_a_failing_token_list_is_logged_and_the_cycle_goes_on(
         harness = Harness(sim, engine, {"streams": ["stream-0001"], "discovery": False})
         settings = harness.settings(NOW)
         with NoTokens.from_settings(settings, sleep=lambda _: None) as client:
-            report = run_cycle(engine=engine, client=client, settings=settings, kind="sync")
+            report = run_cycle(engine=engine, client=client, settings=settings, kind=RunKind.SYNC)
     assert report.errors == ["publish tokens: publish_token/list page 1: server error 500: boom"]
     assert report.planned > 0
     assert report.requests == report.planned

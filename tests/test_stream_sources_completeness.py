@@ -28,6 +28,7 @@ from archiver.simulator import SimConfig, Simulator
 from archiver.simulator.server import WebhookTarget
 from archiver.store.tables import tracked_streams
 from archiver.timeutil import Resolution, ceil, format_iso
+from archiver.vocabulary import RunKind
 from tests.harness import Harness, compare_with_truth
 from tests.simhelpers import TOKEN
 
@@ -136,7 +137,7 @@ def _run(
         with Simulator(CONFIG, token=TOKEN, start=T0, webhook=target) as sim:
             overrides = {"retention_margin_minutes": 0, **MODES[mode]}
             harness = Harness(sim, engine, overrides)
-            assert harness.cycle(T0, kind="backfill").ok
+            assert harness.cycle(T0, kind=RunKind.BACKFILL).ok
             moment = T0 + timedelta(hours=1)
             while moment <= END:
                 clock[0] = moment

@@ -12,6 +12,7 @@ from sqlalchemy.engine import Engine
 from archiver.simulator import SimConfig, Simulator
 from archiver.store.tables import account_usage, sync_gaps, sync_runs, tracked_streams
 from archiver.timeutil import Resolution
+from archiver.vocabulary import RunKind
 from tests.harness import (
     Harness,
     compare_with_truth,
@@ -39,7 +40,7 @@ def test_backfill_then_three_days_of_cycles_equal_the_truth(engine: Engine) -> N
     end = START + timedelta(days=3)
     with Simulator(config, token=TOKEN, start=START) as sim:
         harness = Harness(sim, engine, {"streams": ["stream-0000", "bad/name"]})
-        first = harness.cycle(START, kind="backfill")
+        first = harness.cycle(START, kind=RunKind.BACKFILL)
         assert first.ok, first.errors
         assert first.refused == {
             "bad/name": "the name contains '/', which the vendor never reports on"

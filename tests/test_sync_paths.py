@@ -32,7 +32,7 @@ from archiver.rules.plan import Plan, StreamEntry
 from archiver.store import state
 from archiver.store.tables import stream_usage, sync_runs, sync_state, tracked_streams
 from archiver.timeutil import Resolution, buckets, floor, format_iso, parse_instant
-from archiver.vocabulary import PUBLISH_TOKENS_PATH
+from archiver.vocabulary import PUBLISH_TOKENS_PATH, StreamSource, StreamStatus
 
 NOW = datetime(2026, 11, 20, 12, 2, tzinfo=UTC)
 # One day of hourly (and per-stream) retention and the 60-minute margin: the oldest hour worth
@@ -377,13 +377,13 @@ def test_rows_by_table_sums_every_response_of_a_table(engine: Engine) -> None:
 def test_plan_cycle_plans_the_extra_streams_too_and_writes_nothing(engine: Engine) -> None:
     config = settings()
     with engine.begin() as conn:
-        add_streams(conn=conn, names=["cam"], source="config", now=NOW)
+        add_streams(conn=conn, names=["cam"], source=StreamSource.CONFIG, now=NOW)
 
     def names(plan: Plan) -> set[str]:
         return {n for p in plan.requests for n in p.request.streams}
 
     assert names(plan_cycle(engine=engine, settings=config, now=NOW)) == {"cam"}
-    extra = [StreamEntry("new", "active")]
+    extra = [StreamEntry("new", StreamStatus.ACTIVE)]
     plan = plan_cycle(engine=engine, settings=config, now=NOW, extra_streams=extra)
     assert names(plan) == {"cam", "new"}
     with engine.connect() as conn:

@@ -14,6 +14,7 @@ from archiver.rules.plan import Policy, Scope
 from archiver.store import state
 from archiver.store.tables import sync_runs, sync_state
 from archiver.timeutil import Resolution
+from archiver.vocabulary import RunKind, RunStatus
 
 H = Resolution.HOUR
 POLICY = Policy(settle=timedelta(minutes=60))
@@ -119,8 +120,11 @@ def _runs(engine: Engine) -> dict[int, tuple[str, datetime | None, str | None]]:
 def test_only_runs_left_running_become_interrupted(engine: Engine) -> None:
     ended = T0 + timedelta(minutes=1)
     with engine.begin() as conn:
-        ids = [state.start_run(conn=conn, kind="sync", started_at=T0) for _ in range(4)]
-        for run_id, status, error in ((ids[0], "ok", None), (ids[2], "partial", "timed out")):
+        ids = [state.start_run(conn=conn, kind=RunKind.SYNC, started_at=T0) for _ in range(4)]
+        for run_id, status, error in (
+            (ids[0], RunStatus.OK, None),
+            (ids[2], RunStatus.PARTIAL, "timed out"),
+        ):
             state.finish_run(
                 conn=conn,
                 run_id=run_id,

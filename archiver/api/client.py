@@ -176,7 +176,7 @@ class AnalyticsClient:
                     vendor_time = parse_http_date(answer.headers.get("Date"))
                     return decode(answer.content, body, endpoint=what), vendor_time
                 error = status_error(answer, what, self.scrub, path)
-                retry_after = parse_retry_after(answer.headers.get("Retry-After"))
+                retry_after = parse_retry_after(answer.headers.get("Retry-After"), self._now())
             except ApiError as exc:
                 error = exc
             if not retryable(error) or attempt >= self.retry.max_attempts or self.cancelled:

@@ -60,8 +60,8 @@ def parse_http_date(value: str | None) -> datetime | None:
     return parsed.astimezone(UTC)
 
 
-def parse_retry_after(value: str | None) -> float | None:
-    """`Retry-After` as seconds: a number, or an HTTP date."""
+def parse_retry_after(value: str | None, now: datetime) -> float | None:
+    """`Retry-After` as seconds: a number, or an HTTP date (seconds from `now`)."""
     if not value:
         return None
     try:
@@ -70,7 +70,7 @@ def parse_retry_after(value: str | None) -> float | None:
         when = parse_http_date(value)
         if when is None:
             return None
-        seconds = (when - datetime.now(UTC)).total_seconds()
+        seconds = (when - now).total_seconds()
     # `nan` or a negative wait would disable the backoff; the exponential one applies instead.
     # `inf` stays: the policy caps it.
     if math.isnan(seconds) or seconds < 0:

@@ -94,13 +94,10 @@ def archive_readonly(settings: Settings) -> Iterator[Engine]:
 
 def _database_files(settings: Settings) -> list[Path]:
     """The SQLite database file and its companions (none for PostgreSQL)."""
-    url = settings.database_url
-    if not url.startswith("sqlite"):
+    target = db.sqlite_target(settings.database_url)
+    if target is None or target.path is None:
         return []
-    name = url.split("///", 1)[1].split("?", 1)[0] if "///" in url else ""
-    if not name or name == ":memory:":
-        return []
-    base = Path(name)
+    base = target.path
     return [base, *(Path(f"{base}{suffix}") for suffix in ("-wal", "-shm", "-journal"))]
 
 

@@ -21,6 +21,7 @@ from archiver.errors import InputError
 from archiver.rules.plan import Plan, Selection
 from archiver.store import db
 from archiver.timeutil import Resolution
+from archiver.vocabulary import RunKind, StreamSource
 
 NO_STREAMS = (
     "no stream is tracked, so no per-stream history is saved (account totals only): "
@@ -44,7 +45,7 @@ def add_sync(commands: Commands) -> None:
 def cmd_sync(args: argparse.Namespace, settings: Settings) -> int:
     settings.require_token()
     with sole_writer(settings) as engine, AnalyticsClient.from_settings(settings) as client:
-        report = run_cycle(engine=engine, client=client, settings=settings, kind="sync")
+        report = run_cycle(engine=engine, client=client, settings=settings, kind=RunKind.SYNC)
     return _print_report(report)
 
 
@@ -102,13 +103,13 @@ def cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
     with sole_writer(settings) as engine:
         if names:
             with db.transaction(engine) as conn:
-                add_streams(conn=conn, names=names, source="cli", now=now)
+                add_streams(conn=conn, names=names, source=StreamSource.CLI, now=now)
         with AnalyticsClient.from_settings(settings) as client:
             report = run_cycle(
                 engine=engine,
                 client=client,
                 settings=settings,
-                kind="backfill",
+                kind=RunKind.BACKFILL,
                 selection=selection,
                 discover=names is None,
                 progress=ProgressLine(),

@@ -24,6 +24,7 @@ from archiver.cycle.tokens import TokenPattern, load_patterns, matching
 from archiver.store import db
 from archiver.text import printable
 from archiver.timeutil import format_iso
+from archiver.vocabulary import StreamSource
 
 
 def add_streams_commands(commands: Commands) -> None:
@@ -73,14 +74,14 @@ def add_streams_commands(commands: Commands) -> None:
 
 
 def cmd_streams_add(args: argparse.Namespace, settings: Settings) -> int:
-    return _add(settings, args.names, source="cli")
+    return _add(settings, args.names, source=StreamSource.CLI)
 
 
 def cmd_streams_import(args: argparse.Namespace, settings: Settings) -> int:
-    return _add(settings, read_names_file(Path(args.file)), source="cli")
+    return _add(settings, read_names_file(Path(args.file)), source=StreamSource.CLI)
 
 
-def _add(settings: Settings, names: list[str], *, source: str, seen: bool = False) -> int:
+def _add(settings: Settings, names: list[str], *, source: StreamSource, seen: bool = False) -> int:
     """Track names and say what happened; refusals fail only names the user typed."""
     with archive(settings) as engine, db.transaction(engine) as conn:
         result = add_streams(
@@ -166,4 +167,4 @@ def cmd_streams_discover(args: argparse.Namespace, settings: Settings) -> int:
         for name in found:
             out(printable(name, 140))
         return 0
-    return _add(settings, found, source="discovered", seen=True)
+    return _add(settings, found, source=StreamSource.DISCOVERED, seen=True)

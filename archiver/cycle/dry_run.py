@@ -7,7 +7,6 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -34,7 +33,7 @@ log = logging.getLogger(__name__)
 class Tracked:
     """A registry row as the real run would leave it before planning."""
 
-    status: str
+    status: StreamStatus
     added_at: datetime
     last_seen_at: datetime | None
 
@@ -62,10 +61,10 @@ class DryRun:
 @contextmanager
 def existing_archive(settings: Settings) -> Iterator[Engine | None]:
     """The archive opened read-only, or None where there is none yet (nothing is created)."""
-    url = sa.make_url(settings.database_url)
-    if url.get_backend_name() == "sqlite":
-        name = url.database or ""
-        if not name.startswith("file:") and not Path(name).exists():
+    sqlite = db.sqlite_target(settings.database_url)
+    if sqlite is not None:
+        # No file yet: the real run would create it. (One in memory holds nothing either.)
+        if sqlite.path is None or not sqlite.path.exists():
             yield None
             return
     else:
@@ -98,7 +97,9 @@ def _read(engine: Engine | None) -> tuple[dict[str, Tracked], dict[Scope, ScopeS
             )
         ).all()
         state = load_state(conn)
-    return {r.stream_name: Tracked(r.status, r.added_at, r.last_seen_at) for r in rows}, state
+    return {
+        r.stream_name: Tracked(StreamStatus(r.status), r.added_at, r.last_seen_at) for r in rows
+    }, state
 
 
 def would_track(
@@ -116,7 +117,7 @@ def would_track(
             reason = refusal_reason(name)
             known = rows.get(name)
             if known is None:
-                status: str = StreamStatus.REFUSED if reason else StreamStatus.ACTIVE
+                status = StreamStatus.REFUSED if reason else StreamStatus.ACTIVE
                 rows[name] = Tracked(status, now, now if seen and not reason else None)
             elif seen and not reason:
                 rows[name] = Tracked(StreamStatus.ACTIVE, known.added_at, now)

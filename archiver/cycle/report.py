@@ -11,6 +11,7 @@ from archiver.config import Settings
 from archiver.rules.clock_trust import Belief
 from archiver.rules.plan import Gap
 from archiver.rules.reading import CLOCK_TOLERANCE
+from archiver.vocabulary import RunKind
 
 Progress = Callable[["CycleReport"], None]
 
@@ -19,7 +20,7 @@ Progress = Callable[["CycleReport"], None]
 class CycleReport:
     """What one cycle did."""
 
-    kind: str
+    kind: RunKind
     now: datetime
     planned: int = 0
     requests: int = 0

@@ -18,7 +18,7 @@ from archiver.errors import InputError
 from archiver.rules.plan import StreamEntry
 from archiver.store.tables import sync_state, tracked_streams
 from archiver.text import printable, unsafe_character
-from archiver.vocabulary import StreamStatus, refusal_reason, storable
+from archiver.vocabulary import StreamSource, StreamStatus, refusal_reason, storable
 
 if TYPE_CHECKING:
     from archiver.api.client import AnalyticsClient
@@ -37,7 +37,12 @@ class Added:
 
 
 def add_streams(
-    *, conn: Connection, names: Iterable[str], source: str, now: datetime, seen: bool = False
+    *,
+    conn: Connection,
+    names: Iterable[str],
+    source: StreamSource,
+    now: datetime,
+    seen: bool = False,
 ) -> Added:
     """Track `names`; refused names are kept as `refused` with the reason, never sent.
 
@@ -146,7 +151,7 @@ def plannable(conn: Connection) -> list[StreamEntry]:
             tracked_streams.c.status != StreamStatus.REFUSED
         )
     )
-    return [StreamEntry(name, status) for name, status in rows]
+    return [StreamEntry(name, StreamStatus(status)) for name, status in rows]
 
 
 def plannable_capped(conn: Connection, max_new: int) -> tuple[list[StreamEntry], dict[str, int]]:
@@ -176,7 +181,7 @@ def plannable_capped(conn: Connection, max_new: int) -> tuple[list[StreamEntry],
                 waiting[source] = waiting.get(source, 0) + 1
                 continue
             taken[source] = taken.get(source, 0) + 1
-        entries.append(StreamEntry(name, status))
+        entries.append(StreamEntry(name, StreamStatus(status)))
     return entries, waiting
 
 

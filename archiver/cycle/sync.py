@@ -6,29 +6,25 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
-from contextlib import closing
+from collections.abc import Callable, Iterator
+from contextlib import closing, contextmanager
 from datetime import datetime, timedelta
 
 from sqlalchemy.engine import Connection, Engine
 
-from archiver.api.client import AnalyticsClient, FetchResult
+from archiver.api.client import AnalyticsClient
 from archiver.api.errors import ApiError
 from archiver.config import Settings
 from archiver.cycle import day_check, prelude
+from archiver.cycle.answer import store_answer
 from archiver.cycle.report import CycleReport, Progress, current_time
-from archiver.cycle.streams import mark_seen, plannable, plannable_capped, update_dormancy
-from archiver.errors import DatabaseError
-from archiver.rules.finality import Settlement
-from archiver.rules.plan import Plan, Policy, Scope, Selection, StreamEntry, make_plan
+from archiver.cycle.streams import plannable, plannable_capped, update_dormancy
+from archiver.rules.plan import Plan, Selection, StreamEntry, make_plan
 from archiver.store import state as store_state
 from archiver.store.db import transaction
-from archiver.vocabulary import Dataset, RunKind, RunStatus
+from archiver.vocabulary import RunKind, RunStatus
 
 log = logging.getLogger(__name__)
-
-# How many names of the streams nobody asked for one answer's error line shows.
-STRANGERS_SHOWN = 5
 
 PlanHook = Callable[[Plan], None]
 
@@ -40,7 +36,7 @@ def plan_cycle(
     now: datetime,
     selection: Selection | None = None,
     extra_streams: list[StreamEntry] | None = None,
-    kind: str = RunKind.SYNC,
+    kind: RunKind = RunKind.SYNC,
 ) -> Plan:
     """The plan of a cycle at `now`, from what the database holds (nothing is written)."""
     policy = settings.policy
@@ -50,7 +46,7 @@ def plan_cycle(
     return make_plan(now=now, policy=policy, streams=streams, state=state, selection=selection)
 
 
-def _streams(conn: Connection, settings: Settings, kind: str) -> list[StreamEntry]:
+def _streams(conn: Connection, settings: Settings, kind: RunKind) -> list[StreamEntry]:
     """The streams a cycle may plan. A sync takes a burst of new names (10,000 webhooks) a
     slice per cycle, so that its requests stay bounded and the known streams keep up; a
     backfill is asked for everything and takes everything."""
@@ -74,7 +70,7 @@ def run_cycle(
     engine: Engine,
     client: AnalyticsClient,
     settings: Settings,
-    kind: str = RunKind.SYNC,
+    kind: RunKind = RunKind.SYNC,
     selection: Selection | None = None,
     discover: bool = True,
     progress: Progress | None = None,
@@ -86,90 +82,68 @@ def run_cycle(
     Setting `stop` ends the cycle after the transaction in flight; what was not stored
     is fetched again by the next cycle.
     """
-    now = current_time(settings)
-    policy = settings.policy
-    report = CycleReport(kind=kind, now=now)
-    with transaction(engine) as conn:
-        run_id = store_state.start_run(conn=conn, kind=kind, started_at=now)
-    fatal: str | None = None
-    try:
+    report = CycleReport(kind=kind, now=current_time(settings))
+    with recorded_run(engine, settings, report):
         now = prelude.config_and_discovery(
             engine=engine, client=client, settings=settings, report=report, discover=discover
         )
         if discover and settings.publish_tokens:
             prelude.publish_tokens(engine=engine, client=client, report=report)
-        # On a clock not believed, nothing is settled: no stream goes dormant, no watermark
-        # moves, no gap is recorded; the rows are fetched and stored all the same. On an
-        # archive with a believed past, new scopes (a stream found now) do start, at the
-        # horizon of the earliest plausible now: what the vendor purges while the clock is
-        # doubted becomes a recorded gap, not a silent skip. A fresh archive has nothing to
-        # check a bare host clock against (a day slow, it would record a day of false gaps):
-        # its scopes start with its first believed cycle.
-        believed = report.belief.believed
-        vetted = report.belief.vetted
-        with transaction(engine) as conn:
-            if believed:
-                report.dormant = update_dormancy(
-                    conn=conn, now=now, window=timedelta(days=settings.stream_retention_days)
-                )
-            state = store_state.load_state(conn)
-            plan = make_plan(
-                now=now,
-                policy=policy,
-                streams=_streams(conn, settings, kind),
-                state=state,
-                selection=selection,
-            )
-            starts = {
-                s: w for s, w in plan.watermarks.items() if believed or (vetted and s not in state)
-            }
-            store_state.start_scopes(
-                conn=conn,
-                watermarks=starts,
-                gaps=plan.gaps if believed else [],
-                recorded_at=now,
-            )
-        report.gaps = plan.gaps if believed else []
-        report.planned = len(plan.requests)
+        plan = _start(engine, settings, report, now, selection)
         if on_plan is not None:
             on_plan(plan)
-        for gap in report.gaps:
-            log.warning(
-                "lost data: %s %s %s buckets %s..%s were purged by the vendor before they "
-                "were archived final",
-                gap.scope.dataset,
-                gap.scope.stream or "(account)",
-                gap.scope.resolution,
-                gap.start.isoformat(),
-                gap.stop.isoformat(),
-            )
-        # Requests are values: the plan never asks the same thing twice in one cycle.
-        scopes = {p.request: p.scopes for p in plan.requests}
-        for wave in day_check.waves([p.request for p in plan.requests], stop):
-            with closing(client.fetch_all(wave)) as results:
-                for result in results:
-                    if stop is not None and stop.is_set():
-                        break  # reported below: fewer requests answered than planned
-                    _store(
-                        engine=engine,
-                        result=result,
-                        scopes=scopes[result.request],
-                        policy=policy,
-                        report=report,
-                    )
-                    if progress is not None:
-                        progress(report)
+        _log_gaps(report)
+        _fetch_and_store(engine, client, settings, plan, report, progress, stop)
         refused = client.access.refused_everywhere()
         if refused is not None:
             raise refused  # 403 from every endpoint asked (discovery, tokens, analytics)
         interrupted = stop is not None and stop.is_set() and report.requests < report.planned
         if interrupted and "interrupted: shutting down" not in report.errors:
             report.errors.append("interrupted: shutting down")
-    except ApiError as exc:
-        fatal = str(exc)
-        raise
+    return report
+
+
+def _fetch_and_store(
+    engine: Engine,
+    client: AnalyticsClient,
+    settings: Settings,
+    plan: Plan,
+    report: CycleReport,
+    progress: Progress | None,
+    stop: threading.Event | None,
+) -> None:
+    """Every planned request, a few at a time; each answer stored as it arrives."""
+    # Requests are values: the plan never asks the same thing twice in one cycle.
+    scopes = {p.request: p.scopes for p in plan.requests}
+    # The account's Month answers come first: Day answers are judged against their month.
+    for wave in day_check.waves([p.request for p in plan.requests], stop):
+        with closing(client.fetch_all(wave)) as results:
+            for result in results:
+                if stop is not None and stop.is_set():
+                    break  # reported by the caller: fewer requests answered than planned
+                store_answer(
+                    engine=engine,
+                    result=result,
+                    scopes=scopes[result.request],
+                    policy=settings.policy,
+                    report=report,
+                )
+                if progress is not None:
+                    progress(report)
+
+
+@contextmanager
+def recorded_run(engine: Engine, settings: Settings, report: CycleReport) -> Iterator[None]:
+    """The cycle's row in the run history: opened as it starts, closed with its totals however
+    it ends. An error that ends the cycle is recorded (an ApiError by its text alone, others
+    with their type) and raised on."""
+    with transaction(engine) as conn:
+        run_id = store_state.start_run(conn=conn, kind=report.kind, started_at=report.now)
+    fatal: str | None = None
+    try:
+        yield
     except Exception as exc:
-        fatal = f"{type(exc).__name__}: {exc}"
+        fatal = str(exc) if isinstance(exc, ApiError) else f"{type(exc).__name__}: {exc}"
         raise
     finally:
         report.duration = time.monotonic() - report.started
@@ -191,108 +165,62 @@ def run_cycle(
                 )
         except Exception:
             log.exception("could not record the end of run %d", run_id)
-    return report
 
 
-def _store(
-    *,
+def _start(
     engine: Engine,
-    result: FetchResult,
-    scopes: tuple[Scope, ...],
-    policy: Policy,
+    settings: Settings,
     report: CycleReport,
-) -> None:
-    request = result.request
-    report.requests += 1
-    if result.strangers:
-        # Never stored (nobody asked, and its batch may be another's): reported, one line per
-        # answer however many it holds, and the requested streams are judged each on their own.
-        stranger = _strangers(request.describe(), result.strangers)
-        report.errors.append(stranger)
-        log.error("%s", stranger)
-    if result.error is not None:
-        _fail(engine, report, scopes, str(result.error), result.fetched_at)
-        return
-    settlement = _settlement(result, policy, report)
-    for row in result.rows:
-        row["fetched_at"] = settlement.fetched_at
-        row["is_final"] = settlement.final(row["period_start"])
-    good = tuple(s for s in scopes if s.stream not in result.failed)
-    broken = [s for s in scopes if s.stream in result.failed]
-    try:
-        with transaction(engine) as conn:
-            written = day_check.store_checked(
-                conn=conn,
-                request=request,
-                scopes=good,
-                rows=result.rows,
-                settlement=settlement,
-                policy=policy,
-                found=report.gaps,
-            )
-            if request.endpoint.dataset == Dataset.STREAM_USAGE and result.rows:
-                seen: dict[str, datetime] = {}
-                for row in result.rows:
-                    name = row["stream_name"]
-                    if name not in seen or seen[name] < row["period_start"]:
-                        seen[name] = row["period_start"]
-                mark_seen(conn=conn, last_seen=seen)
-            for scope in broken:
-                store_state.record_failure(
-                    conn=conn,
-                    scopes=[scope],
-                    error=result.failed[scope.stream],
-                    at=result.fetched_at,
-                )
-    except DatabaseError as exc:
-        # One response the database refuses must not stop the others: its scopes keep
-        # their watermarks and the next cycle asks again.
-        _fail(engine, report, scopes, f"{request.describe()}: {exc}", result.fetched_at)
-        return
-    if broken:
-        report.failed += 1
-        for scope in broken:
-            report.errors.append(result.failed[scope.stream])
-            log.error("broken answer (will retry next cycle): %s", result.failed[scope.stream])
-    report.rows += written.rows
-    table = request.endpoint.table
-    report.rows_by_table[table] = report.rows_by_table.get(table, 0) + written.rows
+    now: datetime,
+    selection: Selection | None,
+) -> Plan:
+    """Dormancy, the plan, new scopes' watermarks and the gaps, in one transaction.
 
-
-def _settlement(result: FetchResult, policy: Policy, report: CycleReport) -> Settlement:
-    """What this answer may settle: only on its own `Date`, when the cycle's believed clock
-    agrees with it; otherwise nothing, and its rows are stamped with the cycle's clock."""
-    request = result.request
-    belief = report.belief
-    at, problem = belief.settle_time(result.reading)
-    if problem is not None:
-        if report.clock_problem is None:
-            report.clock_problem = problem
-        log.warning("%s: %s", request.describe(), problem)
-    if at is not None:
-        return Settlement(policy, request.resolution, request.start, request.stop, at)
-    stamp = result.fetched_at if result.reading is None else belief.now(result.reading.host)
-    return Settlement(policy, request.resolution, request.start, request.stop, stamp, settles=False)
-
-
-def _fail(
-    engine: Engine, report: CycleReport, scopes: tuple[Scope, ...], error: str, at: datetime
-) -> None:
-    report.failed += 1
-    report.errors.append(error)
-    log.error("request failed (will retry next cycle): %s", error)
-    # If even this fails, the database itself is gone: that ends the cycle.
+    On a clock not believed, nothing is settled: no stream goes dormant, no watermark
+    moves, no gap is recorded; the rows are fetched and stored all the same. On an
+    archive with a believed past, new scopes (a stream found now) do start, at the
+    horizon of the earliest plausible now: what the vendor purges while the clock is
+    doubted becomes a recorded gap, not a silent skip. A fresh archive has nothing to
+    check a bare host clock against (a day slow, it would record a day of false gaps):
+    its scopes start with its first believed cycle.
+    """
+    believed = report.belief.believed
+    vetted = report.belief.vetted
     with transaction(engine) as conn:
-        store_state.record_failure(conn=conn, scopes=scopes, error=error, at=at)
+        if believed:
+            report.dormant = update_dormancy(
+                conn=conn, now=now, window=timedelta(days=settings.stream_retention_days)
+            )
+        state = store_state.load_state(conn)
+        plan = make_plan(
+            now=now,
+            policy=settings.policy,
+            streams=_streams(conn, settings, report.kind),
+            state=state,
+            selection=selection,
+        )
+        starts = {
+            s: w for s, w in plan.watermarks.items() if believed or (vetted and s not in state)
+        }
+        store_state.start_scopes(
+            conn=conn,
+            watermarks=starts,
+            gaps=plan.gaps if believed else [],
+            recorded_at=now,
+        )
+    report.gaps = plan.gaps if believed else []
+    report.planned = len(plan.requests)
+    return plan
 
 
-def _strangers(what: str, names: list[str]) -> str:
-    """One line for the streams an answer holds that nobody asked for: the count, a few names."""
-    if len(names) == 1:
-        return f"{what}: the answer holds stream {names[0]!r}, which was not asked for (not stored)"
-    shown = ", ".join(repr(name) for name in names[:STRANGERS_SHOWN])
-    more = f" and {len(names) - STRANGERS_SHOWN} more" if len(names) > STRANGERS_SHOWN else ""
-    return (
-        f"{what}: the answer holds {len(names)} streams that were not asked for "
-        f"(not stored): {shown}{more}"
-    )
+def _log_gaps(report: CycleReport) -> None:
+    for gap in report.gaps:
+        log.warning(
+            "lost data: %s %s %s buckets %s..%s were purged by the vendor before they "
+            "were archived final",
+            gap.scope.dataset,
+            gap.scope.stream or "(account)",
+            gap.scope.resolution,
+            gap.start.isoformat(),
+            gap.stop.isoformat(),
+        )

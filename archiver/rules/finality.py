@@ -1,16 +1,30 @@
-"""What an answer may make permanent: which of its rows are final, where watermarks may move.
+"""The finality rule, in one place: which rows of an answer are final, where watermarks move.
 
-A pure function of the plan's policy, the request and the vendor's time of the answer; the
-store writes what it is handed and decides nothing.
+A pure function of the settle delay, the request and the vendor's time of the answer; the
+planner's `Policy` and the store's watermark UPDATE both read it from here, and the store
+writes what it is handed and decides nothing.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
-from archiver.rules.plan import Policy
-from archiver.timeutil import Resolution
+from archiver.timeutil import Resolution, floor, next_start
+
+if TYPE_CHECKING:  # plan.py imports this module for the rule; only the type goes back
+    from archiver.rules.plan import Policy
+
+
+def is_final(settle: timedelta, resolution: Resolution, start: datetime, at: datetime) -> bool:
+    """A bucket is final once read at least `settle` after its end."""
+    return next_start(start, resolution) + settle <= at
+
+
+def first_unfinal(settle: timedelta, resolution: Resolution, at: datetime) -> datetime:
+    """The start of the first bucket not final when read at `at` (the same rule, by bucket)."""
+    return floor(at - settle, resolution)
 
 
 @dataclass(frozen=True)
@@ -32,20 +46,25 @@ class Settlement:
         """A bucket is final once read at least `settle` after its end."""
         if not self.settles:
             return False
-        return self.policy.is_final(self.resolution, period_start, self.fetched_at)
+        return is_final(self.policy.settle, self.resolution, period_start, self.fetched_at)
 
     @property
     def target(self) -> datetime:
         """The first bucket of the chunk that is not final yet (its stop if all are)."""
         if not self.settles:
             return self.chunk_start
-        first_unfinal = self.policy.first_unfinal(self.resolution, self.fetched_at)
-        return max(self.chunk_start, min(self.chunk_stop, first_unfinal))
+        limit = first_unfinal(self.policy.settle, self.resolution, self.fetched_at)
+        return max(self.chunk_start, min(self.chunk_stop, limit))
+
+    @property
+    def moves_from(self) -> tuple[datetime, datetime]:
+        """The watermarks this answer moves, `[low, high)`: only from inside the chunk, so
+        that a later chunk answered first never skips an earlier one not yet stored, and
+        only forward. Every one of them goes to `high`, the target. The store's UPDATE is
+        built from these bounds (store/state.py; tests/test_watermark_move.py)."""
+        return self.chunk_start, self.target
 
     def moves(self, watermark: datetime) -> datetime:
-        """Where a scope's watermark goes: forward to `target`, and only from inside the
-        chunk, so that a later chunk answered first never skips an earlier one not yet
-        stored. The store applies this same rule in one UPDATE."""
-        if self.chunk_start <= watermark < self.target:
-            return self.target
-        return watermark
+        """Where a scope's watermark goes: to the target from inside `moves_from`, else stays."""
+        low, high = self.moves_from
+        return high if low <= watermark < high else watermark

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
 
+from archiver.rules import finality
 from archiver.timeutil import Resolution, add_buckets, ceil, floor, months_back, next_start
 from archiver.vocabulary import ENDPOINTS, ApiRequest, Dataset, Endpoint, StreamStatus, batches
 
@@ -42,7 +43,7 @@ class StreamEntry:
     """A tracked stream the planner may ask about."""
 
     name: str
-    status: str  # a StreamStatus: active or dormant
+    status: StreamStatus  # active or dormant
 
 
 @dataclass(frozen=True)
@@ -149,12 +150,12 @@ class Policy:
         return ceil(now - retention + self.margin, resolution)
 
     def first_unfinal(self, resolution: Resolution, fetched_at: datetime) -> datetime:
-        """The start of the first bucket not final when read at `fetched_at`."""
-        return floor(fetched_at - self.settle, resolution)
+        """The start of the first bucket not final when read at `fetched_at` (finality.py)."""
+        return finality.first_unfinal(self.settle, resolution, fetched_at)
 
     def is_final(self, resolution: Resolution, start: datetime, fetched_at: datetime) -> bool:
-        """A bucket is final once read at least `settle` after its end."""
-        return next_start(start, resolution) + self.settle <= fetched_at
+        """Whether a bucket is final when read at `fetched_at` (the rule: finality.py)."""
+        return finality.is_final(self.settle, resolution, start, fetched_at)
 
 
 @dataclass

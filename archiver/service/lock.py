@@ -8,6 +8,7 @@ import logging
 import os
 import socket
 import time
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,6 +19,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from archiver.errors import LockError
+from archiver.store.db import sqlite_target
 
 log = logging.getLogger(__name__)
 
@@ -159,13 +161,20 @@ class AdvisoryLock:
 
     def try_acquire(self) -> bool:
         self.problem = None
+        conn: Connection | None = None
         try:
             conn = self.engine.connect()
             got = conn.execute(
                 sa.text("SELECT pg_try_advisory_lock(:key)"), {"key": ADVISORY_KEY}
             ).scalar()
             conn.commit()
-        except SQLAlchemyError as exc:
+        except BaseException as exc:
+            # The connection is kept only with the lock: a failed ask must not leak it.
+            if conn is not None:
+                with suppress(SQLAlchemyError):
+                    conn.close()
+            if not isinstance(exc, SQLAlchemyError):
+                raise
             # Not "someone else holds it": the database could not be asked at all.
             self.problem = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
             log.warning("cannot take the instance lock: %s", self.problem)
@@ -261,16 +270,16 @@ def lock_for(engine: Engine) -> InstanceLock:
     if engine.dialect.name == "postgresql":
         return AdvisoryLock(engine)
     if engine.dialect.name == "sqlite":
-        database = engine.url.database
-        if not database or database == ":memory:":
+        target = sqlite_target(engine.url)
+        if target is None or target.path is None:
             raise LockError("archiver run needs a SQLite file, not an in-memory database")
-        return FileLock(lock_path(database))
+        return FileLock(lock_path(str(target.path)))
     raise LockError(f"no instance lock for the {engine.dialect.name} dialect")
 
 
 def current_holder(database_url: str, engine: Engine) -> Holder | None:
     """Who holds the instance lock of the archive at `database_url`, read without taking it."""
-    url = sa.make_url(database_url)
-    if url.get_backend_name() == "sqlite":
-        return FileLock(lock_path(url.database)).holder() if url.database else None
+    target = sqlite_target(database_url)
+    if target is not None:
+        return FileLock(lock_path(str(target.path))).holder() if target.path else None
     return AdvisoryLock(engine).holder()

@@ -5,10 +5,11 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote, urlsplit
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -184,20 +185,42 @@ def current_revision(engine: Engine) -> str | None:
         return _current(conn)
 
 
-def _sqlite_path(url: sa.URL) -> Path | None:
-    database = url.database
-    if not database or database == ":memory:" or database.startswith("file:"):
+@dataclass(frozen=True)
+class SqliteTarget:
+    """What a SQLite URL opens, as the driver reads it: a file, or (`path` None) a database
+    in memory that vanishes on exit; `uri`: named by a driver-level `file:` URI."""
+
+    path: Path | None
+    uri: bool = False
+
+
+_TRUE = ("true", "yes", "on", "y", "t", "1")  # what SQLAlchemy's driver takes for uri=true
+
+
+def sqlite_target(url: str | sa.URL) -> SqliteTarget | None:
+    """The one reading of a SQLite URL (None for any other database), for every caller:
+    the writer, the read-only opener, the instance lock, the export's guard of the file.
+
+    As the pysqlite driver reads it: without `uri=true` the database is a plain file name
+    (`sqlite://` and `:memory:` are memory); with it, a `file:` URI whose path is the file
+    and whose `mode=memory` (or path `:memory:`) is memory.
+    """
+    parsed = sa.make_url(url) if isinstance(url, str) else url
+    if parsed.get_backend_name() != "sqlite":
         return None
-    return Path(database)
+    database = parsed.database or ""
+    uri = str(parsed.query.get("uri", "")).lower() in _TRUE
+    if uri and database.startswith("file:"):
+        path = unquote(urlsplit(database).path)
+        memory = parsed.query.get("mode") == "memory" or path in ("", ":memory:")
+        return SqliteTarget(None if memory else Path(path), uri=True)
+    return SqliteTarget(None if database in ("", ":memory:") else Path(database), uri=uri)
 
 
 def is_memory_sqlite(url: str) -> bool:
-    """True for `sqlite://` and `sqlite:///:memory:`: an archive that vanishes on exit."""
-    parsed = sa.make_url(url)
-    database = parsed.database or ""
-    return parsed.get_backend_name() == "sqlite" and (
-        database in ("", ":memory:") or "mode=memory" in database
-    )
+    """True for `sqlite://`, `sqlite:///:memory:` and memory URIs: an archive that vanishes."""
+    target = sqlite_target(url)
+    return target is not None and target.path is None
 
 
 def open_readonly(url: str) -> Engine:
@@ -210,8 +233,9 @@ def open_readonly(url: str) -> Engine:
         parsed = sa.make_url(url)
     except ArgumentError as exc:
         raise DatabaseError(f"cannot use database URL {safe_url(url)}: {exc}") from exc
-    if parsed.get_backend_name() == "sqlite":
-        path = _sqlite_path(parsed)
+    sqlite = sqlite_target(parsed)
+    if sqlite is not None:
+        path = None if sqlite.uri else sqlite.path
         if path is None:
             raise DatabaseError(
                 "ARCHIVER_DATABASE_URL names an in-memory or URI-style SQLite database; "

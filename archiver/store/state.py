@@ -15,7 +15,7 @@ from archiver.rules.plan import Gap, Scope, ScopeState
 from archiver.store.tables import USAGE_TABLES, sync_gaps, sync_runs, sync_state
 from archiver.store.upsert import upsert_rows
 from archiver.timeutil import Resolution
-from archiver.vocabulary import RunStatus
+from archiver.vocabulary import RunKind, RunStatus
 
 
 def load_state(conn: Connection) -> dict[Scope, ScopeState]:
@@ -111,16 +111,13 @@ def store_response(
         sync_state.c.resolution == settlement.resolution.value,
         sync_state.c.stream_name.in_(names),
     )
-    target = settlement.target
+    # Settlement.moves, as SQL built from its bounds: every watermark in [low, high) goes to
+    # high (proved equal over random watermarks and chunks: tests/test_watermark_move.py).
+    low, high = settlement.moves_from
     advanced = conn.execute(
         sa.update(sync_state)
-        .where(
-            same,
-            # Settlement.moves, as SQL: forward, and only from inside the chunk.
-            sync_state.c.watermark >= settlement.chunk_start,
-            sync_state.c.watermark < target,
-        )
-        .values(watermark=target)
+        .where(same, sync_state.c.watermark >= low, sync_state.c.watermark < high)
+        .values(watermark=high)
     ).rowcount
     conn.execute(
         sa.update(sync_state)
@@ -140,7 +137,7 @@ def record_failure(*, conn: Connection, scopes: Iterable[Scope], error: str, at:
         )
 
 
-def start_run(*, conn: Connection, kind: str, started_at: datetime) -> int:
+def start_run(*, conn: Connection, kind: RunKind, started_at: datetime) -> int:
     """A run-history row for a cycle that has begun; returns its id."""
     result = conn.execute(
         sa.insert(sync_runs)
@@ -163,7 +160,7 @@ def finish_run(
     conn: Connection,
     run_id: int,
     finished_at: datetime,
-    status: str,
+    status: RunStatus,
     requests: int,
     failed_requests: int,
     rows_written: int,

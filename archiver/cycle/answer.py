@@ -1,0 +1,165 @@
+"""One answer into the archive: settled, stored with its watermarks, noted, counted."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.engine import Connection, Engine
+
+from archiver.api.client import FetchResult
+from archiver.cycle import day_check
+from archiver.cycle.report import CycleReport
+from archiver.cycle.streams import mark_seen
+from archiver.errors import DatabaseError
+from archiver.rules.finality import Settlement
+from archiver.rules.plan import Policy, Scope
+from archiver.store import state as store_state
+from archiver.store.db import transaction
+from archiver.vocabulary import Dataset
+
+# The cycle's lines keep the logger name they had when this lived in sync.py: operators'
+# filters and the tests select on it.
+log = logging.getLogger("archiver.cycle.sync")
+
+# How many names of the streams nobody asked for one answer's error line shows.
+STRANGERS_SHOWN = 5
+
+
+def store_answer(
+    *,
+    engine: Engine,
+    result: FetchResult,
+    scopes: tuple[Scope, ...],
+    policy: Policy,
+    report: CycleReport,
+) -> None:
+    """Store one answer in one transaction; a failed or refused one fails only its scopes."""
+    report.requests += 1
+    _note_strangers(report, result)
+    if result.error is not None:
+        fail(engine, report, scopes, str(result.error), result.fetched_at)
+        return
+    settlement = settle(result, policy, report)
+    for row in result.rows:
+        row["fetched_at"] = settlement.fetched_at
+        row["is_final"] = settlement.final(row["period_start"])
+    broken = tuple(s for s in scopes if s.stream in result.failed)
+    try:
+        with transaction(engine) as conn:
+            written = _write(conn, result, scopes, broken, settlement, policy, report)
+    except DatabaseError as exc:
+        # One response the database refuses must not stop the others: its scopes keep
+        # their watermarks and the next cycle asks again.
+        what = f"{result.request.describe()}: {exc}"
+        fail(engine, report, scopes, what, result.fetched_at)
+        return
+    _count(report, result, broken, written)
+
+
+def _note_strangers(report: CycleReport, result: FetchResult) -> None:
+    """Streams nobody asked for are never stored (its batch may be another's): reported, one
+    line per answer however many it holds; the requested streams are judged each alone."""
+    if result.strangers:
+        stranger = _strangers(result.request.describe(), result.strangers)
+        report.errors.append(stranger)
+        log.error("%s", stranger)
+
+
+def _count(
+    report: CycleReport,
+    result: FetchResult,
+    broken: tuple[Scope, ...],
+    written: store_state.Written,
+) -> None:
+    """A stored answer in the cycle's counters: its broken streams, its rows per table."""
+    if broken:
+        report.failed += 1
+        for scope in broken:
+            report.errors.append(result.failed[scope.stream])
+            log.error("broken answer (will retry next cycle): %s", result.failed[scope.stream])
+    report.rows += written.rows
+    table = result.request.endpoint.table
+    report.rows_by_table[table] = report.rows_by_table.get(table, 0) + written.rows
+
+
+def _write(
+    conn: Connection,
+    result: FetchResult,
+    scopes: tuple[Scope, ...],
+    broken: tuple[Scope, ...],
+    settlement: Settlement,
+    policy: Policy,
+    report: CycleReport,
+) -> store_state.Written:
+    """The rows (an account Day answer checked against its months first), the good scopes'
+    watermarks, the streams seen and the broken scopes' errors, in the caller's transaction."""
+    dataset = result.request.endpoint.dataset
+    written = day_check.store_checked(
+        conn=conn,
+        request=result.request,
+        scopes=tuple(s for s in scopes if s not in broken),
+        rows=result.rows,
+        settlement=settlement,
+        policy=policy,
+        found=report.gaps,
+    )
+    if dataset == Dataset.STREAM_USAGE and result.rows:
+        mark_seen(conn=conn, last_seen=_last_seen(result.rows))
+    for scope in broken:
+        store_state.record_failure(
+            conn=conn, scopes=[scope], error=result.failed[scope.stream], at=result.fetched_at
+        )
+    return written
+
+
+def _last_seen(rows: Sequence[dict[str, Any]]) -> dict[str, datetime]:
+    """Per stream, the start of its latest bucket in the answer."""
+    seen: dict[str, datetime] = {}
+    for row in rows:
+        name = row["stream_name"]
+        if name not in seen or seen[name] < row["period_start"]:
+            seen[name] = row["period_start"]
+    return seen
+
+
+def settle(result: FetchResult, policy: Policy, report: CycleReport) -> Settlement:
+    """What this answer may settle: only on its own `Date`, when the cycle's believed clock
+    agrees with it; otherwise nothing, and its rows are stamped with the cycle's clock."""
+    request = result.request
+    belief = report.belief
+    at, problem = belief.settle_time(result.reading)
+    if problem is not None:
+        if report.clock_problem is None:
+            report.clock_problem = problem
+        log.warning("%s: %s", request.describe(), problem)
+    if at is not None:
+        return Settlement(policy, request.resolution, request.start, request.stop, at)
+    stamp = result.fetched_at if result.reading is None else belief.now(result.reading.host)
+    return Settlement(policy, request.resolution, request.start, request.stop, stamp, settles=False)
+
+
+def fail(
+    engine: Engine, report: CycleReport, scopes: tuple[Scope, ...], error: str, at: datetime
+) -> None:
+    """Count a failed request and note it on its scopes; their watermarks stay."""
+    report.failed += 1
+    report.errors.append(error)
+    log.error("request failed (will retry next cycle): %s", error)
+    # If even this fails, the database itself is gone: that ends the cycle.
+    with transaction(engine) as conn:
+        store_state.record_failure(conn=conn, scopes=scopes, error=error, at=at)
+
+
+def _strangers(what: str, names: list[str]) -> str:
+    """One line for the streams an answer holds that nobody asked for: the count, a few names."""
+    if len(names) == 1:
+        return f"{what}: the answer holds stream {names[0]!r}, which was not asked for (not stored)"
+    shown = ", ".join(repr(name) for name in names[:STRANGERS_SHOWN])
+    more = f" and {len(names) - STRANGERS_SHOWN} more" if len(names) > STRANGERS_SHOWN else ""
+    return (
+        f"{what}: the answer holds {len(names)} streams that were not asked for "
+        f"(not stored): {shown}{more}"
+    )
