@@ -43,7 +43,7 @@ def plan_cycle(
     kind: str = RunKind.SYNC,
 ) -> Plan:
     """The plan of a cycle at `now`, from what the database holds (nothing is written)."""
-    policy = settings.policy
+    policy = Policy.from_settings(settings)
     with transaction(engine) as conn:
         streams = _streams(conn, settings, kind) + (extra_streams or [])
         state = store_state.load_state(conn)
@@ -87,7 +87,7 @@ def run_cycle(
     is fetched again by the next cycle.
     """
     now = current_time(settings)
-    policy = settings.policy
+    policy = Policy.from_settings(settings)
     report = CycleReport(kind=kind, now=now)
     with transaction(engine) as conn:
         run_id = store_state.start_run(conn=conn, kind=kind, started_at=now)

@@ -28,7 +28,6 @@ from sqlalchemy.engine import Engine
 
 from archiver import cli
 from archiver.api.client import AnalyticsClient
-from archiver.api.endpoints import ACCOUNT_SERIES, BY_DATASET, ApiRequest
 from archiver.api.errors import ApiError, AuthenticationError, ResponseFormatError, TransportError
 from archiver.api.retry import RetryPolicy, parse_retry_after
 from archiver.cli import reading as cli_reading
@@ -40,6 +39,7 @@ from archiver.store import db
 from archiver.store.tables import USAGE_TABLES, sync_gaps, sync_runs, sync_state, tracked_streams
 from archiver.sync import run_cycle
 from archiver.timeutil import Resolution, next_start
+from archiver.vocabulary import ACCOUNT_SERIES, BY_DATASET, ApiRequest
 from tests.harness import Harness, compare_with_truth
 from tests.simhelpers import TOKEN
 
@@ -144,7 +144,7 @@ def cycle_at(harness: Harness, host: datetime, vendor: datetime) -> CycleReport:
     """One cycle with the host clock at `host` and the vendor's at `vendor`."""
     harness.sim.set_now(vendor)
     settings = harness.settings(host)
-    with AnalyticsClient.from_settings(settings, sleep=lambda _: None) as client:
+    with AnalyticsClient.from_options(settings.client_options(), sleep=lambda _: None) as client:
         return run_cycle(engine=harness.engine, client=client, settings=settings)
 
 

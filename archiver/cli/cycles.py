@@ -8,7 +8,6 @@ from datetime import datetime
 from sqlalchemy.engine import Engine
 
 from archiver.api.client import AnalyticsClient
-from archiver.api.endpoints import ApiRequest, check_stream_name
 from archiver.cli._archive import sole_writer, writable_url
 from archiver.cli._output import ProgressLine, out, refused, say
 from archiver.cli._parsing import Commands, instant, resolution_choice
@@ -21,6 +20,7 @@ from archiver.store import db
 from archiver.streams import add_streams, plannable
 from archiver.sync import run_cycle
 from archiver.timeutil import Resolution
+from archiver.vocabulary import ApiRequest, check_stream_name
 
 NO_STREAMS = (
     "no stream is tracked, so no per-stream history is saved (account totals only): "
@@ -43,7 +43,10 @@ def add_sync(commands: Commands) -> None:
 
 def cmd_sync(args: argparse.Namespace, settings: Settings) -> int:
     settings.require_token()
-    with sole_writer(settings) as engine, AnalyticsClient.from_settings(settings) as client:
+    with (
+        sole_writer(settings) as engine,
+        AnalyticsClient.from_options(settings.client_options()) as client,
+    ):
         report = run_cycle(engine=engine, client=client, settings=settings, kind="sync")
     return _print_report(report)
 
@@ -103,7 +106,7 @@ def cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
         if names:
             with db.transaction(engine) as conn:
                 add_streams(conn=conn, names=names, source="cli", now=now)
-        with AnalyticsClient.from_settings(settings) as client:
+        with AnalyticsClient.from_options(settings.client_options()) as client:
             report = run_cycle(
                 engine=engine,
                 client=client,

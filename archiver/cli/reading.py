@@ -72,7 +72,7 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
         raise InputError("--from must be before --to")
     _check_report_args(args)
     with archive_readonly(settings) as engine, db.transaction(engine) as conn:
-        text = _usage_text(conn, args, start, stop, now, settings.policy)
+        text = _usage_text(conn, args, start, stop, now, Policy.from_settings(settings))
     if args.output:
         write_output(Path(args.output), settings, lambda handle: handle.write(text + "\n"))
         say(f"wrote {args.output}")

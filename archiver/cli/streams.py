@@ -160,7 +160,7 @@ def _list_token_patterns(patterns: list[TokenPattern]) -> None:
 
 def cmd_streams_discover(args: argparse.Namespace, settings: Settings) -> int:
     settings.require_token()
-    with AnalyticsClient.from_settings(settings) as client:
+    with AnalyticsClient.from_options(settings.client_options()) as client:
         found = discover_names(client, settings.discovery_pattern)
     if args.dry_run:
         for name in found:
