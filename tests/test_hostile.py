@@ -27,10 +27,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from archiver import cli
+from archiver import report as export_module
 from archiver.api.client import AnalyticsClient
 from archiver.api.errors import ApiError, AuthenticationError, ResponseFormatError, TransportError
 from archiver.api.retry import RetryPolicy, parse_retry_after
-from archiver.cli import reading as cli_reading
 from archiver.cycle_report import CycleReport
 from archiver.errors import InputError
 from archiver.plan import Policy
@@ -880,8 +880,8 @@ def test_a_failed_export_leaves_the_previous_file_whole(
         stream.write("half a row")
         raise InputError("the database went away")
 
-    # `export` looks write_export up in the module of its handler.
-    monkeypatch.setattr(cli_reading, "write_export", broken)
+    # `export` looks write_export up in archiver.report when it runs.
+    monkeypatch.setattr(export_module, "write_export", broken)
     assert cli.main(["export", "--table", "tracked_streams", "--output", str(output)]) == 1
     assert output.read_text() == "yesterday's export\n"
     # No temporary file left behind (the archive's own -wal/-shm files aside).
