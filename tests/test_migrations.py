@@ -49,6 +49,24 @@ def test_the_revisions_read_without_alembic_are_alembics() -> None:
     assert revisions.head() == db.head_revision() == scripts.get_current_head()
 
 
+def test_a_merge_revision_spread_over_lines_is_read_too(tmp_path: Path) -> None:
+    script = tmp_path / "0009_merge.py"
+    lines = [
+        '"""Merge."""',
+        'revision: str = "0009"',
+        "down_revision = (",
+        '    "0008_a",',
+        '    "0008_b",',
+        ")",
+        'SQL = """',
+        "revision = not this one",
+        '"""',
+    ]
+    script.write_text("\n".join(lines) + "\n")
+    merge = {"revision": "0009", "down_revision": ("0008_a", "0008_b")}
+    assert revisions._literals(script) == merge
+
+
 def test_the_current_revision_read_without_alembic_is_alembics(
     engine: Engine, tmp_path: Path
 ) -> None:

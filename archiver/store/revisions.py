@@ -7,6 +7,7 @@ start; these answers are the same as Alembic's (tests/test_migrations.py compare
 from __future__ import annotations
 
 import ast
+import re
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -24,10 +25,20 @@ def migrations_dir() -> Path:
     return Path(str(resources.files("archiver.migrations")))
 
 
+# `revision: str = "0007"` on one line, as every script Alembic writes has it.
+_ASSIGNMENT = re.compile(r"^(revision|down_revision)\s*(?::[^=\n]*)?=(.*)$", re.MULTILINE)
+
+
 def _literals(path: Path) -> dict[str, object]:
-    """The module-level names of a migration script bound to literals (`revision = "0007"`)."""
+    """A migration script's `revision` and `down_revision` (the module-level literals)."""
+    text = path.read_text(encoding="utf-8")
+    try:
+        # A look at two lines, not a parse of the whole script (its SQL is most of it).
+        return {name: ast.literal_eval(value.strip()) for name, value in _ASSIGNMENT.findall(text)}
+    except (ValueError, SyntaxError):
+        pass  # a value spread over lines (a merge's tuple): the script's own syntax tree
     found: dict[str, object] = {}
-    for node in ast.parse(path.read_text(encoding="utf-8")).body:
+    for node in ast.parse(text).body:
         target: ast.expr
         if isinstance(node, ast.AnnAssign) and node.value is not None:
             target, value = node.target, node.value
@@ -35,11 +46,8 @@ def _literals(path: Path) -> dict[str, object]:
             target, value = node.targets[0], node.value
         else:
             continue
-        if isinstance(target, ast.Name):
-            try:
-                found[target.id] = ast.literal_eval(value)
-            except ValueError:  # not a literal: no revision identifier
-                continue
+        if isinstance(target, ast.Name) and target.id in ("revision", "down_revision"):
+            found[target.id] = ast.literal_eval(value)
     return found
 
 
