@@ -18,7 +18,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -47,22 +47,25 @@ COMMANDS: list[tuple[str, list[str]]] = [
 ]
 
 
-@dataclass(frozen=True)
-class Figure:
-    """One command's runs: process wall and CPU (user + system) seconds."""
+@dataclass
+class Case:
+    """One command line and its runs: process wall and CPU (user + system) seconds."""
 
     name: str
-    walls: list[float]
-    cpus: list[float]
+    argv: list[str]
+    env: dict[str, str]
+    target: float | None = None
+    walls: list[float] = field(default_factory=list)
+    cpus: list[float] = field(default_factory=list)
 
-    def row(self, target: float | None) -> str:
+    def row(self, floor: float) -> str:
         best, middle = min(self.walls), statistics.median(self.walls)
         verdict = ""
-        if target is not None:
-            verdict = f"{'met' if best < target else 'not met'} ({target} s)"
+        if self.target is not None:
+            verdict = f"{'met' if best < self.target else 'not met'} ({self.target} s)"
         return (
             f"| {self.name} | {best:.3f} | {middle:.3f} | {min(self.cpus):.3f} | "
-            f"{statistics.median(self.cpus):.3f} | {verdict} |"
+            f"{statistics.median(self.cpus):.3f} | {min(self.cpus) - floor:+.3f} | {verdict} |"
         )
 
 
@@ -78,10 +81,15 @@ def run_once(argv: list[str], env: dict[str, str], cwd: Path) -> tuple[float, fl
     return wall, usage.ru_utime + usage.ru_stime
 
 
-def measure(name: str, argv: list[str], runs: int, env: dict[str, str], cwd: Path) -> Figure:
-    run_once(argv, env, cwd)  # warm the file cache and the bytecode of this revision
-    walls, cpus = zip(*(run_once(argv, env, cwd) for _ in range(runs)), strict=True)
-    return Figure(name, list(walls), list(cpus))
+def measure(cases: list[Case], runs: int, cwd: Path) -> None:
+    """Each case `runs` times, in turns (a busy machine's ups and downs fall on all alike)."""
+    for case in cases:
+        run_once(case.argv, case.env, cwd)  # warm the file cache and this revision's bytecode
+    for _ in range(runs):
+        for case in cases:
+            wall, cpu = run_once(case.argv, case.env, cwd)
+            case.walls.append(wall)
+            case.cpus.append(cpu)
 
 
 def import_breakdown(argv: list[str], env: dict[str, str], cwd: Path, top: int = 6) -> str:
@@ -161,26 +169,29 @@ def bench(runs: int, before: str | None, url: str | None) -> list[str]:
             *machine(),
             f"- load average (1, 5, 15 min) before: {load()}",
             f"- archive: {'given' if url else 'a SQLite `archiver demo` of 5 streams, 1 day'}; "
-            f"{runs} runs of each command after one warm-up run; seconds. CPU is the "
-            "process's own user + system time, which a busy machine inflates less than wall.",
+            f"{runs} runs of each command after one warm-up run, all commands in turns; seconds. "
+            "CPU is the process's own user + system time, which a busy machine inflates less "
+            "than wall; the floor is the last baseline's CPU min (the libraries every reading "
+            "command must import).",
             "",
-            "| command | wall min | wall median | CPU min | CPU median | target (wall min) |",
-            "|---|---:|---:|---:|---:|---|",
+            "| command | wall min | wall median | CPU min | CPU median | CPU min over the "
+            "floor | target (wall min) |",
+            "|---|---:|---:|---:|---:|---:|---|",
         ]
-        for name, argv in BASELINES:
-            lines.append(measure(name, python + argv, runs, env, folder).row(None))
-        breakdowns: list[str] = []
-        for name, argv in COMMANDS:
-            full = [*python, "-m", "archiver", *argv]
-            lines.append(measure(name, full, runs, env, folder).row(TARGETS.get(argv[0], TARGET)))
-            breakdowns.append(f"- `{name}`: {import_breakdown(full, env, folder)}")
+        cases = [Case(name, python + argv, env) for name, argv in BASELINES]
+        commands = [(name, [*python, "-m", "archiver", *argv]) for name, argv in COMMANDS]
+        cases += [Case(name, argv, env, TARGETS.get(argv[3], TARGET)) for name, argv in commands]
         if before is not None:
+            lines.insert(-4, f"- `at {before}`: the same command with the package of {before}.")
             old = dict(env, PYTHONPATH=str(checkout(before, folder / "before")))
-            for name, argv in COMMANDS:
-                full = [*python, "-m", "archiver", *argv]
-                figure = measure(f"{name} at {before}", full, runs, old, folder)
-                lines.append(figure.row(None))
-                breakdowns.append(f"- `{name}` at {before}: {import_breakdown(full, old, folder)}")
+            cases += [Case(f"{name} at {before}", argv, old) for name, argv in commands]
+        measure(cases, runs, folder)
+        floor = min(cases[len(BASELINES) - 1].cpus)
+        lines += [case.row(floor) for case in cases]
+        breakdowns = [
+            f"- `{case.name}`: {import_breakdown(case.argv, case.env, folder)}"
+            for case in cases[len(BASELINES) :]
+        ]
         lines += [
             "",
             f"- load average after: {load()}",
