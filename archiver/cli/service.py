@@ -203,11 +203,11 @@ def _read_attribution(settings: Settings) -> Attribution | None:
 
 
 def _print_attribution(attribution: Attribution | None, settings: Settings) -> None:
+    from archiver.attribution import unexplained_warning
+
     if attribution is None:
         out("explained:     unknown (run `archiver db upgrade`)")
         return
-    from archiver.attribution import unexplained_warning
-
     share = attribution.explained_share
     if share is None:
         out("explained:     no account egress archived over the last 7 days")
