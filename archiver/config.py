@@ -7,7 +7,6 @@ import ipaddress
 import os
 import re
 from datetime import datetime
-from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
@@ -22,27 +21,15 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from archiver.api.options import TOKEN_SETTING, ClientOptions, is_loopback_host
 from archiver.errors import ConfigError
-from archiver.rules.plan import Policy
 from archiver.setting_names import check as check_names
 from archiver.setting_names import describe_errors
 from archiver.timeutil import EARLIEST, LATEST, utc
 
 DEFAULT_API_BASE_URL = "https://api.millicast.com"
-TOKEN_SETTING = "ARCHIVER_API_TOKEN"
-BASE_URL_SETTING = "ARCHIVER_API_BASE_URL"
 # Shorter secrets are typos; redacting a 1-letter token would also mangle every log line.
 MIN_TOKEN_LENGTH = 8
-
-
-def is_loopback_host(host: str) -> bool:
-    """True for `localhost` and loopback addresses: the only hosts allowed over plain HTTP."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def _split_names(value: object) -> object:
@@ -260,10 +247,21 @@ class Settings(BaseSettings):
         """One line per unknown `ARCHIVER_*` environment variable, naming the closest setting."""
         return self._warnings
 
-    @cached_property
-    def policy(self) -> Policy:
-        """The planner's policy these settings describe, built once per settings object."""
-        return Policy.from_settings(self)
+    def client_options(self) -> ClientOptions:
+        """What the API client is built from (the token is required)."""
+        return ClientOptions(
+            base_url=self.api_base_url,
+            token=self.require_token(),
+            timeout=self.request_timeout_seconds,
+            max_attempts=self.max_attempts,
+            backoff_base_seconds=self.backoff_base_seconds,
+            max_backoff_seconds=self.max_backoff_seconds,
+            max_requests_per_second=self.max_requests_per_second,
+            concurrency=self.concurrency,
+            max_response_bytes=self.max_response_bytes,
+            deadline_seconds=self.request_deadline_seconds,
+            now=self.now,
+        )
 
     def require_token(self) -> str:
         """The API secret, or a ConfigError naming the setting to fix."""

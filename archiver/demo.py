@@ -66,7 +66,7 @@ def run_demo(folder: Path, *, streams: int = 5, days: int = 2, out: Callable[[st
                     concurrency=4,
                     max_requests_per_second=500.0,
                 )
-                with AnalyticsClient.from_settings(settings) as client:
+                with AnalyticsClient.from_options(settings.client_options()) as client:
                     report = run_cycle(
                         engine=engine,
                         client=client,

@@ -7,10 +7,12 @@ import logging
 import re
 import sys
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from archiver.config import MIN_TOKEN_LENGTH
 
-from archiver.config import MIN_TOKEN_LENGTH, Settings
+if TYPE_CHECKING:
+    from archiver.config import Settings
 
 REDACTED = "[redacted]"
 
@@ -89,6 +91,9 @@ class Metrics:
     """Prometheus metrics of one process, in a registry of their own."""
 
     def __init__(self) -> None:
+        # Only the service keeps metrics: the read-only commands never load the library.
+        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
         self.registry = CollectorRegistry()
         r = self.registry
         self.cycles = Counter("archiver_cycles", "Cycles run, by outcome", ["status"], registry=r)
@@ -131,6 +136,8 @@ class Metrics:
         self._stream_source_metrics()
 
     def _stream_source_metrics(self) -> None:
+        from prometheus_client import Counter, Gauge
+
         r = self.registry
         self.webhooks = Counter(
             "archiver_webhooks",
@@ -150,4 +157,6 @@ class Metrics:
 
     def serve(self, port: int, address: str = "127.0.0.1") -> None:
         """Expose the metrics on `address:port`; OSError if the port is taken."""
+        from prometheus_client import start_http_server
+
         start_http_server(port, addr=address, registry=self.registry)

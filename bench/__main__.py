@@ -21,7 +21,6 @@ import psycopg
 import sqlalchemy as sa
 
 from archiver.api.client import AnalyticsClient
-from archiver.api.endpoints import ENDPOINTS
 from archiver.config import get_settings
 from archiver.cycle.streams import add_streams
 from archiver.cycle.sync import run_cycle
@@ -33,7 +32,7 @@ from archiver.store.state import start_scopes
 from archiver.store.tables import stream_usage
 from archiver.store.upsert import _statements, _tuples, upsert_rows
 from archiver.timeutil import Resolution
-from archiver.vocabulary import StreamSource
+from archiver.vocabulary import ENDPOINTS, StreamSource
 
 HERE = Path(__file__).resolve().parent
 WORK = HERE / ".work"
@@ -72,7 +71,7 @@ def cycle(sim: Simulator, url: str, now: datetime, **extra: Any) -> Any:
     settings = settings_for(sim, url, now, **extra)
     engine = db.make_engine(url)
     try:
-        with AnalyticsClient.from_settings(settings) as client:
+        with AnalyticsClient.from_options(settings.client_options()) as client:
             report = run_cycle(engine=engine, client=client, settings=settings)
     finally:
         engine.dispose()

@@ -11,7 +11,6 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from archiver.api.client import AnalyticsClient
-from archiver.api.endpoints import ENDPOINTS
 from archiver.config import Settings, get_settings
 from archiver.cycle.report import CycleReport
 from archiver.cycle.sync import run_cycle
@@ -19,7 +18,7 @@ from archiver.rules.plan import Policy, Selection
 from archiver.simulator import Simulator
 from archiver.store.tables import USAGE_TABLES, tracked_streams
 from archiver.timeutil import Resolution, format_iso
-from archiver.vocabulary import RunKind
+from archiver.vocabulary import ENDPOINTS, RunKind
 from tests.simhelpers import TOKEN
 
 
@@ -56,7 +55,9 @@ class Harness:
         """One cycle at the vendor's time `now`; the host clock says `host` (default `now`)."""
         self.sim.set_now(now)
         settings = self.settings(host or now)
-        with AnalyticsClient.from_settings(settings, sleep=lambda _: None) as client:
+        with AnalyticsClient.from_options(
+            settings.client_options(), sleep=lambda _: None
+        ) as client:
             return run_cycle(
                 engine=self.engine,
                 client=client,

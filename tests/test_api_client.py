@@ -12,14 +12,6 @@ import httpx
 import pytest
 
 from archiver.api.client import AnalyticsClient
-from archiver.api.endpoints import (
-    ACCOUNT_GEO_SERIES,
-    ACCOUNT_SERIES,
-    STREAMS_GEO_SERIES,
-    STREAMS_SERIES,
-    ApiRequest,
-    batches,
-)
 from archiver.api.errors import (
     AuthenticationError,
     BadRequestError,
@@ -32,6 +24,14 @@ from archiver.api.transport import RateLimiter
 from archiver.errors import RefusedStreamNameError
 from archiver.observability import SecretFilter
 from archiver.timeutil import Resolution, buckets, format_iso, parse_instant
+from archiver.vocabulary import (
+    ACCOUNT_GEO_SERIES,
+    ACCOUNT_SERIES,
+    STREAMS_GEO_SERIES,
+    STREAMS_SERIES,
+    ApiRequest,
+    batches,
+)
 from tests.conftest import VENDOR
 
 TOKEN = "s3cr3t-token-value-XYZ"

@@ -22,7 +22,6 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from archiver.api.endpoints import BY_DATASET
 from archiver.cycle.report import CycleReport
 from archiver.rules.clock_trust import PERSISTENCE
 from archiver.rules.plan import Policy
@@ -30,6 +29,7 @@ from archiver.simulator import SimConfig, Simulator
 from archiver.simulator.faults import Faults
 from archiver.store.tables import USAGE_TABLES, sync_gaps, sync_runs, sync_state, tracked_streams
 from archiver.timeutil import Resolution, next_start
+from archiver.vocabulary import BY_DATASET
 from tests.harness import Harness, compare_with_truth
 from tests.processes import Ran
 from tests.simhelpers import TOKEN

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import os
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from archiver.api.client import AnalyticsClient
+from archiver.api.options import ClientOptions
+from archiver.api.retry import RetryPolicy
 from archiver.config import Settings, get_settings
 from archiver.errors import ConfigError
 
@@ -83,6 +87,11 @@ def test_token_is_secret(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "tok-very-secret-123" not in str(settings)
     assert "tok-very-secret-123" not in settings.model_dump_json()
     assert settings.require_token() == "tok-very-secret-123"
+    # The plain values the API client is built from carry it, and never show it either.
+    options = settings.client_options()
+    assert options.token == "tok-very-secret-123"
+    assert "tok-very-secret-123" not in repr(options)
+    assert "tok-very-secret-123" not in str(options)
 
 
 def test_a_missing_token_names_the_setting() -> None:
@@ -226,3 +235,44 @@ def test_a_short_loopback_token_does_not_mangle_log_lines() -> None:
     long = logging.LogRecord("x", logging.INFO, "x", 1, "key=abcdefgh12;xabcdefgh12y", None, None)
     SecretFilter(["abcdefgh12"]).filter(long)
     assert long.getMessage() == "key=[redacted];x[redacted]y"
+
+
+def test_the_client_options_are_the_settings_values(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ARCHIVER_API_TOKEN", "tok-very-secret-123")
+    settings = get_settings(
+        api_base_url="http://127.0.0.1:9/",
+        request_timeout_seconds=7,
+        max_attempts=3,
+        backoff_base_seconds=0.25,
+        max_backoff_seconds=9,
+        max_requests_per_second=33,
+        concurrency=5,
+        max_response_bytes=4096,
+        request_deadline_seconds=11,
+        now="2026-11-20T12:02:00Z",
+    )
+    assert settings.client_options() == ClientOptions(
+        base_url="http://127.0.0.1:9",
+        token="tok-very-secret-123",
+        timeout=7,
+        max_attempts=3,
+        backoff_base_seconds=0.25,
+        max_backoff_seconds=9,
+        max_requests_per_second=33,
+        concurrency=5,
+        max_response_bytes=4096,
+        deadline_seconds=11,
+        now=datetime(2026, 11, 20, 12, 2, tzinfo=UTC),
+    )
+    client = AnalyticsClient.from_options(settings.client_options())
+    try:
+        assert client.retry == RetryPolicy(3, 0.25, 9)
+        assert client.concurrency == 5
+        assert client.base_url == "http://127.0.0.1:9"
+    finally:
+        client.close()
+
+
+def test_the_client_needs_the_token() -> None:
+    with pytest.raises(ConfigError, match="ARCHIVER_API_TOKEN is not set"):
+        get_settings().client_options()

@@ -20,7 +20,16 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from archiver.api.client import AnalyticsClient
-from archiver.api.endpoints import (
+from archiver.api.errors import ApiError, ResponseFormatError
+from archiver.api.options import ClientOptions
+from archiver.api.retry import RetryPolicy
+from archiver.reading.attribution import read_attribution
+from archiver.service import runner
+from archiver.service.lock import lock_for
+from archiver.store.tables import account_usage, stream_usage, sync_runs, sync_state
+from archiver.store.upsert import upsert_rows
+from archiver.timeutil import Resolution
+from archiver.vocabulary import (
     ACCOUNT_GEO_SERIES,
     ACCOUNT_SERIES,
     STREAMS_GEO_SERIES,
@@ -28,15 +37,6 @@ from archiver.api.endpoints import (
     ApiRequest,
     Endpoint,
 )
-from archiver.api.errors import ApiError, ResponseFormatError
-from archiver.api.retry import RetryPolicy
-from archiver.config import Settings
-from archiver.reading.attribution import read_attribution
-from archiver.service import runner
-from archiver.service.lock import lock_for
-from archiver.store.tables import account_usage, stream_usage, sync_runs, sync_state
-from archiver.store.upsert import upsert_rows
-from archiver.timeutil import Resolution
 from tests.processes import Ran
 from tests.test_sync_paths import Vendor, cycle, settings
 
@@ -149,9 +149,9 @@ def test_a_scheduled_cycle_without_the_lock_asks_and_writes_nothing(
 
     class Faked(AnalyticsClient):
         @classmethod
-        def from_settings(cls, settings: Settings, **overrides: Any) -> AnalyticsClient:
+        def from_options(cls, options: ClientOptions, **overrides: Any) -> AnalyticsClient:
             overrides.update(transport=httpx.MockTransport(vendor), sleep=lambda _: None)
-            return AnalyticsClient.from_settings(settings, **overrides)
+            return AnalyticsClient.from_options(options, **overrides)
 
     monkeypatch.setattr(runner, "AnalyticsClient", Faked)
     config = settings(database_url=database_url, streams=["cam"])

@@ -28,18 +28,18 @@ from sqlalchemy.engine import Engine
 
 from archiver import cli
 from archiver.api.client import AnalyticsClient
-from archiver.api.endpoints import ACCOUNT_SERIES, BY_DATASET, ApiRequest
 from archiver.api.errors import ApiError, AuthenticationError, ResponseFormatError, TransportError
 from archiver.api.retry import RetryPolicy, parse_retry_after
-from archiver.cli import reading as cli_reading
 from archiver.cycle.report import CycleReport
 from archiver.cycle.sync import run_cycle
 from archiver.errors import InputError
+from archiver.reading import export as export_module
 from archiver.rules.plan import Policy
 from archiver.simulator import SimConfig, Simulator
 from archiver.store import db
 from archiver.store.tables import USAGE_TABLES, sync_gaps, sync_runs, sync_state, tracked_streams
 from archiver.timeutil import Resolution, next_start
+from archiver.vocabulary import ACCOUNT_SERIES, BY_DATASET, ApiRequest
 from tests.harness import Harness, compare_with_truth
 from tests.simhelpers import TOKEN
 
@@ -144,7 +144,7 @@ def cycle_at(harness: Harness, host: datetime, vendor: datetime) -> CycleReport:
     """One cycle with the host clock at `host` and the vendor's at `vendor`."""
     harness.sim.set_now(vendor)
     settings = harness.settings(host)
-    with AnalyticsClient.from_settings(settings, sleep=lambda _: None) as client:
+    with AnalyticsClient.from_options(settings.client_options(), sleep=lambda _: None) as client:
         return run_cycle(engine=harness.engine, client=client, settings=settings)
 
 
@@ -880,8 +880,8 @@ def test_a_failed_export_leaves_the_previous_file_whole(
         stream.write("half a row")
         raise InputError("the database went away")
 
-    # `export` looks write_export up in the module of its handler.
-    monkeypatch.setattr(cli_reading, "write_export", broken)
+    # `export` looks write_export up in archiver.reading.export when it runs.
+    monkeypatch.setattr(export_module, "write_export", broken)
     assert cli.main(["export", "--table", "tracked_streams", "--output", str(output)]) == 1
     assert output.read_text() == "yesterday's export\n"
     # No temporary file left behind (the archive's own -wal/-shm files aside).

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import Engine
 
-from archiver.store import db
+from archiver.store import db, revisions
 from archiver.store.tables import metadata
 from tests.conftest import postgres_admin_url
 
@@ -29,6 +30,60 @@ def test_database_is_at_head(engine: Engine) -> None:
 
     head = ScriptDirectory.from_config(db.alembic_config()).get_current_head()
     assert db.current_revision(engine) == head
+
+
+def _follows(down: str | Sequence[str] | None) -> tuple[str, ...]:
+    if down is None:
+        return ()
+    return (down,) if isinstance(down, str) else tuple(down)
+
+
+def test_the_revisions_read_without_alembic_are_alembics() -> None:
+    # Read-only commands check the schema without loading Alembic: the same answers.
+    from alembic.script import ScriptDirectory
+
+    scripts = ScriptDirectory.from_config(db.alembic_config())
+    expected = {s.revision: _follows(s.down_revision) for s in scripts.walk_revisions()}
+    assert len(expected) >= 7
+    assert revisions.shipped() == expected
+    assert revisions.head() == db.head_revision() == scripts.get_current_head()
+
+
+def test_a_merge_revision_spread_over_lines_is_read_too(tmp_path: Path) -> None:
+    script = tmp_path / "0009_merge.py"
+    lines = [
+        '"""Merge."""',
+        'revision: str = "0009"',
+        "down_revision = (",
+        '    "0008_a",',
+        '    "0008_b",',
+        ")",
+        'SQL = """',
+        "revision = not this one",
+        '"""',
+    ]
+    script.write_text("\n".join(lines) + "\n")
+    merge = {"revision": "0009", "down_revision": ("0008_a", "0008_b")}
+    assert revisions._literals(script) == merge
+
+
+def test_the_current_revision_read_without_alembic_is_alembics(
+    engine: Engine, tmp_path: Path
+) -> None:
+    def both(conn: sa.Connection) -> tuple[str | None, str | None]:
+        return revisions.current(conn), MigrationContext.configure(conn).get_current_revision()
+
+    with engine.connect() as conn:
+        assert both(conn) == (db.head_revision(),) * 2
+        conn.execute(sa.text("UPDATE alembic_version SET version_num = '0003'"))
+        assert both(conn) == ("0003", "0003")
+        conn.execute(sa.text("DELETE FROM alembic_version"))
+        assert both(conn) == (None, None)
+        conn.rollback()
+    empty = sa.create_engine(f"sqlite:///{tmp_path / 'empty.db'}")
+    with empty.connect() as conn:
+        assert both(conn) == (None, None)
+    empty.dispose()
 
 
 def test_upgrade_twice_is_harmless(engine: Engine) -> None:

@@ -7,13 +7,6 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from archiver.api.endpoints import (
-    ACCOUNT_GEO_SERIES,
-    ACCOUNT_SERIES,
-    ENDPOINTS,
-    STREAMS_GEO_SERIES,
-    STREAMS_SERIES,
-)
 from archiver.rules.plan import (
     ACCOUNT,
     Gap,
@@ -26,7 +19,14 @@ from archiver.rules.plan import (
     streams_due,
 )
 from archiver.timeutil import Resolution, floor, next_start
-from archiver.vocabulary import StreamStatus
+from archiver.vocabulary import (
+    ACCOUNT_GEO_SERIES,
+    ACCOUNT_SERIES,
+    ENDPOINTS,
+    STREAMS_GEO_SERIES,
+    STREAMS_SERIES,
+    StreamStatus,
+)
 
 NOW = datetime(2026, 11, 26, 6, 2, tzinfo=UTC)
 POLICY = Policy()

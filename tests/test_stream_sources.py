@@ -317,7 +317,7 @@ def test_a_failing_token_list_is_logged_and_the_cycle_goes_on(
     with Simulator(config, token=TOKEN, start=NOW) as sim:
         harness = Harness(sim, engine, {"streams": ["stream-0001"], "discovery": False})
         settings = harness.settings(NOW)
-        with NoTokens.from_settings(settings, sleep=lambda _: None) as client:
+        with NoTokens.from_options(settings.client_options(), sleep=lambda _: None) as client:
             report = run_cycle(engine=engine, client=client, settings=settings, kind=RunKind.SYNC)
     assert report.errors == ["publish tokens: publish_token/list page 1: server error 500: boom"]
     assert report.planned > 0

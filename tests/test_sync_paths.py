@@ -126,8 +126,8 @@ def settings(**overrides: Any) -> Settings:
 
 
 def client_for(vendor: Vendor, config: Settings) -> AnalyticsClient:
-    return AnalyticsClient.from_settings(
-        config, transport=httpx.MockTransport(vendor), sleep=lambda _: None
+    return AnalyticsClient.from_options(
+        config.client_options(), transport=httpx.MockTransport(vendor), sleep=lambda _: None
     )
 
 

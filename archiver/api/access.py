@@ -8,7 +8,7 @@ import threading
 from collections.abc import Iterable
 
 from archiver.api.errors import AuthenticationError
-from archiver.config import TOKEN_SETTING
+from archiver.api.options import TOKEN_SETTING
 
 
 class Access:

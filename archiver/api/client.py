@@ -25,12 +25,12 @@ from archiver.api.errors import (
     PermissionDeniedError,
     TransportError,
 )
+from archiver.api.options import ClientOptions
 from archiver.api.pool import run_concurrently
 from archiver.api.result import FetchResult
 from archiver.api.retry import RetryPolicy, parse_http_date, parse_retry_after, retryable
 from archiver.api.translate import MESSAGE_LIMIT, Scrubber, status_error
 from archiver.api.transport import Connection, Sleep
-from archiver.config import Settings
 from archiver.rules.reading import Reading
 from archiver.timeutil import Resolution, floor, next_start
 from archiver.vocabulary import (
@@ -91,25 +91,26 @@ class AnalyticsClient:
         self._rng = rng
 
     @classmethod
-    def from_settings(cls, settings: Settings, **overrides: Any) -> AnalyticsClient:
-        """A client configured by the settings (the token is required)."""
-        options: dict[str, Any] = {
-            "base_url": settings.api_base_url,
-            "token": settings.require_token(),
-            "timeout": settings.request_timeout_seconds,
+    def from_options(cls, options: ClientOptions, **overrides: Any) -> AnalyticsClient:
+        """A client configured by plain `options` (the settings make them); `overrides` are
+        keyword arguments of the constructor (a test's transport, a hook, a sleep)."""
+        arguments: dict[str, Any] = {
+            "base_url": options.base_url,
+            "token": options.token,
+            "timeout": options.timeout,
             "retry": RetryPolicy(
-                settings.max_attempts, settings.backoff_base_seconds, settings.max_backoff_seconds
+                options.max_attempts, options.backoff_base_seconds, options.max_backoff_seconds
             ),
-            "max_requests_per_second": settings.max_requests_per_second,
-            "concurrency": settings.concurrency,
-            "max_response_bytes": settings.max_response_bytes,
-            "deadline_seconds": settings.request_deadline_seconds,
+            "max_requests_per_second": options.max_requests_per_second,
+            "concurrency": options.concurrency,
+            "max_response_bytes": options.max_response_bytes,
+            "deadline_seconds": options.deadline_seconds,
         }
-        if settings.now is not None:
-            frozen = settings.now
-            options["now"] = lambda: frozen
-        options.update(overrides)
-        return cls(**options)
+        if options.now is not None:
+            frozen = options.now
+            arguments["now"] = lambda: frozen
+        arguments.update(overrides)
+        return cls(**arguments)
 
     def __repr__(self) -> str:
         return f"AnalyticsClient(base_url={self.base_url!r})"

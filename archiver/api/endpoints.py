@@ -1,7 +1,7 @@
 """The parsing side of each archived endpoint: its body schema and its parser, by dataset.
 
 The declarations themselves (path, resolutions, streams or not) and the name rules live in
-`archiver.vocabulary`; they are re-exported here for the modules that import them from the API.
+`archiver.vocabulary`: import them from there.
 """
 
 from __future__ import annotations
@@ -12,46 +12,7 @@ from typing import Any
 from pydantic import TypeAdapter
 
 from archiver.api import series
-from archiver.vocabulary import (
-    ACCOUNT_GEO_SERIES,
-    ACCOUNT_SERIES,
-    BY_DATASET,
-    ENDPOINTS,
-    MAX_NAME_LENGTH,
-    MAX_NAMES_PER_REQUEST,
-    MONITORING_STREAMS_PATH,
-    PUBLISH_TOKENS_PATH,
-    STREAMS_GEO_SERIES,
-    STREAMS_SERIES,
-    ApiRequest,
-    Dataset,
-    Endpoint,
-    batches,
-    check_stream_name,
-    refusal_reason,
-    storable,
-)
-
-__all__ = [
-    "ACCOUNT_GEO_SERIES",
-    "ACCOUNT_SERIES",
-    "BY_DATASET",
-    "ENDPOINTS",
-    "MAX_NAMES_PER_REQUEST",
-    "MAX_NAME_LENGTH",
-    "MONITORING_STREAMS_PATH",
-    "PUBLISH_TOKENS_PATH",
-    "STREAMS_GEO_SERIES",
-    "STREAMS_SERIES",
-    "AnswerSchema",
-    "ApiRequest",
-    "Endpoint",
-    "batches",
-    "check_stream_name",
-    "refusal_reason",
-    "schema_of",
-    "storable",
-]
+from archiver.vocabulary import Dataset, Endpoint
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from archiver.api.errors import (
     TransportError,
     UnreachableError,
 )
-from archiver.config import BASE_URL_SETTING, TOKEN_SETTING
+from archiver.api.options import BASE_URL_SETTING, TOKEN_SETTING
 from archiver.text import printable
 
 VENDOR_TEXT_LIMIT = 300

@@ -21,8 +21,8 @@ import httpx
 
 from archiver import __version__
 from archiver.api.errors import ApiError, ResponseFormatError, TransportError
+from archiver.api.options import TOKEN_SETTING, is_loopback_host
 from archiver.api.translate import Answer, decoding_error, transport_error
-from archiver.config import TOKEN_SETTING, is_loopback_host
 
 Sleep = Callable[[float], None]
 Clock = Callable[[], float]

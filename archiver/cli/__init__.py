@@ -12,9 +12,7 @@ from archiver import __version__
 from archiver.cli import cycles, database, reading, service, simulation, streams
 from archiver.cli._output import say
 from archiver.cli._parsing import Handler, Parser, subcommands
-from archiver.config import get_settings
 from archiver.errors import ArchiverError
-from archiver.observability import setup_logging
 
 log = logging.getLogger("archiver.cli")
 
@@ -51,6 +49,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     handler: Handler = args.handler
+    # Imported once the arguments are good: `--help` and a usage mistake need neither.
+    from archiver.config import get_settings
+    from archiver.observability import setup_logging
+
     try:
         settings = get_settings()
         setup_logging(settings)

@@ -9,15 +9,16 @@ import stat
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from sqlalchemy.engine import Engine
-
-from archiver.config import Settings
 from archiver.cycle.report import current_time
 from archiver.errors import ConfigError, InputError, LockError
 from archiver.store import db
-from archiver.store.state import interrupt_stale_runs
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+    from archiver.config import Settings
 
 log = logging.getLogger("archiver.cli")
 
@@ -52,7 +53,9 @@ def sole_writer(settings: Settings) -> Iterator[Engine]:
     A one-shot `sync` or `backfill` beside a running service exits with one line instead of
     waiting: the service already keeps the archive up to date.
     """
+    # The writers' own modules: read-only commands, which open the archive here too, skip them.
     from archiver.service.lock import lock_for
+    from archiver.store.state import interrupt_stale_runs
 
     engine = db.make_engine(writable_url(settings))
     try:

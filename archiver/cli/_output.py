@@ -5,9 +5,12 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
-from archiver.cycle.report import CycleReport
 from archiver.text import printable
+
+if TYPE_CHECKING:
+    from archiver.cycle.report import CycleReport
 
 
 def out(text: str = "") -> None:

@@ -5,13 +5,15 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 from datetime import datetime
-from typing import NoReturn, TypeAlias
+from typing import TYPE_CHECKING, NoReturn, TypeAlias
 
-from archiver.config import Settings
 from archiver.errors import InputError
 from archiver.timeutil import Resolution, parse_instant
 
-Handler = Callable[[argparse.Namespace, Settings], int]
+if TYPE_CHECKING:  # the settings' library is loaded by the commands that read them, not --help
+    from archiver.config import Settings
+
+Handler: TypeAlias = "Callable[[argparse.Namespace, Settings], int]"
 # What `add_subparsers` returns: each command module adds its parsers to it.
 Commands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 

@@ -4,24 +4,22 @@ from __future__ import annotations
 
 import argparse
 from datetime import datetime
+from typing import TYPE_CHECKING
 
-from sqlalchemy.engine import Engine
-
-from archiver.api.client import AnalyticsClient
-from archiver.api.endpoints import ApiRequest, check_stream_name
-from archiver.cli._archive import sole_writer, writable_url
 from archiver.cli._output import ProgressLine, out, refused, say
 from archiver.cli._parsing import Commands, instant, resolution_choice
-from archiver.config import Settings
-from archiver.cycle.dry_run import dry_run
-from archiver.cycle.report import CycleReport, current_time
-from archiver.cycle.streams import add_streams, plannable
-from archiver.cycle.sync import run_cycle
 from archiver.errors import InputError
 from archiver.rules.plan import Plan, Selection
-from archiver.store import db
 from archiver.timeutil import Resolution
-from archiver.vocabulary import RunKind, StreamSource
+from archiver.vocabulary import ApiRequest, RunKind, StreamSource, check_stream_name
+
+# The handlers import the HTTP client, the cycle and the store when they run: `--help` and
+# the read-only commands, which share this parser, do not load them.
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+    from archiver.config import Settings
+    from archiver.cycle.report import CycleReport
 
 NO_STREAMS = (
     "no stream is tracked, so no per-stream history is saved (account totals only): "
@@ -43,8 +41,15 @@ def add_sync(commands: Commands) -> None:
 
 
 def cmd_sync(args: argparse.Namespace, settings: Settings) -> int:
+    from archiver.api.client import AnalyticsClient
+    from archiver.cli._archive import sole_writer
+    from archiver.cycle.sync import run_cycle
+
     settings.require_token()
-    with sole_writer(settings) as engine, AnalyticsClient.from_settings(settings) as client:
+    with (
+        sole_writer(settings) as engine,
+        AnalyticsClient.from_options(settings.client_options()) as client,
+    ):
         report = run_cycle(engine=engine, client=client, settings=settings, kind=RunKind.SYNC)
     return _print_report(report)
 
@@ -76,6 +81,13 @@ def add_backfill(commands: Commands) -> None:
 
 
 def cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
+    from archiver.api.client import AnalyticsClient
+    from archiver.cli._archive import sole_writer
+    from archiver.cycle.report import current_time
+    from archiver.cycle.streams import add_streams
+    from archiver.cycle.sync import run_cycle
+    from archiver.store import db
+
     start: datetime | None = args.start
     end: datetime | None = args.end
     if start is not None and end is not None and start >= end:
@@ -104,7 +116,7 @@ def cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
         if names:
             with db.transaction(engine) as conn:
                 add_streams(conn=conn, names=names, source=StreamSource.CLI, now=now)
-        with AnalyticsClient.from_settings(settings) as client:
+        with AnalyticsClient.from_options(settings.client_options()) as client:
             report = run_cycle(
                 engine=engine,
                 client=client,
@@ -124,6 +136,9 @@ def _dry_run(
     settings: Settings, *, now: datetime, selection: Selection, names: list[str] | None
 ) -> int:
     """Print what the real backfill would ask, having written nothing anywhere."""
+    from archiver.cli._archive import writable_url
+    from archiver.cycle.dry_run import dry_run
+
     writable_url(settings)  # refused as the real backfill refuses it (an in-memory archive)
     result = dry_run(settings=settings, now=now, selection=selection, names=names)
     _report_purged(result.plan)
@@ -183,6 +198,9 @@ def _describe_plan(plan: Plan) -> list[str]:
 
 def _warn_if_no_streams(engine: Engine) -> None:
     """One line when the backfill has no per-stream scope: never a silent empty backfill."""
+    from archiver.cycle.streams import plannable
+    from archiver.store import db
+
     with db.transaction(engine) as conn:
         if not plannable(conn):
             say(NO_STREAMS)

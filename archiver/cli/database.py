@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
-from archiver.cli._archive import writable_url
 from archiver.cli._output import out
 from archiver.cli._parsing import Commands, subcommands
-from archiver.config import Settings
-from archiver.store import db
+
+if TYPE_CHECKING:
+    from archiver.config import Settings
 
 
 def add_db(commands: Commands) -> None:
@@ -26,6 +27,9 @@ def add_db(commands: Commands) -> None:
 
 
 def cmd_db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
+    from archiver.cli._archive import writable_url
+    from archiver.store import db
+
     engine = db.make_engine(writable_url(settings))
     try:
         db.upgrade(engine, args.revision)

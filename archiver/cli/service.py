@@ -6,18 +6,21 @@ import argparse
 import json
 import logging
 from datetime import datetime
+from typing import TYPE_CHECKING
 
-from archiver.cli._archive import archive_readonly
 from archiver.cli._output import out, say, table_row
 from archiver.cli._parsing import Commands
-from archiver.config import Settings
-from archiver.cycle.report import current_time
 from archiver.errors import ArchiverError
-from archiver.reading.attribution import Attribution, read_attribution, unexplained_warning
-from archiver.reading.status import Status, read_status_now
 from archiver.rules.clock_trust import ANSWERS_NOT_SETTLED
-from archiver.store import db
 from archiver.text import printable
+
+# The handlers import the store and the queries when they run: building the parser, which
+# every command (and `--help`) does, loads neither; `status` and `health` never load the
+# service's scheduler, the HTTP client or Alembic.
+if TYPE_CHECKING:
+    from archiver.config import Settings
+    from archiver.reading.attribution import Attribution
+    from archiver.reading.status import Status
 
 log = logging.getLogger("archiver.cli")
 
@@ -47,6 +50,7 @@ def add_run(commands: Commands) -> None:
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     from archiver.service.runner import Service
+    from archiver.store import db
 
     settings.require_token()
     engine = db.make_engine(settings.database_url)
@@ -150,6 +154,10 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _read_status(settings: Settings, *, with_holder: bool = True) -> Status:
+    from archiver.cli._archive import archive_readonly
+    from archiver.reading.status import read_status_now
+    from archiver.store import db
+
     with archive_readonly(settings) as engine:
         with db.transaction(engine) as conn:
             status = read_status_now(conn, settings)
@@ -186,6 +194,11 @@ def _ago(now: datetime, then: datetime | None) -> str:
 
 
 def _read_attribution(settings: Settings) -> Attribution | None:
+    from archiver.cli._archive import archive_readonly
+    from archiver.cycle.report import current_time
+    from archiver.reading.attribution import read_attribution
+    from archiver.store import db
+
     try:
         with archive_readonly(settings) as engine, db.transaction(engine) as conn:
             return read_attribution(conn, now=current_time(settings))
@@ -196,6 +209,8 @@ def _read_attribution(settings: Settings) -> Attribution | None:
 
 
 def _print_attribution(attribution: Attribution | None, settings: Settings) -> None:
+    from archiver.reading.attribution import unexplained_warning
+
     if attribution is None:
         out("explained:     unknown (run `archiver db upgrade`)")
         return

@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 import base64
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from archiver.cli._output import out
 from archiver.cli._parsing import Commands, count, instant, port, rate
-from archiver.config import Settings
 from archiver.errors import InputError
+
+if TYPE_CHECKING:
+    from archiver.config import Settings
 
 
 def add_demo(commands: Commands) -> None:

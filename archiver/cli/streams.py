@@ -6,25 +6,19 @@ import argparse
 import json
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from archiver.api.client import AnalyticsClient
-from archiver.cli._archive import archive, archive_readonly
 from archiver.cli._output import out, refused, say, table_row
 from archiver.cli._parsing import Commands, subcommands
-from archiver.config import Settings
-from archiver.cycle.report import current_time
-from archiver.cycle.streams import (
-    add_streams,
-    discover_names,
-    list_streams,
-    read_names_file,
-    remove_streams,
-)
-from archiver.cycle.tokens import TokenPattern, load_patterns, matching
-from archiver.store import db
 from archiver.text import printable
 from archiver.timeutil import format_iso
 from archiver.vocabulary import StreamSource
+
+# The handlers import the store and the HTTP client when they run: building the parser, which
+# every command (and `--help`) does, loads neither.
+if TYPE_CHECKING:
+    from archiver.config import Settings
+    from archiver.cycle.tokens import TokenPattern
 
 
 def add_streams_commands(commands: Commands) -> None:
@@ -78,11 +72,18 @@ def cmd_streams_add(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_streams_import(args: argparse.Namespace, settings: Settings) -> int:
+    from archiver.cycle.streams import read_names_file
+
     return _add(settings, read_names_file(Path(args.file)), source=StreamSource.CLI)
 
 
 def _add(settings: Settings, names: list[str], *, source: StreamSource, seen: bool = False) -> int:
     """Track names and say what happened; refusals fail only names the user typed."""
+    from archiver.cli._archive import archive
+    from archiver.cycle.report import current_time
+    from archiver.cycle.streams import add_streams
+    from archiver.store import db
+
     with archive(settings) as engine, db.transaction(engine) as conn:
         result = add_streams(
             conn=conn, names=names, source=source, now=current_time(settings), seen=seen
@@ -102,6 +103,10 @@ def _add(settings: Settings, names: list[str], *, source: StreamSource, seen: bo
 
 
 def cmd_streams_remove(args: argparse.Namespace, settings: Settings) -> int:
+    from archiver.cli._archive import archive
+    from archiver.cycle.streams import remove_streams
+    from archiver.store import db
+
     with archive(settings) as engine, db.transaction(engine) as conn:
         removed = remove_streams(conn=conn, names=args.names)
     for name in removed:
@@ -123,6 +128,11 @@ _MINUTE = "%Y-%m-%d %H:%M"
 
 
 def cmd_streams_list(args: argparse.Namespace, settings: Settings) -> int:
+    from archiver.cli._archive import archive_readonly
+    from archiver.cycle.streams import list_streams
+    from archiver.cycle.tokens import load_patterns, matching
+    from archiver.store import db
+
     with archive_readonly(settings) as engine, db.transaction(engine) as conn:
         rows = list_streams(conn)
         patterns = load_patterns(conn)
@@ -160,8 +170,11 @@ def _list_token_patterns(patterns: list[TokenPattern]) -> None:
 
 
 def cmd_streams_discover(args: argparse.Namespace, settings: Settings) -> int:
+    from archiver.api.client import AnalyticsClient
+    from archiver.cycle.streams import discover_names
+
     settings.require_token()
-    with AnalyticsClient.from_settings(settings) as client:
+    with AnalyticsClient.from_options(settings.client_options()) as client:
         found = discover_names(client, settings.discovery_pattern)
     if args.dry_run:
         for name in found:

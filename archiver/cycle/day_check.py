@@ -12,13 +12,12 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from archiver.api.endpoints import BY_DATASET
 from archiver.rules.finality import Settlement
 from archiver.rules.plan import ACCOUNT, Gap, Policy, Scope
 from archiver.store import state as store_state
 from archiver.store.tables import account_usage, sync_state
 from archiver.timeutil import Resolution, buckets, floor, next_start
-from archiver.vocabulary import ApiRequest, Dataset
+from archiver.vocabulary import BY_DATASET, ApiRequest, Dataset
 
 log = logging.getLogger(__name__)
 

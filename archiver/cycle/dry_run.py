@@ -12,19 +12,18 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from archiver.api.client import AnalyticsClient
-from archiver.api.endpoints import refusal_reason
 from archiver.config import Settings
 from archiver.cycle.prelude import judge_clock
 from archiver.cycle.report import CycleReport
 from archiver.cycle.streams import discover_names
 from archiver.errors import ArchiverError
 from archiver.rules.clock_trust import History
-from archiver.rules.plan import Plan, Scope, ScopeState, Selection, StreamEntry, make_plan
+from archiver.rules.plan import Plan, Policy, Scope, ScopeState, Selection, StreamEntry, make_plan
 from archiver.store import db
 from archiver.store.clock_runs import clock_history
 from archiver.store.state import load_state
 from archiver.store.tables import tracked_streams
-from archiver.vocabulary import RunKind, StreamStatus
+from archiver.vocabulary import RunKind, StreamStatus, refusal_reason
 
 log = logging.getLogger(__name__)
 
@@ -160,7 +159,7 @@ def dry_run(
             counted[0] += 1
 
         report = CycleReport(kind=RunKind.BACKFILL, now=now)
-        with AnalyticsClient.from_settings(settings, on_response=count) as client:
+        with AnalyticsClient.from_options(settings.client_options(), on_response=count) as client:
             if discover and settings.discovery:
                 try:
                     listed = discover_names(client, settings.discovery_pattern)
@@ -185,7 +184,11 @@ def dry_run(
         window=timedelta(days=settings.stream_retention_days),
     )
     plan = make_plan(
-        now=now, policy=settings.policy, streams=streams, state=state, selection=selection
+        now=now,
+        policy=Policy.from_settings(settings),
+        streams=streams,
+        state=state,
+        selection=selection,
     )
     tracked = sum(1 for s in streams if s.name in registry)
     by_source = {"already tracked": tracked, "new": len(streams) - tracked}

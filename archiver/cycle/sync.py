@@ -19,7 +19,7 @@ from archiver.cycle import day_check, prelude
 from archiver.cycle.answer import store_answer
 from archiver.cycle.report import CycleReport, Progress, current_time
 from archiver.cycle.streams import plannable, plannable_capped, update_dormancy
-from archiver.rules.plan import Plan, Selection, StreamEntry, make_plan
+from archiver.rules.plan import Plan, Policy, Selection, StreamEntry, make_plan
 from archiver.store import state as store_state
 from archiver.store.db import transaction
 from archiver.vocabulary import RunKind, RunStatus
@@ -39,7 +39,7 @@ def plan_cycle(
     kind: RunKind = RunKind.SYNC,
 ) -> Plan:
     """The plan of a cycle at `now`, from what the database holds (nothing is written)."""
-    policy = settings.policy
+    policy = Policy.from_settings(settings)
     with transaction(engine) as conn:
         streams = _streams(conn, settings, kind) + (extra_streams or [])
         state = store_state.load_state(conn)
@@ -115,6 +115,7 @@ def _fetch_and_store(
     """Every planned request, a few at a time; each answer stored as it arrives."""
     # Requests are values: the plan never asks the same thing twice in one cycle.
     scopes = {p.request: p.scopes for p in plan.requests}
+    policy = Policy.from_settings(settings)
     # The account's Month answers come first: Day answers are judged against their month.
     for wave in day_check.waves([p.request for p in plan.requests], stop):
         with closing(client.fetch_all(wave)) as results:
@@ -125,7 +126,7 @@ def _fetch_and_store(
                     engine=engine,
                     result=result,
                     scopes=scopes[result.request],
-                    policy=settings.policy,
+                    policy=policy,
                     report=report,
                 )
                 if progress is not None:
@@ -194,7 +195,7 @@ def _start(
         state = store_state.load_state(conn)
         plan = make_plan(
             now=now,
-            policy=settings.policy,
+            policy=Policy.from_settings(settings),
             streams=_streams(conn, settings, report.kind),
             state=state,
             selection=selection,

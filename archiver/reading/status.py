@@ -9,13 +9,12 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from archiver.api.endpoints import BY_DATASET
 from archiver.config import Settings
 from archiver.cycle.report import current_time
 from archiver.rules.plan import Policy
 from archiver.store.tables import sync_gaps, sync_runs, sync_state, tracked_streams
 from archiver.timeutil import Resolution, count_buckets, format_iso, next_start
-from archiver.vocabulary import RunStatus, StreamStatus
+from archiver.vocabulary import BY_DATASET, RunStatus, StreamStatus
 
 
 @dataclass
@@ -171,7 +170,7 @@ def read_status_now(conn: Connection, settings: Settings) -> Status:
     return read_status(
         conn,
         now=current_time(settings),
-        policy=settings.policy,
+        policy=Policy.from_settings(settings),
         schedule_minutes=settings.schedule_minutes,
         interval_seconds=settings.schedule_interval_seconds,
     )

@@ -237,8 +237,10 @@ class Service:
             return
         settings = self.settings
         try:
-            with AnalyticsClient.from_settings(
-                settings, on_response=self.metrics.on_response, reached=self._reached
+            with AnalyticsClient.from_options(
+                settings.client_options(),
+                on_response=self.metrics.on_response,
+                reached=self._reached,
             ) as client:
                 self._client = client
                 if self.stop.is_set():

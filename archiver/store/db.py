@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import sqlite3
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
@@ -17,14 +17,11 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 
 from archiver.errors import DatabaseError
+from archiver.store import revisions
+from archiver.store.revisions import migrations_dir
 
 # pg_advisory_xact_lock key serialising migrations: "archmigr" as a signed 64-bit integer.
 MIGRATION_LOCK_KEY = int.from_bytes(b"archmigr", "big") - (1 << 63)
-
-
-def migrations_dir() -> Path:
-    """Where the Alembic environment is: `migrations/` in the source tree, shipped as a package."""
-    return Path(str(resources.files("archiver.migrations")))
 
 
 _SECRET_QUERY_KEYS = ("password", "sslpassword", "passfile")
@@ -91,16 +88,12 @@ def _driver_errors() -> tuple[type[BaseException], ...]:
         OverflowError,
         UnicodeError,
     ]
-    try:
-        import psycopg
-    except ImportError:  # SQLite-only installations
-        pass
-    else:
+    # psycopg's, once loaded (a PostgreSQL engine loads it): a process that never loaded it
+    # cannot be handed its errors, and a command on SQLite need not pay for its import.
+    psycopg = sys.modules.get("psycopg")
+    if psycopg is not None:
         errors.append(psycopg.Error)
     return tuple(errors)
-
-
-DRIVER_ERRORS = _driver_errors()
 
 
 @contextmanager
@@ -110,7 +103,7 @@ def transaction(engine: Engine) -> Iterator[Connection]:
     try:
         with engine.begin() as conn:
             yield conn
-    except DRIVER_ERRORS as exc:
+    except _driver_errors() as exc:
         raise DatabaseError(f"database error: {_first_line(exc)}") from exc
 
 
@@ -127,20 +120,11 @@ def alembic_config(connection: Connection | None = None) -> Any:
 
 def head_revision() -> str:
     """The newest schema revision this archiver knows."""
-    from alembic.script import ScriptDirectory
-
-    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
-    if head is None:  # pragma: no cover - the package always ships its migrations
-        raise DatabaseError("this archiver ships no migrations: reinstall it")
-    return str(head)
+    return revisions.head()
 
 
 def _known_revisions() -> set[str]:
-    from alembic.script import ScriptDirectory
-
-    return {
-        script.revision for script in ScriptDirectory.from_config(alembic_config()).walk_revisions()
-    }
+    return set(revisions.shipped())
 
 
 def _newer_than_us(current: str) -> DatabaseError:
@@ -174,9 +158,7 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
 
 
 def _current(conn: Connection) -> str | None:
-    from alembic.runtime.migration import MigrationContext
-
-    return MigrationContext.configure(conn).get_current_revision()
+    return revisions.current(conn)
 
 
 def current_revision(engine: Engine) -> str | None:
