@@ -24,6 +24,7 @@ VIEWS = (
     "account_monthly_usage",
     "country_daily_usage",
     "usage_attribution",
+    "reconciliation",
 )
 # Rollups are the views' internals, not part of the archive's interface.
 EXPORTABLE = tuple(sorted(set(metadata.tables) - {t.name for t in ROLLUP_TABLES})) + VIEWS
