@@ -127,6 +127,21 @@ def test_a_stream_not_asked_for_costs_only_itself() -> None:
     assert result.strangers == ["stranger\\n"]  # escaped: it goes to logs and the database
 
 
+def test_a_stranger_named_after_the_secret_reaches_no_result() -> None:
+    # A hostile vendor may echo the secret as a stream name nobody asked for: the name goes to
+    # logs and the database, so it is scrubbed like every other word of an answer.
+    hours = {"2020-03-01T00:00:00Z": {"bytesIn": 5, "bytesOut": 6}}
+    data = {"a": {"bandwidth": hours}, f"x{TOKEN}x": {"bandwidth": hours}}
+    body = {"status": "success", "data": data}
+    client, _ = fake_client(lambda r: httpx.Response(200, json=body))
+    request = ApiRequest(STREAMS_SERIES, Resolution.HOUR, T0, T0 + timedelta(hours=1), ("a",))
+    with client:
+        result = client.fetch(request)
+    assert len(result.strangers) == 1
+    assert TOKEN not in result.strangers[0]
+    assert result.strangers[0].startswith("x")
+
+
 # --- the cycle against the simulator ------------------------------------------------------
 
 
