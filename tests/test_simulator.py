@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -12,6 +13,7 @@ from jsonschema import Draft202012Validator
 
 from archiver.simulator import SimConfig, Traffic
 from archiver.simulator.server import Faults
+from archiver.simulator.traffic import hour_index
 from archiver.timeutil import Resolution
 from tests.conftest import VENDOR
 from tests.harness import truth
@@ -314,3 +316,31 @@ def test_unknown_paths_are_404() -> None:
     with running_simulator(CONFIG, start=NOW) as (_, http):
         assert http.get("/api/analytics/nothing").status_code == 404
         assert isinstance(http, httpx.Client)
+
+
+def test_concurrent_account_answers_sum_each_day_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    # 64 requests for the same months used to sum the same days side by side: at 10,000
+    # streams each answer then took longer than the client waits. A day is summed once.
+    traffic = Traffic(SimConfig(streams=30, history_days=10))
+    summed: list[int] = []
+    uncached = traffic._day_account_uncached
+
+    def counting(day: int) -> Any:
+        summed.append(day)
+        return uncached(day)
+
+    monkeypatch.setattr(traffic, "_day_account_uncached", counting)
+    start = datetime(2026, 10, 1, tzinfo=UTC)
+    until = datetime(2026, 11, 3, tzinfo=UTC)
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(
+            pool.map(
+                lambda _: traffic.bucket(None, Resolution.MONTH, start, visible_until=until),
+                range(16),
+            )
+        )
+    assert len(summed) == len(set(summed))  # no day summed twice
+    assert all(a == answers[0] for a in answers)
+    assert answers[0].bandwidth()[1] > 0
+    # Days before the first stream was born are empty without a look at any stream.
+    assert traffic._day_account(hour_index(start) // 24 - 400) == {}
