@@ -33,6 +33,7 @@ from archiver.store.tables import stream_usage
 from archiver.store.upsert import _statements, _tuples, upsert_rows
 from archiver.timeutil import Resolution
 from archiver.vocabulary import ENDPOINTS, StreamSource
+from bench.results import merge
 
 HERE = Path(__file__).resolve().parent
 WORK = HERE / ".work"
@@ -547,7 +548,9 @@ def main() -> int:
             bench_backfill(lines, args.runs, streams)
     if "store" in chosen:
         bench_store(lines, args.runs)
-    args.output.write_text("\n".join(lines))
+    # A partial run (`--only`) replaces its own sections and keeps every other one.
+    stamp = [line for line in machine() if line]
+    args.output.write_text(merge(args.output, "\n".join(lines), stamp))
     shutil.rmtree(WORK, ignore_errors=True)
     print(f"wrote {args.output}")
     return 0

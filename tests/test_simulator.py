@@ -12,6 +12,7 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from archiver.simulator import SimConfig, Traffic
+from archiver.simulator.buckets import Resolution as SimResolution
 from archiver.simulator.server import Faults
 from archiver.simulator.traffic import hour_index
 from archiver.timeutil import Resolution
@@ -335,7 +336,7 @@ def test_concurrent_account_answers_sum_each_day_once(monkeypatch: pytest.Monkey
     with ThreadPoolExecutor(8) as pool:
         answers = list(
             pool.map(
-                lambda _: traffic.bucket(None, Resolution.MONTH, start, visible_until=until),
+                lambda _: traffic.bucket(None, SimResolution.MONTH, start, visible_until=until),
                 range(16),
             )
         )
