@@ -31,6 +31,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 RECORD = Path(__file__).resolve().parent / "MUTATION.md"
 
+API_TESTS = [
+    "tests/test_api_client.py",
+    "tests/test_smallest_unit.py",
+    "tests/test_bad_input.py",
+    "tests/test_outages_and_refusals.py",
+    "tests/test_fast_invariants.py",
+]
 # Each core module and the fast tests that are meant to guard it.
 TARGETS: dict[str, list[str]] = {
     "archiver/rules/plan.py": ["tests/test_plan.py", "tests/test_finality.py"],
@@ -75,6 +82,35 @@ TARGETS: dict[str, list[str]] = {
         "tests/test_plan.py",
         "tests/test_vocabulary.py",
         "tests/test_api_client.py",
+    ],
+    # The API layer: the fake-vendor tests first (`httpx.MockTransport`, milliseconds each).
+    **{
+        f"archiver/api/{name}.py": API_TESTS
+        for name in ("series", "coverage", "decode", "clock", "retry", "translate", "client")
+    },
+    "archiver/api/transport.py": ["tests/test_api_retry.py", *API_TESTS],
+    "archiver/service/lock.py": [
+        "tests/test_lock.py",
+        "tests/test_lock_scope.py",
+        "tests/test_fast_invariants.py",
+    ],
+    "archiver/service/runner.py": [
+        "tests/test_fast_invariants.py",
+        "tests/test_outages_and_refusals.py",
+        "tests/test_first_contact.py",
+        "tests/test_service.py",
+    ],
+    "archiver/service/webhooks.py": ["tests/test_webhooks.py", "tests/test_service.py"],
+    "archiver/reading/export.py": [
+        "tests/test_export_csv.py",
+        "tests/test_output_files.py",
+        "tests/test_export_views.py",
+        "tests/test_sqlite_urls.py",
+    ],
+    "archiver/reading/attribution.py": [
+        "tests/test_fast_invariants.py",
+        "tests/test_reconciliation_views.py",
+        "tests/test_status.py",
     ],
 }
 
