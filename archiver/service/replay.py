@@ -72,8 +72,10 @@ class SpoolApplier:
         `retry` (the timer, the start) tries the archive: a request must not wait for it."""
         if not retry and self._waiting():
             return
-        with self.spool.exclusive():
-            if not retry and self._waiting():
+        # While the archive is failing a request never queues behind an applier that may be
+        # waiting on an unreachable server: its event is kept, the applier takes it.
+        with self.spool.exclusive(wait=retry or not self._failing) as held:
+            if not held or (not retry and self._waiting()):
                 return  # the holder before us found the archive down
             applied = 0
             for path in self.spool.pending():

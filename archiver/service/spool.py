@@ -216,11 +216,16 @@ class Spool:
         return measured
 
     @contextmanager
-    def exclusive(self) -> Iterator[None]:
-        """Held while applying: one applier at a time, across threads and processes."""
+    def exclusive(self, *, wait: bool = True) -> Iterator[bool]:
+        """Held while applying: one applier at a time, across threads and processes. Yields
+        False, holding nothing, if another holds it and `wait` is False."""
         fd = os.open(self.root / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+            except BlockingIOError:
+                yield False
+                return
+            yield True
         finally:
             os.close(fd)  # closing the descriptor releases the lock
