@@ -211,12 +211,39 @@ def test_the_default_spool_is_beside_a_sqlite_archive() -> None:
     assert default_spool_dir("postgresql+psycopg://u@h/db") == Path("webhook-spool")
 
 
+def test_a_new_receiver_replays_what_the_stopped_one_kept(
+    tmp_path: Path, migrated_sqlite: Path
+) -> None:
+    path = tmp_path / "archive.db"
+    shutil.copyfile(migrated_sqlite, path)
+    locked = sa.create_engine(f"sqlite:///{path}", connect_args={"timeout": 0.05})
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        first, _ = _receiver(locked, Spool(tmp_path / "spool", max_bytes=2**20), [NOW])
+        assert [_post(first, feed_event(n)) for n in ("a", "b")] == [202, 202]
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+        locked.dispose()
+    # A new process: the same folder, the archive back, and no event sent.
+    engine = db.make_engine(f"sqlite:///{path}")
+    second, _ = _receiver(engine, Spool(tmp_path / "spool", max_bytes=2**20), [NOW], 60.0)
+    server = WebhookServer(second, address="127.0.0.1", port=0).start()
+    try:
+        wait_for(lambda: set(tracked(engine)) == {"a", "b"}, what="the replay at start")
+    finally:
+        server.stop()
+        engine.dispose()
+
+
 @pytest.fixture(scope="module")
 def simulator() -> Iterator[Simulator]:
     with Simulator(SimConfig(streams=2, seed=2), token=TOKEN, clock="real") as sim:
         yield sim
 
 
+@pytest.mark.e2e
 def test_a_restarted_service_replays_what_its_spool_kept(
     start_service: Callable[..., Process], tmp_path: Path, migrated_sqlite: Path
 ) -> None:
