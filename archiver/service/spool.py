@@ -190,6 +190,7 @@ class Spool:
 
     def discard(self, path: Path) -> None:
         """Forget an event whose transaction committed (gone already: another process did)."""
+        # No folder fsync: an unlink lost in a crash only applies the event again, harmlessly.
         try:
             size = path.stat().st_size
             path.unlink()
