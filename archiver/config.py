@@ -104,6 +104,9 @@ class Settings(BaseSettings):
     webhook_address: str = "127.0.0.1"
     webhook_secret: SecretStr | None = None
     webhook_max_body_bytes: int = Field(default=65536, ge=1024)
+    # Where accepted events wait while the archive cannot be written; None: beside the archive.
+    webhook_spool_dir: Path | None = None
+    webhook_spool_max_bytes: int = Field(default=256 * 1024 * 1024, ge=64 * 1024)
     unattributed_warn_percent: float = Field(default=5.0, ge=0, le=100)
 
     @field_validator("webhook_secret")

@@ -145,6 +145,11 @@ class Metrics:
             ["outcome"],
             registry=r,
         )
+        self.webhook_spool = Gauge(
+            "archiver_webhook_spool_events",
+            "Accepted webhook events kept on disk, not yet applied to the archive",
+            registry=r,
+        )
         self.explained_share = Gauge(
             "archiver_explained_egress_ratio",
             "Share of account egress over the last 7 days explained by archived streams",

@@ -10,6 +10,7 @@ import json
 import threading
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -20,6 +21,7 @@ from sqlalchemy.engine import Engine
 from archiver.cycle.tokens import load_patterns, matching
 from archiver.reading.attribution import read_attribution, usage_attribution
 from archiver.rules.plan import Policy
+from archiver.service.spool import Spool
 from archiver.service.webhooks import WebhookReceiver, WebhookServer
 from archiver.simulator import SimConfig, Simulator, Traffic, vendor
 from archiver.simulator.server import WebhookTarget
@@ -270,9 +272,12 @@ def test_exact_token_names_are_archived_seven_days_back_on_a_fresh_install(
 
 
 @pytest.mark.e2e
-def test_feed_webhooks_register_streams_as_their_sessions_start(engine: Engine) -> None:
+def test_feed_webhooks_register_streams_as_their_sessions_start(
+    engine: Engine, tmp_path: Path
+) -> None:
     config = SimConfig(streams=15, seed=13, session_minutes=(5, 360))
-    receiver = WebhookReceiver(engine=engine, secret=SECRET, now=lambda: clock[0])
+    spool = Spool(tmp_path / "spool", max_bytes=2**24)
+    receiver = WebhookReceiver(engine=engine, spool=spool, secret=SECRET, now=lambda: clock[0])
     server = WebhookServer(receiver, address="127.0.0.1", port=0).start()
     clock = [NOW]
     target = WebhookTarget(url=server.url, secret=SECRET)

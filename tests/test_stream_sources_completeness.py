@@ -23,6 +23,7 @@ from sqlalchemy.engine import Engine
 
 from archiver.reading.attribution import usage_attribution
 from archiver.rules.plan import Policy
+from archiver.service.spool import Spool
 from archiver.service.webhooks import WebhookReceiver, WebhookServer
 from archiver.simulator import SimConfig, Simulator
 from archiver.simulator.server import WebhookTarget
@@ -122,9 +123,11 @@ def _truth(
 
 
 def _run(
-    engine: Engine, mode: str, on_cycle: Callable[[datetime], None] | None = None
+    engine: Engine, spool: Path, mode: str, on_cycle: Callable[[datetime], None] | None = None
 ) -> list[str]:
-    receiver = Receiver(engine=engine, secret=SECRET, now=lambda: clock[0])
+    receiver = Receiver(
+        engine=engine, spool=Spool(spool, max_bytes=2**24), secret=SECRET, now=lambda: clock[0]
+    )
     clock = [T0]
     server = WebhookServer(receiver, address="127.0.0.1", port=0).start()
     target = (
@@ -213,9 +216,9 @@ def _run(
 
 @pytest.mark.parametrize("mode", list(MODES))
 def test_every_revealed_stream_archived_and_the_rest_accounted_for(
-    engine: Engine, mode: str
+    engine: Engine, mode: str, tmp_path: Path
 ) -> None:
-    lines = _run(engine, mode)
+    lines = _run(engine, tmp_path / "spool", mode)
     REPORTS.mkdir(exist_ok=True)
     text = "\n".join(lines) + "\n"
     (REPORTS / f"stream-sources-{mode}-{engine.dialect.name}.txt").write_text(text)

@@ -7,6 +7,7 @@ import json
 import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import httpx
 import pytest
@@ -14,12 +15,17 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from archiver.observability import Metrics
+from archiver.service.spool import Spool
 from archiver.service.webhooks import WebhookReceiver, WebhookServer, sign
 from archiver.store.tables import tracked_streams
 
 SECRET = base64.b64encode(b"the vendor's webhook secret").decode()
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + b"\x00" * 64 + b"\xff\xd9"
+
+
+def spool_in(folder: Path, max_bytes: int = 2**24) -> Spool:
+    return Spool(folder / "spool", max_bytes=max_bytes)
 
 
 def feed_event(name: str, event: str = "started") -> bytes:
@@ -47,10 +53,15 @@ def signed(body: bytes) -> dict[str, str]:
 
 
 @pytest.fixture
-def hooks(engine: Engine) -> Iterator[tuple[WebhookServer, Metrics, httpx.Client]]:
+def hooks(engine: Engine, tmp_path: Path) -> Iterator[tuple[WebhookServer, Metrics, httpx.Client]]:
     metrics = Metrics()
     receiver = WebhookReceiver(
-        engine=engine, secret=SECRET, now=lambda: NOW, max_body_bytes=4096, metrics=metrics
+        engine=engine,
+        spool=spool_in(tmp_path),
+        secret=SECRET,
+        now=lambda: NOW,
+        max_body_bytes=4096,
+        metrics=metrics,
     )
     server = WebhookServer(receiver, address="127.0.0.1", port=0).start()
     with httpx.Client(timeout=10) as http:
@@ -131,7 +142,9 @@ def test_bad_signatures_bodies_and_other_hooks_register_nothing(
     assert "not json" not in caplog.text
 
 
-def test_the_secret_stays_out_of_the_receiver_repr(engine: Engine) -> None:
-    receiver = WebhookReceiver(engine=engine, secret=SECRET, now=lambda: NOW)
+def test_the_secret_stays_out_of_the_receiver_repr(engine: Engine, tmp_path: Path) -> None:
+    receiver = WebhookReceiver(
+        engine=engine, spool=spool_in(tmp_path), secret=SECRET, now=lambda: NOW
+    )
     assert SECRET not in repr(receiver)
     assert "secret" not in repr(receiver)

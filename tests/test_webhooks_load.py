@@ -8,6 +8,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -15,14 +16,17 @@ from sqlalchemy.engine import Engine
 
 from archiver.observability import Metrics
 from archiver.service.webhooks import WebhookReceiver, WebhookServer
-from tests.test_webhooks import NOW, SECRET, feed_event, outcome, signed, tracked
+from tests.test_webhooks import NOW, SECRET, feed_event, outcome, signed, spool_in, tracked
 
 GENEROUS = 60.0  # seconds a passing run never comes near
 
 
-def _receiver(engine: Engine, metrics: Metrics, max_body_bytes: int = 4096) -> WebhookReceiver:
+def _receiver(
+    engine: Engine, spool: Path, metrics: Metrics, max_body_bytes: int = 4096
+) -> WebhookReceiver:
     return WebhookReceiver(
         engine=engine,
+        spool=spool_in(spool),
         secret=SECRET,
         now=lambda: NOW,
         max_body_bytes=max_body_bytes,
@@ -48,10 +52,10 @@ def _answer(sock: socket.socket) -> bytes:
 
 
 @pytest.fixture
-def idle_server(engine: Engine) -> Iterator[tuple[WebhookServer, Metrics]]:
+def idle_server(engine: Engine, tmp_path: Path) -> Iterator[tuple[WebhookServer, Metrics]]:
     """A server that listens but accepts nothing until the test starts it."""
     metrics = Metrics()
-    server = WebhookServer(_receiver(engine, metrics), address="127.0.0.1", port=0)
+    server = WebhookServer(_receiver(engine, tmp_path, metrics), address="127.0.0.1", port=0)
     yield server, metrics
     server.stop()
 
@@ -93,9 +97,12 @@ def test_a_burst_waits_in_the_listen_queue_while_the_server_is_busy(
     assert outcome(metrics, "registered") == burst
 
 
-def test_many_concurrent_senders_are_all_answered_and_registered(engine: Engine) -> None:
+def test_many_concurrent_senders_are_all_answered_and_registered(
+    engine: Engine, tmp_path: Path
+) -> None:
     metrics = Metrics()
-    server = WebhookServer(_receiver(engine, metrics), address="127.0.0.1", port=0).start()
+    receiver = _receiver(engine, tmp_path, metrics)
+    server = WebhookServer(receiver, address="127.0.0.1", port=0).start()
     host, port = server.url.split("//")[1].split("/")[0].split(":")
     senders, each = 64, 8
     answers: list[bytes] = []
@@ -126,11 +133,11 @@ def test_many_concurrent_senders_are_all_answered_and_registered(engine: Engine)
 
 
 def test_a_deeply_nested_signed_body_is_answered_400_and_the_server_keeps_serving(
-    engine: Engine, caplog: pytest.LogCaptureFixture
+    engine: Engine, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.WARNING)
     metrics = Metrics()
-    receiver = _receiver(engine, metrics, max_body_bytes=1_000_000)
+    receiver = _receiver(engine, tmp_path, metrics, max_body_bytes=1_000_000)
     server = WebhookServer(receiver, address="127.0.0.1", port=0).start()
     try:
         with httpx.Client(timeout=GENEROUS) as http:

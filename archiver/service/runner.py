@@ -24,6 +24,7 @@ from archiver.errors import ArchiverError, DatabaseError
 from archiver.observability import Metrics
 from archiver.service.gauges import refresh_gauges
 from archiver.service.lock import InstanceLock, lock_for
+from archiver.service.spool import spool_for
 from archiver.service.webhooks import WebhookReceiver, WebhookServer
 from archiver.store import db
 from archiver.store.state import interrupt_stale_runs
@@ -147,6 +148,7 @@ class Service:
             return None
         receiver = WebhookReceiver(
             engine=self.engine,
+            spool=spool_for(settings),
             secret=settings.webhook_secret.get_secret_value(),
             now=lambda: current_time(settings),
             max_body_bytes=settings.webhook_max_body_bytes,
@@ -161,7 +163,7 @@ class Service:
                 f"cannot serve webhooks on {settings.webhook_address}:{settings.webhook_port} "
                 f"(ARCHIVER_WEBHOOK_PORT): {exc.strerror}"
             ) from exc
-        log.info("feed webhooks on %s", server.url)
+        log.info("feed webhooks on %s, kept in %s", server.url, receiver.applier.spool.root)
         return server
 
     def _become_active(self) -> bool:

@@ -1,4 +1,4 @@
-"""Feed webhooks: a small HTTP server that registers the stream names of signed feed events."""
+"""Feed webhooks: a small HTTP server that keeps signed feed events and registers their streams."""
 
 from __future__ import annotations
 
@@ -15,17 +15,14 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from archiver.cycle.streams import add_streams
-from archiver.errors import ArchiverError
 from archiver.observability import Metrics
-from archiver.store.db import transaction
-from archiver.vocabulary import StreamSource
+from archiver.service.replay import RETRY_SECONDS, SpoolApplier, SpoolTimer, feed_stream_name
+from archiver.service.spool import Spool, SpoolFull
 
 log = logging.getLogger(__name__)
 
 PATH = "/webhooks"
 SIGNATURE_HEADER = "X-Millicast-Signature"
-FEED_EVENTS = ("started", "ended")
 # Connections the kernel holds while every handler is busy; the vendor never retries an event
 # that was reset. Linux caps it at net.core.somaxconn (4096 since 5.4, 128 before).
 LISTEN_BACKLOG = 1024
@@ -38,22 +35,27 @@ def sign(key: bytes, body: bytes) -> str:
 
 
 class WebhookReceiver:
-    """Checks and applies one webhook request; the HTTP server is a thin shell around it."""
+    """Checks, keeps and applies one webhook request; the HTTP server is a thin shell around it."""
 
     def __init__(
         self,
         *,
         engine: Engine,
+        spool: Spool,
         secret: str,
         now: Callable[[], datetime],
         max_body_bytes: int = 65536,
         metrics: Metrics | None = None,
+        retry_seconds: float = RETRY_SECONDS,
     ) -> None:
         self.engine = engine
         self._key = base64.b64decode(secret)
         self._now = now
         self.max_body_bytes = max_body_bytes
         self.metrics = metrics
+        self.applier = SpoolApplier(
+            engine=engine, spool=spool, metrics=metrics, retry_seconds=retry_seconds
+        )
 
     def __repr__(self) -> str:
         return "WebhookReceiver()"  # the key stays out of every repr
@@ -68,7 +70,9 @@ class WebhookReceiver:
         return hmac.compare_digest(expected, (signature or "").strip().encode())
 
     def receive(self, body: bytes, headers: dict[str, str]) -> Answer:
-        """Answer one POST: 400 for a bad signature or body, 200 otherwise."""
+        """Answer one POST: 400 for a bad signature or body; a feed event is kept in the spool
+        (fsynced) before any 2xx: 200 once applied, 202 while the archive cannot be written,
+        503 when it cannot be kept (spool full, disk refusing), so the loss shows."""
         if not self.verified(body, headers.get(SIGNATURE_HEADER.lower())):
             self.count("bad_signature")
             log.warning("webhook refused: missing or wrong %s", SIGNATURE_HEADER)
@@ -89,37 +93,24 @@ class WebhookReceiver:
                 "webhook refused: a signed JSON body nested too deeply (%d bytes)", len(body)
             )
             return 400, "nested too deeply"
-        name = _feed_stream_name(event)
-        if name is None:
+        if feed_stream_name(event) is None:
             self.count("ignored")
             return 200, "ignored"
         try:
-            with transaction(self.engine) as conn:
-                added = add_streams(
-                    conn=conn, names=[name], source=StreamSource.WEBHOOK, now=self._now(), seen=True
-                )
-        except ArchiverError as exc:
-            # The vendor never retries: say so loudly, the name may be lost.
-            self.count("failed")
-            log.error("webhook: could not register stream %r: %s", name, exc)
-            return 500, "not stored"
-        self.count("registered")
-        if added.added:
-            log.info("tracking stream %r: a feed webhook said it %s", name, event["event"])
+            kept = self.applier.spool.keep(body, self._now())
+        except SpoolFull as exc:
+            self.count("spool_full")
+            log.error("webhook refused (503): %s", exc)
+            return 503, "spool full"
+        except OSError as exc:
+            self.count("spool_failed")
+            log.error("webhook refused (503): cannot write the spool: %s", exc.strerror or exc)
+            return 503, "not kept"
+        self.applier.apply()
+        if kept.exists():
+            self.count("spooled")  # durable; applied when the archive takes it
+            return 202, "kept"
         return 200, "ok"
-
-
-def _feed_stream_name(event: Any) -> str | None:
-    """The stream name of a `feeds` started/ended event, or None for anything else."""
-    if not isinstance(event, dict) or event.get("type") != "feeds":
-        return None
-    if event.get("event") not in FEED_EVENTS:
-        return None
-    data = event.get("data")
-    name = data.get("name") if isinstance(data, dict) else None
-    if not isinstance(name, str) or not name.strip():
-        return None
-    return name
 
 
 class WebhookServer:
@@ -134,6 +125,7 @@ class WebhookServer:
 
         self._server = _Server((address, port), Handler)
         self._server.daemon_threads = True
+        self._timer = SpoolTimer(receiver.applier)
         self._thread = threading.Thread(
             target=self._server.serve_forever,
             kwargs={"poll_interval": 0.05},  # stop() waits for one poll
@@ -148,8 +140,9 @@ class WebhookServer:
         return f"http://{host!s}:{port}{PATH}"
 
     def start(self) -> WebhookServer:
-        """Start serving."""
+        """Start serving, and applying what the spool holds (at once, then on a timer)."""
         self._thread.start()
+        self._timer.start()
         return self
 
     def stop(self) -> None:
@@ -157,6 +150,7 @@ class WebhookServer:
         if self._thread.is_alive():  # shutdown() waits forever for a loop that never ran
             self._server.shutdown()
         self._server.server_close()
+        self._timer.stop()
 
 
 class _Server(ThreadingHTTPServer):
