@@ -13,7 +13,7 @@ from sqlalchemy.engine import Engine
 from archiver.api.client import AnalyticsClient
 from archiver.config import Settings, get_settings
 from archiver.cycle.report import CycleReport
-from archiver.cycle.sync import run_cycle
+from archiver.cycle.sync import PlanHook, run_cycle
 from archiver.rules.plan import Policy, Selection
 from archiver.simulator import Simulator
 from archiver.store.tables import USAGE_TABLES, tracked_streams
@@ -51,8 +51,10 @@ class Harness:
         kind: RunKind = RunKind.SYNC,
         selection: Selection | None = None,
         host: datetime | None = None,
+        on_plan: PlanHook | None = None,
     ) -> CycleReport:
-        """One cycle at the vendor's time `now`; the host clock says `host` (default `now`)."""
+        """One cycle at the vendor's time `now`; the host clock says `host` (default `now`);
+        `on_plan` sees the plan before any analytics request goes out."""
         self.sim.set_now(now)
         settings = self.settings(host or now)
         with AnalyticsClient.from_options(
@@ -64,6 +66,7 @@ class Harness:
                 settings=settings,
                 kind=kind,
                 selection=selection,
+                on_plan=on_plan,
             )
 
 
