@@ -30,7 +30,7 @@ from archiver.simulator.faults import Faults
 from archiver.store.tables import USAGE_TABLES, sync_gaps, sync_runs, sync_state, tracked_streams
 from archiver.timeutil import Resolution, next_start
 from archiver.vocabulary import BY_DATASET
-from tests.harness import Harness, compare_with_truth
+from tests.harness import Harness, compare_with_truth, lost_in_gaps
 from tests.processes import Ran
 from tests.simhelpers import TOKEN
 
@@ -106,7 +106,14 @@ def assert_nothing_settled_beyond(
         for row in conn.execute(sa.select(sync_state)):
             limit = POLICY.first_unfinal(Resolution(row.resolution), vendor_now)
             assert row.watermark <= limit, f"a watermark passed the vendor: {tuple(row)}"
-        assert conn.execute(sa.select(sa.func.count()).select_from(sync_gaps)).scalar() == 0
+        # A gap only ever covers buckets older than the safe line by the vendor's clock when
+        # it was recorded (a purge, or a zero read inside the retention margin): never data
+        # the vendor surely still held, and never recorded by a clock ahead of the vendor's.
+        for gap in conn.execute(sa.select(sync_gaps)):
+            endpoint = BY_DATASET[gap.dataset]
+            assert gap.recorded_at <= vendor_now, f"a gap recorded ahead: {tuple(gap)}"
+            safe = POLICY.horizon(endpoint, Resolution(gap.resolution), gap.recorded_at)
+            assert gap.gap_stop <= safe, f"a gap over data the vendor held: {tuple(gap)}"
         dormant = conn.execute(
             sa.select(tracked_streams.c.stream_name).where(tracked_streams.c.status == "dormant")
         ).all()
@@ -288,17 +295,21 @@ def test_a_host_clock_really_off_is_believed_once_its_skew_has_persisted(
                 first_now=first_doubted + PERSISTENCE if fresh else START,
                 last_now=moment,
             )
+            lost = lost_in_gaps(engine, http)
         assert verdict.problems == [], "\n".join(verdict.lines)
         with engine.connect() as conn:
             gaps = conn.execute(sa.select(sync_gaps)).all()
         if not fresh:
-            assert gaps == []
-        # New scopes started while the host was doubted: what the vendor purged in those
-        # 6 hours is a recorded gap, and only that (every gap was purged by then).
+            assert lost == []  # at most quiet hours read inside the retention margin
+        # New scopes started while the host was doubted (at the vendor's line then): what the
+        # vendor purged in those 6 hours is a recorded gap, and only that (every gap was purged
+        # by then, or a zero read inside the retention margin).
         for gap in gaps:
+            if gap.recorded_at < first_doubted:
+                continue  # the warm-up's (quiet margin hours: `lost` above)
             endpoint = BY_DATASET[gap.dataset]
             resolution = Resolution(gap.resolution)
-            assert gap.gap_start == POLICY.horizon(endpoint, resolution, first_doubted)
+            assert gap.gap_start >= POLICY.reach(endpoint, resolution, first_doubted)
             assert gap.gap_stop <= POLICY.horizon(endpoint, resolution, moment)
 
 

@@ -17,6 +17,7 @@ from archiver.rules.plan import Policy, Scope
 from archiver.store import state
 from archiver.store.tables import stream_usage, sync_state
 from archiver.timeutil import Resolution, add_buckets, floor
+from archiver.vocabulary import ACCOUNT_SERIES, STREAMS_SERIES
 from tests.test_store import usage_row
 
 H = Resolution.HOUR
@@ -51,6 +52,33 @@ def test_an_answer_whose_time_is_not_believed_settles_nothing() -> None:
     for hours in (-1, 0, 5, 10):
         watermark = T0 + timedelta(hours=hours)
         assert doubted.moves(watermark) == watermark
+
+
+def test_reach_is_the_vendors_exact_line_and_the_margin_only_doubts_a_zero() -> None:
+    policy = Policy(margin=timedelta(minutes=90))
+    now = T0 + timedelta(days=7, minutes=20)
+    assert policy.reach(STREAMS_SERIES, H, now) == T0 + timedelta(hours=1)
+    assert policy.horizon(STREAMS_SERIES, H, now) == T0 + timedelta(hours=2)
+    assert policy.reach(ACCOUNT_SERIES, Resolution.MONTH, now) == policy.horizon(
+        ACCOUNT_SERIES, Resolution.MONTH, now
+    )  # never purged: no margin to doubt
+
+
+def test_a_zero_before_the_safe_line_is_doubted_and_one_with_traffic_is_not() -> None:
+    chunk = (T0, T0 + timedelta(hours=10))
+    at = T0 + timedelta(days=3)
+    trusted = T0 + timedelta(hours=4)
+    settlement = Settlement(POLICY, H, *chunk, at, trusted_from=trusted)
+    held = {T0 + timedelta(hours=1), T0 + timedelta(hours=5)}
+    hour = timedelta(hours=1)
+    assert settlement.doubted(held) == [(T0, T0 + hour), (T0 + 2 * hour, trusted)]
+    assert Settlement(POLICY, H, *chunk, at).doubted(set()) == []  # no line: all believed
+    unbelieved = Settlement(POLICY, H, *chunk, at, settles=False, trusted_from=trusted)
+    assert unbelieved.doubted(set()) == []  # nothing settles, nothing is passed
+    early = T0 + timedelta(hours=3, minutes=30)  # only 00:00-02:00 are final: the rest waits
+    assert Settlement(POLICY, H, *chunk, early, trusted_from=trusted).doubted(set()) == [
+        (T0, T0 + 2 * hour)
+    ]
 
 
 def test_a_later_chunk_answered_first_never_skips_an_earlier_one() -> None:

@@ -44,13 +44,14 @@ def test_a_new_account_starts_at_each_horizon_and_asks_up_to_the_current_bucket(
         for p in plan.requests
     }
     assert windows == {
-        # 7 days minus the 1-hour margin, rounded up to the hour; stop is the current hour's end.
+        # 7 days back (the vendor's exact line: the margin only doubts a zero read there),
+        # rounded up to the hour; stop is the current hour's end.
         ("account_usage", H): (
-            datetime(2026, 11, 19, 8, tzinfo=UTC),
+            datetime(2026, 11, 19, 7, tzinfo=UTC),
             datetime(2026, 11, 26, 7, tzinfo=UTC),
         ),
         ("account_geo_usage", H): (
-            datetime(2026, 11, 19, 8, tzinfo=UTC),
+            datetime(2026, 11, 19, 7, tzinfo=UTC),
             datetime(2026, 11, 26, 7, tzinfo=UTC),
         ),
         ("account_usage", D): (
@@ -68,7 +69,7 @@ def test_a_new_account_starts_at_each_horizon_and_asks_up_to_the_current_bucket(
     }
     assert plan.gaps == []
     assert plan.watermarks[Scope("account_usage", ACCOUNT, H)] == datetime(
-        2026, 11, 19, 8, tzinfo=UTC
+        2026, 11, 19, 7, tzinfo=UTC
     )
 
 
@@ -135,7 +136,7 @@ def test_a_watermark_behind_the_horizon_becomes_a_gap_and_moves_to_it() -> None:
         endpoints=[ACCOUNT_SERIES],
         selection=Selection(resolutions=frozenset({H})),
     )
-    horizon = datetime(2026, 11, 19, 8, tzinfo=UTC)
+    horizon = datetime(2026, 11, 19, 7, tzinfo=UTC)
     assert plan.gaps == [Gap(scope, old, horizon)]
     assert plan.watermarks == {scope: horizon}
     assert plan.requests[0].request.start == horizon
@@ -154,7 +155,7 @@ def test_long_ranges_are_split_into_chunks() -> None:
     spans = [(p.request.start, p.request.stop) for p in plan.requests]
     assert len(spans) == 4  # 167 hours in chunks of 48
     assert all(b - a <= timedelta(hours=48) for a, b in spans)
-    assert spans[0][0] == datetime(2026, 11, 19, 8, tzinfo=UTC)
+    assert spans[0][0] == datetime(2026, 11, 19, 7, tzinfo=UTC)
     assert spans[-1][1] == datetime(2026, 11, 26, 7, tzinfo=UTC)
     assert all(spans[i][1] == spans[i + 1][0] for i in range(3))
 
@@ -242,7 +243,7 @@ def test_requests_cover_exactly_from_watermark_or_horizon_to_now(
     for planned in plan.requests:
         request = planned.request
         assert len(request.streams) <= 10
-        horizon = POLICY.horizon(request.endpoint, request.resolution, now)
+        horizon = POLICY.reach(request.endpoint, request.resolution, now)
         assert request.start >= horizon, "asked for a purged bucket"
         assert request.stop == next_start(
             floor(now, request.resolution),
@@ -253,13 +254,13 @@ def test_requests_cover_exactly_from_watermark_or_horizon_to_now(
     for scope, spans in covered.items():
         assert len(spans) == 1, "a scope asked twice in one cycle"
         endpoint = next(e for e in ENDPOINTS if e.dataset == scope.dataset)
-        horizon = POLICY.horizon(endpoint, scope.resolution, now)
+        horizon = POLICY.reach(endpoint, scope.resolution, now)
         assert spans[0][0] == max(state[scope].watermark, horizon)
     for gap in plan.gaps:
         assert (
             gap.start
             < gap.stop
-            == POLICY.horizon(
+            == POLICY.reach(
                 next(e for e in ENDPOINTS if e.dataset == gap.scope.dataset),
                 gap.scope.resolution,
                 now,
@@ -271,7 +272,7 @@ def test_requests_cover_exactly_from_watermark_or_horizon_to_now(
 
 
 def test_a_backfill_starting_at_the_horizon_reports_nothing_purged() -> None:
-    horizon = POLICY.horizon(STREAMS_SERIES, D, NOW)
+    horizon = POLICY.reach(STREAMS_SERIES, D, NOW)
     selection = Selection(start=horizon, resolutions=frozenset({D}), streams=frozenset({"a"}))
     plan = make_plan(now=NOW, policy=POLICY, streams=active("a"), state={}, selection=selection)
     assert plan.requests

@@ -15,9 +15,10 @@ from archiver.cycle.report import CycleReport
 from archiver.cycle.streams import mark_seen
 from archiver.errors import DatabaseError
 from archiver.rules.finality import Settlement
-from archiver.rules.plan import Policy, Scope
+from archiver.rules.plan import ACCOUNT, Gap, Policy, Scope
 from archiver.store import state as store_state
 from archiver.store.db import transaction
+from archiver.timeutil import buckets
 from archiver.vocabulary import Dataset
 
 # The cycle's lines keep the logger name they had when this lived in sync.py: operators'
@@ -95,17 +96,25 @@ def _write(
     report: CycleReport,
 ) -> store_state.Written:
     """The rows (an account Day answer checked against its months first), the good scopes'
-    watermarks, the streams seen and the broken scopes' errors, in the caller's transaction."""
+    watermarks with the gaps of the zeros they pass inside the retention margin, the streams
+    seen and the broken scopes' errors, in the caller's transaction."""
     dataset = result.request.endpoint.dataset
-    written = day_check.store_checked(
-        conn=conn,
-        request=result.request,
-        scopes=tuple(s for s in scopes if s not in broken),
-        rows=result.rows,
-        settlement=settlement,
-        policy=policy,
-        found=report.gaps,
+    good = tuple(s for s in scopes if s not in broken)
+    before = len(report.gaps)
+    settlement = day_check.checked(
+        conn, result.request, result.rows, settlement, policy, report.gaps
     )
+    doubted = _doubted(conn, dataset, good, result.rows, settlement, report.gaps[before:])
+    written = store_state.store_response(
+        conn=conn, dataset=dataset, scopes=good, rows=result.rows, settlement=settlement
+    )
+    if doubted:
+        store_state.start_scopes(
+            conn=conn, watermarks={}, gaps=doubted, recorded_at=settlement.fetched_at
+        )
+        # Noted before the commit, as the Day check's gaps are: if it fails, the answer is
+        # asked again and they are found again.
+        report.gaps.extend(doubted)
     if dataset == Dataset.STREAM_USAGE and result.rows:
         mark_seen(conn=conn, last_seen=_last_seen(result.rows))
     for scope in broken:
@@ -113,6 +122,42 @@ def _write(
             conn=conn, scopes=[scope], error=result.failed[scope.stream], at=result.fetched_at
         )
     return written
+
+
+def _doubted(
+    conn: Connection,
+    dataset: str,
+    scopes: tuple[Scope, ...],
+    rows: Sequence[dict[str, Any]],
+    settlement: Settlement,
+    known: Sequence[Gap],
+) -> list[Gap]:
+    """The zeros this answer reads inside the retention margin, for each scope whose watermark
+    it moves past them: gaps, never final zeros (the rule: Settlement.doubted). Buckets the
+    Day check already recorded (`known`) are left to its gap, which a second one starting
+    at the same bucket would shorten."""
+    if settlement.trusted_from is None or settlement.trusted_from <= settlement.chunk_start:
+        return []
+    gaps: list[Gap] = []
+    for scope in store_state.moving(
+        conn=conn, dataset=dataset, scopes=scopes, settlement=settlement
+    ):
+        held = {r["period_start"] for r in rows if r.get("stream_name", ACCOUNT) == scope.stream}
+        for gap in known:
+            if gap.scope == scope:
+                held.update(buckets(gap.start, gap.stop, scope.resolution))
+        for start, stop in settlement.doubted(held):
+            log.warning(
+                "lost data? %s %s %s buckets %s..%s read back as zero inside the retention "
+                "margin: the vendor may have purged them as it answered, recorded as a gap",
+                scope.dataset,
+                scope.stream or "(account)",
+                scope.resolution,
+                start.isoformat(),
+                stop.isoformat(),
+            )
+            gaps.append(Gap(scope, start, stop))
+    return gaps
 
 
 def _last_seen(rows: Sequence[dict[str, Any]]) -> dict[str, datetime]:
@@ -136,7 +181,11 @@ def settle(result: FetchResult, policy: Policy, report: CycleReport) -> Settleme
             report.clock_problem = problem
         log.warning("%s: %s", request.describe(), problem)
     if at is not None:
-        return Settlement(policy, request.resolution, request.start, request.stop, at)
+        # The safe line when the vendor answered: a zero read before it may be a purge.
+        trusted = policy.horizon(request.endpoint, request.resolution, at)
+        return Settlement(
+            policy, request.resolution, request.start, request.stop, at, trusted_from=trusted
+        )
     stamp = result.fetched_at if result.reading is None else belief.now(result.reading.host)
     return Settlement(policy, request.resolution, request.start, request.stop, stamp, settles=False)
 

@@ -74,11 +74,25 @@ def store_checked(
     before the transaction commits: if it fails, the answer is asked again and they are found
     again.
     """
-    if request.endpoint.dataset == DAYS.dataset and request.resolution is DAYS.resolution:
-        settlement = _check(conn, rows, settlement, policy, found)
+    settlement = checked(conn, request, rows, settlement, policy, found)
     return store_state.store_response(
         conn=conn, dataset=request.endpoint.dataset, scopes=scopes, rows=rows, settlement=settlement
     )
+
+
+def checked(
+    conn: Connection,
+    request: ApiRequest,
+    rows: list[dict[str, Any]],
+    settlement: Settlement,
+    policy: Policy,
+    found: list[Gap],
+) -> Settlement:
+    """What `store_checked` stores: the settlement (and the rows' `is_final`) after an account
+    Day answer's check against its months; any other answer's, unchanged."""
+    if request.endpoint.dataset == DAYS.dataset and request.resolution is DAYS.resolution:
+        return _check(conn, rows, settlement, policy, found)
+    return settlement
 
 
 def _check(

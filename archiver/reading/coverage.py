@@ -141,7 +141,7 @@ def coverage(
         bounds = [last_read] + [t for t in (planned,) if t is not None]
         if first_read is not None:
             bounds.append(parse_time(first_read))
-        start = policy.horizon(BY_DATASET[dataset], resolution, min(bounds))
+        start = policy.reach(BY_DATASET[dataset], resolution, min(bounds))
         if first_row is not None:
             start = min(start, parse_time(first_row))
         gaps = union(

@@ -1,5 +1,10 @@
 """The finality rule, in one place: which rows of an answer are final, where watermarks move.
 
+A bucket read inside the retention margin (between the vendor's purge line and the safe line,
+`Policy.reach` and `Policy.horizon`) may have been purged while the vendor answered, and a
+purged bucket reads back as zero: there, a bucket with traffic is the vendor's value, and a
+zero is doubted (`Settlement.doubted`): recorded as a gap, never settled as a final zero.
+
 A pure function of the settle delay, the request and the vendor's time of the answer; the
 planner's `Policy` and the store's watermark UPDATE both read it from here, and the store
 writes what it is handed and decides nothing.
@@ -7,11 +12,12 @@ writes what it is handed and decides nothing.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from archiver.timeutil import Resolution, floor, next_start
+from archiver.timeutil import Resolution, buckets, floor, next_start
 
 if TYPE_CHECKING:  # plan.py imports this module for the rule; only the type goes back
     from archiver.rules.plan import Policy
@@ -33,6 +39,8 @@ class Settlement:
 
     `settles` is False when the answer's time is not believed (archiver/rules/clock_trust.py):
     then no row is final and no watermark moves, whatever `fetched_at` says.
+    `trusted_from` is the safe line when the vendor answered (`Policy.horizon` at
+    `fetched_at`): a zero before it is doubted; None: every zero is believed.
     """
 
     policy: Policy
@@ -41,6 +49,7 @@ class Settlement:
     chunk_stop: datetime
     fetched_at: datetime
     settles: bool = True
+    trusted_from: datetime | None = None
 
     def final(self, period_start: datetime) -> bool:
         """A bucket is final once read at least `settle` after its end."""
@@ -68,3 +77,23 @@ class Settlement:
         """Where a scope's watermark goes: to the target from inside `moves_from`, else stays."""
         low, high = self.moves_from
         return high if low <= watermark < high else watermark
+
+    def doubted(self, held: Collection[datetime]) -> list[tuple[datetime, datetime]]:
+        """The buckets this answer settles that read zero (not in `held`, the bucket starts
+        with traffic) before `trusted_from`, as runs `[start, stop)`: each may be a purged
+        bucket, so it is recorded as a gap, never a final zero. The watermark still moves
+        past them with the gap: a zero this close to the purge line can only become more
+        doubtful, so asking again would hold the scope back and end in the same gap."""
+        if self.trusted_from is None:
+            return []
+        stop = min(self.trusted_from, self.target)
+        runs: list[tuple[datetime, datetime]] = []
+        for start in buckets(self.chunk_start, stop, self.resolution):
+            if start in held:
+                continue
+            after = next_start(start, self.resolution)
+            if runs and runs[-1][1] == start:
+                runs[-1] = (runs[-1][0], after)
+            else:
+                runs.append((start, after))
+        return runs

@@ -1,7 +1,8 @@
 """The planner: a pure function from (now, policy, streams, sync state) to one cycle's requests.
 
-It applies the design's finality rules: a new scope starts at the vendor's horizon; buckets
-that fell out of the vendor's window before they became final become gaps; every window
+It applies the design's finality rules: a new scope starts at the vendor's exact purge line
+(`Policy.reach`); buckets that fell out of the vendor's window before they became final become
+gaps (a zero read inside the margin is judged by finality.py); every window
 runs from the scope's watermark to the end of the current bucket, is split into chunks, and
 streams sharing a watermark share requests of ten names. Data nearest its purge goes first.
 """
@@ -142,12 +143,22 @@ class Policy:
             return self.day_retention
         return None
 
+    def reach(self, endpoint: Endpoint, resolution: Resolution, now: datetime) -> datetime:
+        """The oldest bucket start the vendor still holds at `now`: its exact purge line."""
+        return self._line(endpoint, resolution, now, timedelta(0))
+
     def horizon(self, endpoint: Endpoint, resolution: Resolution, now: datetime) -> datetime:
-        """The oldest bucket start worth asking for: held by the vendor, with a margin."""
+        """The safe line: the oldest bucket start whose zero is believed at `now` (older ones,
+        back to `reach`, may be purged by the time the vendor answers: a zero there is a gap)."""
+        return self._line(endpoint, resolution, now, self.margin)
+
+    def _line(
+        self, endpoint: Endpoint, resolution: Resolution, now: datetime, margin: timedelta
+    ) -> datetime:
         retention = self.retention(endpoint, resolution)
         if retention is None:
             return months_back(now, self.month_history_months)
-        return ceil(now - retention + self.margin, resolution)
+        return ceil(now - retention + margin, resolution)
 
     def first_unfinal(self, resolution: Resolution, fetched_at: datetime) -> datetime:
         """The start of the first bucket not final when read at `fetched_at` (finality.py)."""
@@ -235,7 +246,7 @@ def _plan_endpoint(
     state: Mapping[Scope, ScopeState],
     selection: Selection,
 ) -> None:
-    horizon = policy.horizon(endpoint, resolution, now)
+    horizon = policy.reach(endpoint, resolution, now)
     stop = next_start(floor(now, resolution), resolution)
     if selection.end is not None:
         stop = min(stop, ceil(selection.end, resolution))

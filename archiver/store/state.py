@@ -93,6 +93,25 @@ class Written:
     advanced: int
 
 
+def moving(
+    *, conn: Connection, dataset: str, scopes: Iterable[Scope], settlement: Settlement
+) -> list[Scope]:
+    """The scopes whose watermarks `store_response` moves with this settlement (read first,
+    in the same transaction: a doubted zero is a gap only where the watermark passes it)."""
+    low, high = settlement.moves_from
+    by_name = {scope.stream: scope for scope in scopes}
+    names = conn.execute(
+        sa.select(sync_state.c.stream_name).where(
+            sync_state.c.dataset == dataset,
+            sync_state.c.resolution == settlement.resolution.value,
+            sync_state.c.stream_name.in_(list(by_name)),
+            sync_state.c.watermark >= low,
+            sync_state.c.watermark < high,
+        )
+    ).scalars()
+    return sorted(by_name[name] for name in names)
+
+
 def store_response(
     *,
     conn: Connection,
