@@ -24,6 +24,7 @@ from archiver.api.client import AnalyticsClient
 from archiver.config import get_settings
 from archiver.cycle.streams import add_streams
 from archiver.cycle.sync import run_cycle
+from archiver.datasets import ENDPOINTS
 from archiver.rules.plan import Policy, Scope
 from archiver.simulator import SimConfig, Simulator
 from archiver.simulator.server import Faults
@@ -32,7 +33,7 @@ from archiver.store.state import start_scopes
 from archiver.store.tables import stream_usage
 from archiver.store.upsert import _statements, _tuples, upsert_rows
 from archiver.timeutil import Resolution
-from archiver.vocabulary import ENDPOINTS, StreamSource
+from archiver.vocabulary import StreamSource
 
 HERE = Path(__file__).resolve().parent
 WORK = HERE / ".work"

@@ -14,11 +14,12 @@ from archiver.api.client import AnalyticsClient
 from archiver.config import Settings, get_settings
 from archiver.cycle.report import CycleReport
 from archiver.cycle.sync import run_cycle
+from archiver.datasets import ENDPOINTS
 from archiver.rules.plan import Policy, Selection
 from archiver.simulator import Simulator
 from archiver.store.tables import USAGE_TABLES, tracked_streams
 from archiver.timeutil import Resolution, format_iso
-from archiver.vocabulary import ENDPOINTS, RunKind
+from archiver.vocabulary import RunKind
 from tests.simhelpers import TOKEN
 
 

@@ -26,6 +26,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from archiver.datasets import ENDPOINTS, Endpoint
 from archiver.errors import DatabaseError
 from archiver.rules.plan import Policy
 from archiver.simulator import SimConfig, Simulator
@@ -33,7 +34,7 @@ from archiver.simulator.server import Faults
 from archiver.store import db
 from archiver.store.tables import sync_gaps, sync_runs, tracked_streams
 from archiver.timeutil import Resolution, buckets, ceil, floor, format_iso, next_start
-from archiver.vocabulary import ENDPOINTS, Endpoint, RunKind
+from archiver.vocabulary import RunKind
 from tests.harness import Harness, archived, table_dump, truth
 from tests.pgcluster import Cluster, private_cluster
 from tests.simhelpers import TOKEN

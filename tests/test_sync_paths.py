@@ -93,6 +93,8 @@ class Vendor:
             data = {"bandwidth": bandwidth("")}
         elif path.endswith("/account/geo_series"):
             data = {"geo": {format_iso(t): {} for t in keys}}
+        elif path.endswith("/tracking/streams/series"):
+            data = {name: {format_iso(t): [] for t in keys} for name in names}
         elif path.endswith("/streams/series"):
             data = {name: {"bandwidth": bandwidth(name)} for name in names}
         else:
@@ -311,7 +313,7 @@ def test_a_broken_stream_in_a_good_answer_is_reported_and_not_stored(
         vendor.traffic[(name, H, TODAY + timedelta(hours=2))] = 5
 
     def bend(path: str, resolution: Resolution, data: Series) -> None:
-        if path.endswith("/streams/series") and resolution is H:
+        if path.endswith("/analytics/streams/series") and resolution is H:
             data["bad"]["bandwidth"][format_iso(TODAY + timedelta(hours=4))]["bytesOut"] = -5
 
     vendor.bend = bend

@@ -18,7 +18,6 @@ from archiver.rules.finality import Settlement
 from archiver.rules.plan import Policy, Scope
 from archiver.store import state as store_state
 from archiver.store.db import transaction
-from archiver.vocabulary import Dataset
 
 # The cycle's lines keep the logger name they had when this lived in sync.py: operators'
 # filters and the tests select on it.
@@ -96,7 +95,6 @@ def _write(
 ) -> store_state.Written:
     """The rows (an account Day answer checked against its months first), the good scopes'
     watermarks, the streams seen and the broken scopes' errors, in the caller's transaction."""
-    dataset = result.request.endpoint.dataset
     written = day_check.store_checked(
         conn=conn,
         request=result.request,
@@ -106,7 +104,7 @@ def _write(
         policy=policy,
         found=report.gaps,
     )
-    if dataset == Dataset.STREAM_USAGE and result.rows:
+    if result.request.endpoint.marks_seen and result.rows:
         mark_seen(conn=conn, last_seen=_last_seen(result.rows))
     for scope in broken:
         store_state.record_failure(
