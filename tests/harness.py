@@ -118,7 +118,13 @@ def truth(
 
 
 def _key(row: dict[str, Any]) -> tuple[Any, ...]:
-    return (row.get("stream_name", ""), row["period_start"], row.get("country", ""))
+    # The bucket key of every dataset: its stream, start and its part (country, tracking ID).
+    return (
+        row.get("stream_name", ""),
+        row["period_start"],
+        row.get("country", ""),
+        row.get("tracking_id", ""),
+    )
 
 
 @dataclass
