@@ -82,8 +82,7 @@ def test_a_stream_outside_the_requested_names_is_never_stored(engine: Engine) ->
 
 # --- a broken answer costs its stream, and is never stored ----------------------------------
 
-Entry = dict[str, Any]
-BROKEN: dict[str, Callable[[list[Entry]], None]] = {
+BROKEN: dict[str, Callable[[list[Any]], None]] = {
     "negative bytes": lambda entries: entries[0].update(bytesOut=-5),
     "bytes beyond int64": lambda entries: entries[0].update(bytesIn=2**63),
     "a missing metric": lambda entries: entries[0].pop("bytesIn"),
@@ -159,7 +158,7 @@ def test_a_missing_bucket_is_a_broken_answer_not_no_traffic() -> None:
     window = ApiRequest(
         STREAMS_TRACKING_SERIES, H, TODAY, TODAY + timedelta(hours=2), ("cam",)
     ).window()
-    answer = {"cam": {format_iso(TODAY): []}}
+    answer: dict[str, Any] = {"cam": {format_iso(TODAY): []}}
     parsed = tracking.parse_streams_tracking(answer, window, "tracking")
     assert parsed.rows == []
     assert "cam" in parsed.failed
