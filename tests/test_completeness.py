@@ -103,6 +103,16 @@ class Verdict:
     problems: list[str] = field(default_factory=list)
 
 
+def _row_key(row: dict[str, Any]) -> tuple[str, ...]:
+    """A row's bucket key in any dataset: stream, start and its part (country, tracking ID)."""
+    return (
+        row.get("stream_name", ""),
+        row["period_start"],
+        row.get("country", ""),
+        row.get("tracking_id", ""),
+    )
+
+
 def _scope_start(endpoint: Endpoint, resolution: Resolution, added: datetime) -> datetime:
     return POLICY.horizon(endpoint, resolution, max(added, T0))
 
@@ -170,14 +180,12 @@ def judge(
                 if name in added or not endpoint.takes_streams:
                     key = (endpoint.dataset, name, resolution.value)
                     if row["period_start"] in covered[key]:
-                        expected[(name, row["period_start"], row.get("country", ""))] = row
+                        expected[_row_key(row)] = row
             got = {}
             for row in archived(engine, endpoint.dataset, resolution, start, stop):
                 if row.pop("is_final"):
                     row.pop("fetched_at")
-                    got[
-                        (row.get("stream_name", ""), row["period_start"], row.get("country", ""))
-                    ] = row
+                    got[_row_key(row)] = row
             equal = sum(1 for k, v in expected.items() if got.get(k) == v)
             extra = [k for k in got if k not in expected]
             wrong = [k for k in expected if got.get(k) != expected[k]]
