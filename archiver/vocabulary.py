@@ -1,7 +1,8 @@
-"""The core vocabulary shared by planner and client: datasets, endpoints, name rules, batches.
+"""The core vocabulary shared by planner and client: name rules, batches, one request.
 
-Nothing here talks HTTP or parses a body: `archiver.rules.plan` builds on it without the HTTP layer,
-and `archiver.api` adds the schemas and parsers. (The simulator keeps its own copy of the
+The datasets and their endpoints are declared in `archiver.datasets`. Nothing here talks HTTP
+or parses a body: `archiver.rules.plan` builds on it without the HTTP layer, and `archiver.api`
+adds the schemas and parsers. (The simulator keeps its own copy of the
 vendor's rules: it is the vendor, not the client.)
 """
 
@@ -13,6 +14,7 @@ from datetime import datetime
 from enum import StrEnum
 from functools import cached_property
 
+from archiver.datasets import Endpoint
 from archiver.errors import RefusedStreamNameError
 from archiver.text import printable, unsafe_character
 from archiver.timeutil import Resolution, buckets, floor, format_for_api, format_iso
@@ -20,15 +22,6 @@ from archiver.timeutil import Resolution, buckets, floor, format_for_api, format
 MAX_NAMES_PER_REQUEST = 10
 MAX_NAME_LENGTH = 128
 _REFUSED = re.compile(r"[/*]|--")
-
-
-class Dataset(StrEnum):
-    """What the archive keeps; each value is also the name of its table."""
-
-    ACCOUNT_USAGE = "account_usage"
-    ACCOUNT_GEO_USAGE = "account_geo_usage"
-    STREAM_USAGE = "stream_usage"
-    STREAM_GEO_USAGE = "stream_geo_usage"
 
 
 class StreamStatus(StrEnum):
@@ -67,47 +60,6 @@ class RunStatus(StrEnum):
     INTERRUPTED = "interrupted"
 
 
-@dataclass(frozen=True)
-class Endpoint:
-    """One vendor series endpoint and the archive table its rows go to."""
-
-    dataset: Dataset
-    path: str
-    resolutions: tuple[Resolution, ...]
-    takes_streams: bool
-
-    @property
-    def table(self) -> str:
-        """Dataset names are the archive's table names."""
-        return self.dataset.value
-
-
-ACCOUNT_SERIES = Endpoint(
-    dataset=Dataset.ACCOUNT_USAGE,
-    path="/api/analytics/account/series",
-    resolutions=(Resolution.HOUR, Resolution.DAY, Resolution.MONTH),
-    takes_streams=False,
-)
-ACCOUNT_GEO_SERIES = Endpoint(
-    dataset=Dataset.ACCOUNT_GEO_USAGE,
-    path="/api/analytics/account/geo_series",
-    resolutions=(Resolution.HOUR, Resolution.DAY),
-    takes_streams=False,
-)
-STREAMS_SERIES = Endpoint(
-    dataset=Dataset.STREAM_USAGE,
-    path="/api/analytics/streams/series",
-    resolutions=(Resolution.HOUR, Resolution.DAY),
-    takes_streams=True,
-)
-STREAMS_GEO_SERIES = Endpoint(
-    dataset=Dataset.STREAM_GEO_USAGE,
-    path="/api/analytics/streams/geo_series",
-    resolutions=(Resolution.HOUR, Resolution.DAY),
-    takes_streams=True,
-)
-ENDPOINTS = (ACCOUNT_SERIES, ACCOUNT_GEO_SERIES, STREAMS_SERIES, STREAMS_GEO_SERIES)
-BY_DATASET: dict[str, Endpoint] = {e.dataset: e for e in ENDPOINTS}
 MONITORING_STREAMS_PATH = "/api/monitoring/streams"
 PUBLISH_TOKENS_PATH = "/api/publish_token/list"
 

@@ -10,13 +10,14 @@ from typing import Any
 import httpx
 
 from archiver.cycle.streams import add_streams
+from archiver.datasets import ENDPOINTS
 from archiver.rules.plan import Policy, Scope
 from archiver.simulator import SimConfig, Simulator
 from archiver.simulator.server import Faults
 from archiver.store import db
 from archiver.store.state import start_scopes
 from archiver.timeutil import Resolution
-from archiver.vocabulary import ENDPOINTS, StreamSource
+from archiver.vocabulary import StreamSource
 from bench.common import (
     NOW,
     STEADY,

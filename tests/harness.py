@@ -14,11 +14,12 @@ from archiver.api.client import AnalyticsClient
 from archiver.config import Settings, get_settings
 from archiver.cycle.report import CycleReport
 from archiver.cycle.sync import PlanHook, run_cycle
+from archiver.datasets import ENDPOINTS
 from archiver.rules.plan import Policy, Selection
 from archiver.simulator import Simulator
 from archiver.store.tables import USAGE_TABLES, sync_gaps, tracked_streams
 from archiver.timeutil import Resolution, format_iso
-from archiver.vocabulary import ENDPOINTS, RunKind
+from archiver.vocabulary import RunKind
 from tests.simhelpers import TOKEN
 
 
@@ -134,7 +135,13 @@ def lost_in_gaps(engine: Engine, http: httpx.Client) -> list[str]:
 
 
 def _key(row: dict[str, Any]) -> tuple[Any, ...]:
-    return (row.get("stream_name", ""), row["period_start"], row.get("country", ""))
+    # The bucket key of every dataset: its stream, start and its part (country, tracking ID).
+    return (
+        row.get("stream_name", ""),
+        row["period_start"],
+        row.get("country", ""),
+        row.get("tracking_id", ""),
+    )
 
 
 @dataclass

@@ -21,17 +21,11 @@ from archiver.api.errors import (
 )
 from archiver.api.retry import RetryPolicy
 from archiver.api.transport import RateLimiter
+from archiver.datasets import ACCOUNT_GEO_SERIES, ACCOUNT_SERIES, STREAMS_GEO_SERIES, STREAMS_SERIES
 from archiver.errors import RefusedStreamNameError
 from archiver.observability import SecretFilter
 from archiver.timeutil import Resolution, buckets, format_iso, parse_instant
-from archiver.vocabulary import (
-    ACCOUNT_GEO_SERIES,
-    ACCOUNT_SERIES,
-    STREAMS_GEO_SERIES,
-    STREAMS_SERIES,
-    ApiRequest,
-    batches,
-)
+from archiver.vocabulary import ApiRequest, batches
 from tests.conftest import VENDOR
 
 TOKEN = "s3cr3t-token-value-XYZ"

@@ -20,8 +20,9 @@ from archiver.api.errors import (
     TransportError,
 )
 from archiver.api.retry import parse_retry_after, retryable
+from archiver.datasets import ACCOUNT_SERIES
 from archiver.timeutil import Resolution
-from archiver.vocabulary import ACCOUNT_SERIES, ApiRequest
+from archiver.vocabulary import ApiRequest
 from tests.test_api_client import NOW, Recorder, success, zeros
 
 HOUR = datetime(2020, 3, 4, 10, tzinfo=UTC)

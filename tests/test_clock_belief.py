@@ -260,4 +260,8 @@ def test_a_doubted_cycle_starts_new_scopes_only_on_an_archive_with_a_believed_pa
         k: v["watermark"] for k, v in before.items()
     }
     started = {k[0]: v["watermark"] for k, v in after.items() if k[1] == "new" and k[2] == "Hour"}
-    assert started == {"stream_usage": HOUR_HORIZON, "stream_geo_usage": HOUR_HORIZON}
+    assert started == {
+        "stream_usage": HOUR_HORIZON,
+        "stream_geo_usage": HOUR_HORIZON,
+        "stream_tracking_usage": HOUR_HORIZON,
+    }

@@ -119,7 +119,11 @@ def test_a_new_stream_in_a_cycle_dated_1970_starts_at_the_real_horizon(engine: E
     report = cycle(engine, past, sync_settings(streams=["cam", "new"]))
     assert report.clock_problem is not None
     started = {k[0]: v["watermark"] for k, v in scopes(engine).items() if k[1:] == ("new", "Hour")}
-    assert started == {"stream_usage": HOUR_HORIZON, "stream_geo_usage": HOUR_HORIZON}
+    assert started == {
+        "stream_usage": HOUR_HORIZON,
+        "stream_geo_usage": HOUR_HORIZON,
+        "stream_tracking_usage": HOUR_HORIZON,
+    }
     assert report.gaps == []
 
 

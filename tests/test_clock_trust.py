@@ -23,13 +23,13 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from archiver.cycle.report import CycleReport
+from archiver.datasets import BY_DATASET
 from archiver.rules.clock_trust import PERSISTENCE
 from archiver.rules.plan import Policy
 from archiver.simulator import SimConfig, Simulator
 from archiver.simulator.faults import Faults
 from archiver.store.tables import USAGE_TABLES, sync_gaps, sync_runs, sync_state, tracked_streams
 from archiver.timeutil import Resolution, next_start
-from archiver.vocabulary import BY_DATASET
 from tests.harness import Harness, compare_with_truth, lost_in_gaps
 from tests.processes import Ran
 from tests.simhelpers import TOKEN

@@ -26,6 +26,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from archiver.datasets import ENDPOINTS, Endpoint
 from archiver.errors import DatabaseError
 from archiver.rules.plan import Policy
 from archiver.simulator import SimConfig, Simulator
@@ -33,7 +34,7 @@ from archiver.simulator.server import Faults
 from archiver.store import db
 from archiver.store.tables import sync_gaps, sync_runs, tracked_streams
 from archiver.timeutil import Resolution, buckets, ceil, floor, format_iso, next_start
-from archiver.vocabulary import ENDPOINTS, Endpoint, RunKind
+from archiver.vocabulary import RunKind
 from tests.harness import Harness, archived, table_dump, truth
 from tests.pgcluster import Cluster, private_cluster
 from tests.simhelpers import TOKEN
@@ -100,6 +101,16 @@ def schedule(quiet_every: timedelta, *, with_pg_restart: bool) -> list[datetime]
 class Verdict:
     lines: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+
+
+def _row_key(row: dict[str, Any]) -> tuple[str, ...]:
+    """A row's bucket key in any dataset: stream, start and its part (country, tracking ID)."""
+    return (
+        row.get("stream_name", ""),
+        row["period_start"],
+        row.get("country", ""),
+        row.get("tracking_id", ""),
+    )
 
 
 def _scope_start(endpoint: Endpoint, resolution: Resolution, added: datetime) -> datetime:
@@ -169,14 +180,12 @@ def judge(
                 if name in added or not endpoint.takes_streams:
                     key = (endpoint.dataset, name, resolution.value)
                     if row["period_start"] in covered[key]:
-                        expected[(name, row["period_start"], row.get("country", ""))] = row
+                        expected[_row_key(row)] = row
             got = {}
             for row in archived(engine, endpoint.dataset, resolution, start, stop):
                 if row.pop("is_final"):
                     row.pop("fetched_at")
-                    got[
-                        (row.get("stream_name", ""), row["period_start"], row.get("country", ""))
-                    ] = row
+                    got[_row_key(row)] = row
             equal = sum(1 for k, v in expected.items() if got.get(k) == v)
             extra = [k for k in got if k not in expected]
             wrong = [k for k in expected if got.get(k) != expected[k]]

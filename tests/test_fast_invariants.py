@@ -23,20 +23,20 @@ from archiver.api.client import AnalyticsClient
 from archiver.api.errors import ApiError, ResponseFormatError
 from archiver.api.options import ClientOptions
 from archiver.api.retry import RetryPolicy
+from archiver.datasets import (
+    ACCOUNT_GEO_SERIES,
+    ACCOUNT_SERIES,
+    STREAMS_GEO_SERIES,
+    STREAMS_SERIES,
+    Endpoint,
+)
 from archiver.reading.attribution import read_attribution
 from archiver.service import runner
 from archiver.service.lock import lock_for
 from archiver.store.tables import account_usage, stream_usage, sync_runs, sync_state
 from archiver.store.upsert import upsert_rows
 from archiver.timeutil import Resolution
-from archiver.vocabulary import (
-    ACCOUNT_GEO_SERIES,
-    ACCOUNT_SERIES,
-    STREAMS_GEO_SERIES,
-    STREAMS_SERIES,
-    ApiRequest,
-    Endpoint,
-)
+from archiver.vocabulary import ApiRequest
 from tests.processes import Ran
 from tests.test_sync_paths import Vendor, cycle, settings
 
@@ -239,7 +239,7 @@ def test_a_token_echoed_in_a_streams_part_never_reaches_the_archive(engine: Engi
     vendor = Vendor()
 
     def bend(path: str, resolution: Resolution, data: dict[str, Any]) -> None:
-        if path.endswith("/streams/series") and "cam" in data:
+        if path.endswith("/analytics/streams/series") and "cam" in data:
             data["cam"]["bandwidth"][TOKEN] = dict(USAGE)
 
     vendor.bend = bend

@@ -11,13 +11,13 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy.engine import Engine
 
+from archiver.datasets import ACCOUNT_SERIES, STREAMS_SERIES
 from archiver.rules import finality
 from archiver.rules.finality import Settlement
 from archiver.rules.plan import Policy, Scope
 from archiver.store import state
 from archiver.store.tables import stream_usage, sync_state
 from archiver.timeutil import Resolution, add_buckets, floor
-from archiver.vocabulary import ACCOUNT_SERIES, STREAMS_SERIES
 from tests.test_store import usage_row
 
 H = Resolution.HOUR

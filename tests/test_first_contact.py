@@ -16,10 +16,11 @@ from sqlalchemy.engine import Engine
 from archiver.api.client import AnalyticsClient
 from archiver.api.errors import TransportError, UnreachableError
 from archiver.api.retry import RetryPolicy
+from archiver.datasets import ACCOUNT_SERIES
 from archiver.service.runner import Service
 from archiver.simulator import SimConfig, Simulator
 from archiver.timeutil import Resolution
-from archiver.vocabulary import ACCOUNT_SERIES, ApiRequest
+from archiver.vocabulary import ApiRequest
 from tests.apifakes import locked_service, run_statuses
 from tests.processes import Ran, free_port
 from tests.simhelpers import TOKEN

@@ -32,6 +32,7 @@ from archiver.api.errors import ApiError, AuthenticationError, ResponseFormatErr
 from archiver.api.retry import RetryPolicy, parse_retry_after
 from archiver.cycle.report import CycleReport
 from archiver.cycle.sync import run_cycle
+from archiver.datasets import ACCOUNT_SERIES, BY_DATASET
 from archiver.errors import InputError
 from archiver.reading import export as export_module
 from archiver.rules.plan import Policy
@@ -39,7 +40,7 @@ from archiver.simulator import SimConfig, Simulator
 from archiver.store import db
 from archiver.store.tables import USAGE_TABLES, sync_gaps, sync_runs, sync_state, tracked_streams
 from archiver.timeutil import Resolution, next_start
-from archiver.vocabulary import ACCOUNT_SERIES, BY_DATASET, ApiRequest
+from archiver.vocabulary import ApiRequest
 from tests.harness import Harness, compare_with_truth, lost_in_gaps
 from tests.simhelpers import TOKEN
 

@@ -124,6 +124,7 @@ def test_status_loads_no_http_layer() -> None:
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("archiver", "archiver.errors", "archiver.text"),
     ("archiver.timeutil",),
+    ("archiver.datasets",),
     ("archiver.vocabulary",),
     ("archiver.rules",),
     ("archiver.api",),

@@ -17,18 +17,13 @@ from archiver.api.client import AnalyticsClient, FetchResult
 from archiver.api.errors import AuthenticationError, PermissionDeniedError, UnreachableError
 from archiver.cycle.answer import store_answer
 from archiver.cycle.report import CycleReport
+from archiver.datasets import ACCOUNT_GEO_SERIES, ACCOUNT_SERIES, STREAMS_SERIES
 from archiver.rules.plan import Policy
 from archiver.service.runner import Service
 from archiver.simulator import SimConfig, Simulator
 from archiver.simulator.server import Faults
 from archiver.timeutil import Resolution
-from archiver.vocabulary import (
-    ACCOUNT_GEO_SERIES,
-    ACCOUNT_SERIES,
-    STREAMS_SERIES,
-    ApiRequest,
-    RunKind,
-)
+from archiver.vocabulary import ApiRequest, RunKind
 from tests.apifakes import fake_client, locked_service, run_statuses
 from tests.processes import free_port
 from tests.simhelpers import TOKEN

@@ -7,6 +7,13 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from archiver.datasets import (
+    ACCOUNT_GEO_SERIES,
+    ACCOUNT_SERIES,
+    ENDPOINTS,
+    STREAMS_GEO_SERIES,
+    STREAMS_SERIES,
+)
 from archiver.rules.plan import (
     ACCOUNT,
     Gap,
@@ -19,14 +26,7 @@ from archiver.rules.plan import (
     streams_due,
 )
 from archiver.timeutil import Resolution, floor, next_start
-from archiver.vocabulary import (
-    ACCOUNT_GEO_SERIES,
-    ACCOUNT_SERIES,
-    ENDPOINTS,
-    STREAMS_GEO_SERIES,
-    STREAMS_SERIES,
-    StreamStatus,
-)
+from archiver.vocabulary import StreamStatus
 
 NOW = datetime(2026, 11, 26, 6, 2, tzinfo=UTC)
 POLICY = Policy()
@@ -165,8 +165,8 @@ def test_data_nearest_its_purge_goes_first() -> None:
     order = [(p.request.endpoint.dataset, p.request.resolution) for p in plan.requests]
     # Hours (their oldest bucket goes within the hour) before days, months (never purged) last.
     assert order[-1] == ("account_usage", M)
-    assert {r for _, r in order[:4]} == {H}
-    assert {r for _, r in order[4:-1]} == {D}
+    assert {r for _, r in order[:5]} == {H}
+    assert {r for _, r in order[5:-1]} == {D}
     deadlines = [p.deadline for p in plan.requests if p.deadline is not None]
     assert deadlines == sorted(deadlines)
 
@@ -197,6 +197,7 @@ def test_backfill_selection_reports_the_purged_part_and_limits_the_range() -> No
     assert {p.request.endpoint.dataset for p in plan.requests} == {
         "stream_usage",
         "stream_geo_usage",
+        "stream_tracking_usage",
     }
     for planned in plan.requests:
         assert planned.request.streams == ("a",)
@@ -205,6 +206,11 @@ def test_backfill_selection_reports_the_purged_part_and_limits_the_range() -> No
     assert {(p.dataset, p.start, p.stop) for p in plan.purged} == {
         ("stream_usage", datetime(2026, 11, 1, tzinfo=UTC), datetime(2026, 11, 20, tzinfo=UTC)),
         ("stream_geo_usage", datetime(2026, 11, 1, tzinfo=UTC), datetime(2026, 11, 20, tzinfo=UTC)),
+        (
+            "stream_tracking_usage",
+            datetime(2026, 11, 1, tzinfo=UTC),
+            datetime(2026, 11, 20, tzinfo=UTC),
+        ),
     }
 
 

@@ -148,6 +148,16 @@ def check_unattributed(rows: Rows, truth: Truth) -> None:
     assert got == expected
 
 
+def check_tracking_ids(rows: Rows, truth: Truth) -> None:
+    totals: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for r in truth("stream_tracking_usage", "Day", "2026-11-01", "2026-12-01"):
+        totals[r["tracking_id"]][0] += r["bytes_out"]
+        totals[r["tracking_id"]][1] += r["bytes_in"]
+    assert len(totals) > 2, "the simulator's viewers used too few tracking IDs to prove much"
+    expected = sorted((key, out, into) for key, (out, into) in totals.items())
+    assert [(r["tracking_id"], int(r["bytes_out"]), int(r["bytes_in"])) for r in rows] == expected
+
+
 def check_completeness(rows: Rows, truth: Truth) -> None:
     truth("account_usage", "Hour", "2026-11-26", "2026-12-02")  # there was data to lose
     assert rows == []
@@ -162,6 +172,7 @@ CHECKS: dict[str, Callable[[Rows, Truth], None]] = {
     "stream-countries": check_stream_countries,
     "completeness": check_completeness,
     "unattributed": check_unattributed,
+    "tracking-ids": check_tracking_ids,
 }
 
 

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from archiver.cycle.day_check import DAYS, MONTHS, store_checked
+from archiver.datasets import BY_DATASET
 from archiver.reading.attribution import read_attribution, usage_attribution
 from archiver.rules.finality import Settlement
 from archiver.rules.plan import Gap, Policy
@@ -24,7 +25,7 @@ from archiver.store import state as store_state
 from archiver.store.tables import account_usage, stream_usage, sync_gaps
 from archiver.store.upsert import upsert_rows
 from archiver.timeutil import Resolution
-from archiver.vocabulary import BY_DATASET, ApiRequest
+from archiver.vocabulary import ApiRequest
 from tests.processes import Ran
 
 NOW = datetime(2026, 11, 20, 12, tzinfo=UTC)

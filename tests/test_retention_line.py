@@ -16,11 +16,11 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from archiver.datasets import STREAMS_SERIES
 from archiver.rules.plan import Plan, Policy
 from archiver.simulator import SimConfig, Simulator
 from archiver.store.tables import stream_usage, sync_gaps, sync_state
 from archiver.timeutil import Resolution, format_iso
-from archiver.vocabulary import STREAMS_SERIES
 from tests.harness import Harness, archived, truth
 from tests.simhelpers import running_simulator
 

@@ -19,18 +19,13 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from archiver.api.errors import AuthenticationError, PermissionDeniedError, ResponseFormatError
+from archiver.datasets import ACCOUNT_GEO_SERIES, ACCOUNT_SERIES, STREAMS_SERIES
 from archiver.rules.plan import Selection
 from archiver.simulator import SimConfig, Simulator
 from archiver.simulator.server import Faults
 from archiver.store.tables import USAGE_TABLES, sync_runs, sync_state, tracked_streams
 from archiver.timeutil import Resolution
-from archiver.vocabulary import (
-    ACCOUNT_GEO_SERIES,
-    ACCOUNT_SERIES,
-    STREAMS_SERIES,
-    ApiRequest,
-    RunKind,
-)
+from archiver.vocabulary import ApiRequest, RunKind
 from tests.apifakes import fake_client
 from tests.harness import Harness, compare_with_truth
 from tests.simhelpers import TOKEN
@@ -221,7 +216,14 @@ def test_a_403_on_every_endpoint_ends_the_cycle_as_a_refused_secret(
     engine: Engine, selection: Selection | None
 ) -> None:
     everything = ("analytics/account/series", "account/geo_series", "streams/series")
-    faults = Faults(forbidden=(*everything, "streams/geo_series", "monitoring/streams"))
+    faults = Faults(
+        forbidden=(
+            *everything,
+            "streams/geo_series",
+            "tracking/streams/series",
+            "monitoring/streams",
+        )
+    )
     with simulator(faults) as sim:
         run = harness(sim, engine, discovery=True)
         with pytest.raises(AuthenticationError) as info:

@@ -27,6 +27,7 @@ from archiver.config import Settings, get_settings
 from archiver.cycle.report import CycleReport
 from archiver.cycle.streams import add_streams
 from archiver.cycle.sync import plan_cycle, run_cycle
+from archiver.datasets import ENDPOINTS
 from archiver.errors import DatabaseError
 from archiver.rules.plan import Plan, StreamEntry
 from archiver.store import state
@@ -95,6 +96,8 @@ class Vendor:
             data = {"bandwidth": bandwidth("")}
         elif path.endswith("/account/geo_series"):
             data = {"geo": {format_iso(t): {} for t in keys}}
+        elif path.endswith("/tracking/streams/series"):
+            data = {name: {format_iso(t): [] for t in keys} for name in names}
         elif path.endswith("/streams/series"):
             data = {name: {"bandwidth": bandwidth(name)} for name in names}
         else:
@@ -314,7 +317,7 @@ def test_a_broken_stream_in_a_good_answer_is_reported_and_not_stored(
         vendor.traffic[(name, H, TODAY + timedelta(hours=2))] = 5
 
     def bend(path: str, resolution: Resolution, data: Series) -> None:
-        if path.endswith("/streams/series") and resolution is H:
+        if path.endswith("/analytics/streams/series") and resolution is H:
             data["bad"]["bandwidth"][format_iso(TODAY + timedelta(hours=4))]["bytesOut"] = -5
 
     vendor.bend = bend
@@ -430,8 +433,10 @@ def test_lost_buckets_are_logged_per_scope(
     report = cycle(engine, Vendor(), settings(streams=["cam"]))
     assert report.ok, report.errors
     # Purged before the vendor's line: two gaps; the zero each hourly scope (the two old ones
-    # and the new geo ones) reads in the hour inside the margin: four more, each its own line.
-    assert len(report.gaps) == 6
+    # and the new ones of the other datasets) reads in the hour inside the margin: one more
+    # each, each its own line.
+    hourly = sum(Resolution.HOUR in e.resolutions for e in ENDPOINTS)
+    assert len(report.gaps) == 2 + hourly
     warned = [
         r.getMessage()
         for r in caplog.records
@@ -440,7 +445,7 @@ def test_lost_buckets_are_logged_per_scope(
         and r.getMessage().startswith("lost data:")
     ]
     doubted = [r for r in caplog.records if r.getMessage().startswith("lost data? ")]
-    assert len(doubted) == 4
+    assert len(doubted) == hourly
     tail = (
         "Hour buckets 2026-11-18T00:00:00+00:00..2026-11-19T13:00:00+00:00 were purged by "
         "the vendor before they were archived final"

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from archiver.datasets import ENDPOINTS, Dataset
 from archiver.store.tables import USAGE_TABLES, tracked_streams
-from archiver.vocabulary import ENDPOINTS, Dataset, StreamSource, StreamStatus
+from archiver.vocabulary import StreamSource, StreamStatus
 
 
 def _allowed(name: str) -> list[str]:
@@ -47,8 +48,9 @@ def test_a_request_needs_a_non_empty_range() -> None:
 
     import pytest
 
+    from archiver.datasets import ACCOUNT_SERIES
     from archiver.timeutil import Resolution
-    from archiver.vocabulary import ACCOUNT_SERIES, ApiRequest
+    from archiver.vocabulary import ApiRequest
 
     t = datetime(2026, 11, 20, tzinfo=UTC)
     with pytest.raises(ValueError, match="start < stop"):

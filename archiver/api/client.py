@@ -31,12 +31,10 @@ from archiver.api.result import FetchResult
 from archiver.api.retry import RetryPolicy, parse_http_date, parse_retry_after, retryable
 from archiver.api.translate import MESSAGE_LIMIT, Scrubber, status_error
 from archiver.api.transport import Connection, Sleep
+from archiver.datasets import ACCOUNT_SERIES
 from archiver.rules.reading import Reading
 from archiver.timeutil import Resolution, floor, next_start
-from archiver.vocabulary import (
-    ACCOUNT_SERIES,
-    ApiRequest,
-)
+from archiver.vocabulary import ApiRequest
 
 __all__ = ["AnalyticsClient", "FetchResult"]
 

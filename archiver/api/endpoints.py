@@ -1,7 +1,7 @@
-"""The parsing side of each archived endpoint: its body schema and its parser, by dataset.
+"""The parsing side of each answer shape: its body schema and its parser.
 
-The declarations themselves (path, resolutions, streams or not) and the name rules live in
-`archiver.vocabulary`: import them from there.
+The declarations (path, resolutions, streams or not, the answer's shape) live in
+`archiver.datasets`: a new dataset whose answer has a known shape needs nothing here.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
-from archiver.api import series
-from archiver.vocabulary import Dataset, Endpoint
+from archiver.api import series, tracking
+from archiver.datasets import Answer, Endpoint
 
 
 @dataclass(frozen=True)
@@ -23,14 +23,15 @@ class AnswerSchema:
     parser: series.Parser
 
 
-_SCHEMAS: dict[Dataset, AnswerSchema] = {
-    Dataset.ACCOUNT_USAGE: AnswerSchema(series.ACCOUNT_SERIES_BODY, series.parse_account_series),
-    Dataset.ACCOUNT_GEO_USAGE: AnswerSchema(series.ACCOUNT_GEO_BODY, series.parse_account_geo),
-    Dataset.STREAM_USAGE: AnswerSchema(series.STREAMS_SERIES_BODY, series.parse_streams_series),
-    Dataset.STREAM_GEO_USAGE: AnswerSchema(series.STREAMS_GEO_BODY, series.parse_streams_geo),
+_SCHEMAS: dict[Answer, AnswerSchema] = {
+    Answer.USAGE: AnswerSchema(series.ACCOUNT_SERIES_BODY, series.parse_account_series),
+    Answer.GEO: AnswerSchema(series.ACCOUNT_GEO_BODY, series.parse_account_geo),
+    Answer.STREAM_USAGE: AnswerSchema(series.STREAMS_SERIES_BODY, series.parse_streams_series),
+    Answer.STREAM_GEO: AnswerSchema(series.STREAMS_GEO_BODY, series.parse_streams_geo),
+    Answer.STREAM_TRACKING: AnswerSchema(tracking.BODY, tracking.parse_streams_tracking),
 }
 
 
 def schema_of(endpoint: Endpoint) -> AnswerSchema:
     """The schema and parser of `endpoint`'s answer."""
-    return _SCHEMAS[endpoint.dataset]
+    return _SCHEMAS[endpoint.answer]

@@ -190,7 +190,7 @@ def parse_account_geo(model: AccountGeo, window: Window, endpoint: str) -> Parse
     return Parsed(_geo_rows(model.geo, window, endpoint))
 
 
-def _per_stream(
+def each_stream(
     per_stream: dict[str, Any],
     window: Window,
     endpoint: str,
@@ -198,6 +198,7 @@ def _per_stream(
     adapter: TypeAdapter[Any],
     prefix: str,
 ) -> Parsed:
+    """Each asked stream's part of a per-stream answer, parsed by `rows_of` on its own."""
     # A stream not asked for costs only itself: the requested streams' parts are judged
     # each on their own, as always (a batch holds up to 10 streams).
     parsed = Parsed([], strangers=[name for name in per_stream if name not in window.streams])
@@ -222,12 +223,12 @@ def _per_stream(
 
 def parse_streams_series(per_stream: dict[str, Any], window: Window, endpoint: str) -> Parsed:
     """`streams/series` (stream first, then block) -> `stream_usage` rows."""
-    return _per_stream(per_stream, window, endpoint, _usage_rows, _SERIES, "data.")
+    return each_stream(per_stream, window, endpoint, _usage_rows, _SERIES, "data.")
 
 
 def parse_streams_geo(model: StreamsGeo, window: Window, endpoint: str) -> Parsed:
     """`streams/geo_series` (`geo` first, then stream) -> `stream_geo_usage` rows."""
-    return _per_stream(model.geo, window, endpoint, _geo_rows, _GEO_BUCKETS, "data.geo.")
+    return each_stream(model.geo, window, endpoint, _geo_rows, _GEO_BUCKETS, "data.geo.")
 
 
 Parser: TypeAlias = Callable[[Any, Window, str], Parsed]

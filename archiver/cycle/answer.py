@@ -19,7 +19,6 @@ from archiver.rules.plan import ACCOUNT, Gap, Policy, Scope
 from archiver.store import state as store_state
 from archiver.store.db import transaction
 from archiver.timeutil import buckets
-from archiver.vocabulary import Dataset
 
 # The cycle's lines keep the logger name they had when this lived in sync.py: operators'
 # filters and the tests select on it.
@@ -115,7 +114,7 @@ def _write(
         # Noted before the commit, as the Day check's gaps are: if it fails, the answer is
         # asked again and they are found again.
         report.gaps.extend(doubted)
-    if dataset == Dataset.STREAM_USAGE and result.rows:
+    if result.request.endpoint.marks_seen and result.rows:
         mark_seen(conn=conn, last_seen=_last_seen(result.rows))
     for scope in broken:
         store_state.record_failure(

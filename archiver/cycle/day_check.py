@@ -12,12 +12,13 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from archiver.datasets import BY_DATASET, Dataset
 from archiver.rules.finality import Settlement
 from archiver.rules.plan import ACCOUNT, Gap, Policy, Scope
 from archiver.store import state as store_state
 from archiver.store.tables import account_usage, sync_state
 from archiver.timeutil import Resolution, buckets, floor, next_start
-from archiver.vocabulary import BY_DATASET, ApiRequest, Dataset
+from archiver.vocabulary import ApiRequest
 
 log = logging.getLogger(__name__)
 

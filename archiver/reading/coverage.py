@@ -9,9 +9,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from archiver.datasets import BY_DATASET, Dataset
 from archiver.rules.plan import Policy
 from archiver.timeutil import Resolution, utc
-from archiver.vocabulary import BY_DATASET, Dataset, RunStatus
+from archiver.vocabulary import RunStatus
 
 FINAL = "final"
 PARTIAL = "partial"

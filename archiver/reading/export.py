@@ -12,20 +12,14 @@ from typing import Any, TextIO
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from archiver.datasets import ENDPOINTS
 from archiver.errors import InputError
 from archiver.store.tables import ROLLUP_TABLES, metadata
 from archiver.text import csv_cell
 from archiver.timeutil import utc
 
-VIEWS = (
-    "stream_daily_usage",
-    "stream_monthly_usage",
-    "account_daily_usage",
-    "account_monthly_usage",
-    "country_daily_usage",
-    "usage_attribution",
-    "reconciliation",
-)
+# Each dataset's views, as its declaration lists them.
+VIEWS = tuple(view for endpoint in ENDPOINTS for view in endpoint.views)
 # Rollups are the views' internals, not part of the archive's interface.
 EXPORTABLE = tuple(sorted(set(metadata.tables) - {t.name for t in ROLLUP_TABLES})) + VIEWS
 

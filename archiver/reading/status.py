@@ -11,10 +11,11 @@ from sqlalchemy.engine import Connection
 
 from archiver.config import Settings
 from archiver.cycle.report import current_time
+from archiver.datasets import BY_DATASET
 from archiver.rules.plan import Policy
 from archiver.store.tables import sync_gaps, sync_runs, sync_state, tracked_streams
 from archiver.timeutil import Resolution, count_buckets, format_iso, next_start
-from archiver.vocabulary import BY_DATASET, RunStatus, StreamStatus
+from archiver.vocabulary import RunStatus, StreamStatus
 
 
 @dataclass

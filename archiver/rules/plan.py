@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
 
+from archiver.datasets import ENDPOINTS, Dataset, Endpoint
 from archiver.rules import finality
 from archiver.timeutil import Resolution, add_buckets, ceil, floor, months_back, next_start
-from archiver.vocabulary import ENDPOINTS, ApiRequest, Dataset, Endpoint, StreamStatus, batches
+from archiver.vocabulary import ApiRequest, StreamStatus, batches
 
 ACCOUNT = ""  # the stream name of account-level scopes
 

@@ -69,7 +69,9 @@ class Faults:
 
 
 def _named(path: str, endpoints: tuple[str, ...]) -> bool:
-    return any(path == e or path.endswith("/" + e.strip("/")) for e in endpoints)
+    # Named from /api/ or from /api/analytics/: "streams/series" is not tracking/streams/series.
+    here = path.removeprefix("/api/")
+    return any(path == e or here in (e.strip("/"), "analytics/" + e.strip("/")) for e in endpoints)
 
 
 def forbidden(faults: Faults, path: str) -> Answer | None:

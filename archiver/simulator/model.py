@@ -46,6 +46,18 @@ class Usage:
             sum(v[5] for v in self.geo.values()),
         )
 
+    def tracking(self, stream: Stream) -> dict[str, list[int]]:
+        """[bytes_in, bytes_out] per tracking ID ('' for none): publishing is never tracked;
+        each country's viewers subscribe under the token `tracking_id` names. Linear in the
+        usage, so a day's split is the sum of its hours' splits."""
+        split: dict[str, list[int]] = {}
+        for country, values in sorted(self.geo.items()):
+            untracked = split.setdefault("", [0, 0])
+            untracked[0] += values[4]
+            viewers = split.setdefault(tracking_id(stream, country), [0, 0])
+            viewers[1] += values[5]
+        return {key: value for key, value in split.items() if any(value)}
+
     def is_empty(self) -> bool:
         """True when every metric is zero."""
         return not any(any(v) for v in self.geo.values()) and not any(self.extra)
@@ -137,3 +149,14 @@ class Stream:
     countries: tuple[str, ...]
     restreams: bool
     cascades: bool
+
+
+def tracking_id(stream: Stream, country: str) -> str:
+    """The tracking ID of the subscribe token `stream`'s viewers in `country` use: none on a
+    third of the streams, one per country on another, one per partner on the rest (shared
+    across streams, as a customer's token is)."""
+    if stream.index % 3 == 0:
+        return ""
+    if stream.index % 3 == 1:
+        return f"viewers-{country.lower()}"
+    return f"partner-{stream.index % 4}"

@@ -21,6 +21,7 @@ TRUTH_DATASETS = {
     "account_geo_usage": "account/geo_series",
     "stream_usage": "streams/series",
     "stream_geo_usage": "streams/geo_series",
+    "stream_tracking_usage": "tracking/streams/series",
 }
 
 
@@ -169,7 +170,9 @@ class Oracle:
                 }
                 if stream is not None:
                     key = {"stream_name": stream, **key}
-                if spec.kind == "geo":
+                if spec.kind == "tracking":
+                    rows.extend(self._tracking_rows(key, usage, stream))
+                elif spec.kind == "geo":
                     for country, values in sorted(usage.geo.items()):
                         if any(values):
                             rows.append(
@@ -183,6 +186,17 @@ class Oracle:
                     rows.append({**key, **usage_row(usage)})
                 bucket = next_start(bucket, resolution)
         return rows
+
+    def _tracking_rows(
+        self, key: dict[str, Any], usage: Usage, stream: str | None
+    ) -> list[dict[str, Any]]:
+        """One bucket's rows per tracking ID, in the archive's column names."""
+        known = self.traffic.by_name.get(stream or "")
+        split = usage.tracking(known) if known is not None else {}
+        return [
+            {**key, "tracking_id": tracking_id, "bytes_in": value[0], "bytes_out": value[1]}
+            for tracking_id, value in sorted(split.items())
+        ]
 
     def attribution_rows(self, query: Query, now: datetime) -> list[dict[str, Any]]:
         """Per final bucket: the account, the streams some source revealed in time, the rest.

@@ -8,7 +8,7 @@ from typing import Any
 
 from archiver.simulator import vendor
 from archiver.simulator.buckets import floor, format_iso, next_start, utc
-from archiver.simulator.model import Usage
+from archiver.simulator.model import Stream, Usage
 from archiver.simulator.traffic import Traffic, refresh_time
 from archiver.simulator.vendor import MAX_NAME_LENGTH, MAX_NAMES_PER_REQUEST, SERIES
 
@@ -104,6 +104,13 @@ def _geo(usage: Usage) -> dict[str, dict[str, int]]:
     }
 
 
+def _tracking(usage: Usage, stream: Stream) -> list[dict[str, Any]]:
+    return [
+        {"trackingId": key, "bytesOut": value[1], "bytesIn": value[0]}
+        for key, value in sorted(usage.tracking(stream).items())
+    ]
+
+
 def series(
     traffic: Traffic, name: str, query: Query, now: datetime, stranger: str | None = None
 ) -> dict[str, Any]:
@@ -152,7 +159,13 @@ def series(
                 if held and known and bucket < visible
                 else Usage()
             )
-            out[format_iso(bucket)] = _geo(usage) if spec.kind == "geo" else _bandwidth(usage)
+            if spec.kind == "tracking":
+                known_stream = traffic.by_name.get(stream or "")
+                out[format_iso(bucket)] = _tracking(usage, known_stream) if known_stream else []
+            elif spec.kind == "geo":
+                out[format_iso(bucket)] = _geo(usage)
+            else:
+                out[format_iso(bucket)] = _bandwidth(usage)
         return out
 
     def regroup(buckets: dict[str, Any]) -> dict[str, Any]:
@@ -167,6 +180,8 @@ def series(
         reportable.append(stranger)
     if spec.kind == "geo":
         return {"geo": {n: render(n) for n in reportable}}
+    if spec.kind == "tracking":
+        return {n: render(n) for n in reportable}
     return {n: regroup(render(n)) for n in reportable}
 
 

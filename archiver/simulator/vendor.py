@@ -38,7 +38,7 @@ REGEX_TOKENS = (
 class Series:
     """One analytics endpoint: bandwidth or geo blocks, per stream or not, and resolutions."""
 
-    kind: str  # "series" or "geo"
+    kind: str  # "series", "geo" or "tracking"
     per_stream: bool
     resolutions: tuple[Resolution, ...]
 
@@ -48,6 +48,7 @@ SERIES = {
     "account/geo_series": Series("geo", False, (Resolution.HOUR, Resolution.DAY)),
     "streams/series": Series("series", True, (Resolution.HOUR, Resolution.DAY)),
     "streams/geo_series": Series("geo", True, (Resolution.HOUR, Resolution.DAY)),
+    "tracking/streams/series": Series("tracking", True, (Resolution.HOUR, Resolution.DAY)),
 }
 
 

@@ -11,6 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from archiver.datasets import ENDPOINTS, Keys
 from archiver.store.tables import SQLITE_TIME_FORMAT
 from archiver.timeutil import Resolution, floor, next_start
 
@@ -161,12 +162,15 @@ def serialise_writers(conn: Connection, table: str) -> None:
         conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_ROLLUP_LOCK})")
 
 
-_FEEDS = frozenset({"stream_usage", "account_usage", "account_geo_usage"})
+# The tables whose writes refresh a rollup: every writer of one takes the lock.
+_FEEDS = {e.table: e.rollups for e in ENDPOINTS if e.rollups}
 
 
 def refresh_rollups(conn: Connection, table: str, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Bring the rollups fed by `table` up to date with `rows`, just written in this transaction."""
-    if table not in _FEEDS:
+    """Bring the rollups fed by `table` up to date with `rows`, just written in this transaction
+    (the statements its declaration names, in their order)."""
+    rollups = _FEEDS.get(table)
+    if not rollups:
         return
     # A write holds many rows per bucket start: floor each distinct start once.
     days: dict[datetime, datetime] = {}
@@ -184,27 +188,18 @@ def refresh_rollups(conn: Connection, table: str, rows: Sequence[Mapping[str, An
             found = months[start] = floor(start, Resolution.MONTH)
         return found
 
-    hour_keys: set[tuple[str, datetime]] = set()
-    day_keys: set[tuple[str, datetime]] = set()
-    month_keys: set[tuple[str, datetime]] = set()
+    keys: dict[Keys, set[tuple[str, datetime]]] = {k: set() for k in Keys}
     for row in rows:
         resolution = row["resolution"]
         stream = row.get("stream_name", "")
         if resolution == "Hour":
-            hour_keys.add((stream, day_of(row["period_start"])))
+            keys[Keys.HOUR_DAYS].add((stream, day_of(row["period_start"])))
         elif resolution == "Day":
-            day_keys.add((stream, row["period_start"]))
+            keys[Keys.DAY_ROWS].add((stream, row["period_start"]))
         else:
             continue
-        month_keys.add((stream, month_of(row["period_start"])))
-    # Day rows first: an hour refresh of the same write then sees them too, either way.
-    if table == "stream_usage":
-        _refresh(conn, "supersede_stream", day_keys, Resolution.DAY)
-        _refresh(conn, "stream_daily_hours", hour_keys, Resolution.DAY)
-        _refresh(conn, "stream_monthly_totals", month_keys, Resolution.MONTH)
-    elif table == "account_usage":
-        _refresh(conn, "supersede_account", day_keys, Resolution.DAY)
-        _refresh(conn, "account_daily_hours", hour_keys, Resolution.DAY)
-    else:
-        _refresh(conn, "supersede_country", day_keys, Resolution.DAY)
-        _refresh(conn, "country_daily_hours", hour_keys, Resolution.DAY)
+        keys[Keys.MONTHS].add((stream, month_of(row["period_start"])))
+    # The declarations list day rows first: an hour refresh of the same write then sees them.
+    for rollup in rollups:
+        unit = Resolution.MONTH if rollup.keys is Keys.MONTHS else Resolution.DAY
+        _refresh(conn, rollup.statement, keys[rollup.keys], unit)

@@ -24,6 +24,9 @@ from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeEngine
 
+from archiver.datasets import ENDPOINTS, Dataset, Endpoint, Kind
+from archiver.datasets import Column as DatasetColumn
+
 NAMING = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -78,73 +81,42 @@ class UtcDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def _usage_columns() -> list[Column[Any]]:
-    return [
-        Column("bytes_in", BigInteger, nullable=False),
-        Column("bytes_out", BigInteger, nullable=False),
-        Column("standard_bytes_in", BigInteger),
-        Column("standard_bytes_out", BigInteger),
-        Column("restream_bytes_in", BigInteger),
-        Column("restream_bytes_out", BigInteger),
-        Column("restream_seconds", BigInteger),
-        Column("cascade_bytes_in", BigInteger),
-        Column("cascade_bytes_out", BigInteger),
-        Column("fetched_at", UtcDateTime, nullable=False),
-        Column("is_final", Boolean, nullable=False),
-    ]
+def _column(column: DatasetColumn) -> Column[Any]:
+    kind: TypeEngine[Any] = BigInteger() if column.kind is Kind.COUNT else String(column.length)
+    if column.key:
+        return Column(column.name, kind, primary_key=True)
+    return Column(column.name, kind, nullable=column.nullable)
 
 
-def _geo_columns() -> list[Column[Any]]:
-    return [
-        Column("country", String(8), primary_key=True),
-        Column("publishes", BigInteger, nullable=False),
-        Column("views", BigInteger, nullable=False),
-        Column("publish_seconds", BigInteger, nullable=False),
-        Column("view_seconds", BigInteger, nullable=False),
-        Column("bytes_in", BigInteger, nullable=False),
-        Column("bytes_out", BigInteger, nullable=False),
-        Column("fetched_at", UtcDateTime, nullable=False),
-        Column("is_final", Boolean, nullable=False),
-    ]
-
-
-def _bucket_key(*, stream: bool) -> list[Column[Any]]:
+def _dataset_table(endpoint: Endpoint) -> Table:
+    """A dataset's table, from its declaration: its bucket key (the stream first, if it has
+    one), its own columns, then when it was fetched and whether it is final."""
     key: list[Column[Any]] = []
-    if stream:
+    if endpoint.takes_streams:
         key.append(Column("stream_name", String(128), primary_key=True))
     key.append(Column("resolution", String(5), primary_key=True))
     key.append(Column("period_start", UtcDateTime, primary_key=True))
-    return key
+    table = Table(
+        endpoint.table,
+        metadata,
+        *key,
+        *(_column(c) for c in endpoint.columns),
+        Column("fetched_at", UtcDateTime, nullable=False),
+        Column("is_final", Boolean, nullable=False),
+        CheckConstraint(RESOLUTIONS, name="resolution"),
+    )
+    if endpoint.period_index:
+        # Analysts ask "what happened in this period, across streams": serve that without a scan.
+        Index(f"ix_{endpoint.table}_period", table.c.resolution, table.c.period_start)
+    return table
 
 
-stream_usage = Table(
-    "stream_usage",
-    metadata,
-    *_bucket_key(stream=True),
-    *_usage_columns(),
-    CheckConstraint(RESOLUTIONS, name="resolution"),
-)
-stream_geo_usage = Table(
-    "stream_geo_usage",
-    metadata,
-    *_bucket_key(stream=True),
-    *_geo_columns(),
-    CheckConstraint(RESOLUTIONS, name="resolution"),
-)
-account_usage = Table(
-    "account_usage",
-    metadata,
-    *_bucket_key(stream=False),
-    *_usage_columns(),
-    CheckConstraint(RESOLUTIONS, name="resolution"),
-)
-account_geo_usage = Table(
-    "account_geo_usage",
-    metadata,
-    *_bucket_key(stream=False),
-    *_geo_columns(),
-    CheckConstraint(RESOLUTIONS, name="resolution"),
-)
+USAGE_TABLES = {e.table: _dataset_table(e) for e in ENDPOINTS}
+stream_usage = USAGE_TABLES[Dataset.STREAM_USAGE]
+stream_geo_usage = USAGE_TABLES[Dataset.STREAM_GEO_USAGE]
+account_usage = USAGE_TABLES[Dataset.ACCOUNT_USAGE]
+account_geo_usage = USAGE_TABLES[Dataset.ACCOUNT_GEO_USAGE]
+stream_tracking_usage = USAGE_TABLES[Dataset.STREAM_TRACKING_USAGE]
 
 # Where a tracked name came from; 'token' and 'webhook' arrived with migration 0003.
 STREAM_SOURCES = "'config', 'cli', 'discovered', 'token', 'webhook'"
@@ -216,10 +188,6 @@ sync_runs = Table(
     Column("clock_problem", Text),
 )
 
-# Analysts ask "what happened in this period, across streams": serve that without a scan.
-Index("ix_stream_usage_period", stream_usage.c.resolution, stream_usage.c.period_start)
-Index("ix_stream_geo_usage_period", stream_geo_usage.c.resolution, stream_geo_usage.c.period_start)
-
 # Rollups: figures per UTC day and month kept up to date in the transaction that writes the
 # rows they sum (archiver/store/rollup.py), so the views read a few rows per day instead of
 # summing the whole history at query time. Not a public interface: query the views.
@@ -277,7 +245,3 @@ ROLLUP_TABLES = (
     country_daily_hours,
     stream_monthly_totals,
 )
-
-USAGE_TABLES = {
-    t.name: t for t in (stream_usage, stream_geo_usage, account_usage, account_geo_usage)
-}
