@@ -141,6 +141,9 @@ def _run_tests(tests: list[str], marks: str) -> int:
                 "pytest",
                 "-x",
                 "-q",
+                # A mutant that hangs one test (a retry loop that never ends) is killed in a
+                # minute, not after the suite's own 15-minute limit.
+                "--timeout=60",
                 "-p",
                 "no:cacheprovider",
                 "-m",

@@ -57,9 +57,10 @@ TARGETS: dict[str, list[str]] = {
     # The API layer: the fake-vendor tests first (`httpx.MockTransport`, milliseconds each).
     **{
         f"archiver/api/{name}.py": API_TESTS
-        for name in ("series", "coverage", "decode", "clock", "retry", "translate", "client")
+        for name in ("series", "coverage", "decode", "clock", "translate", "client")
     },
     "archiver/api/transport.py": ["tests/test_api_retry.py", *API_TESTS],
+    "archiver/api/retry.py": ["tests/test_api_retry.py", *API_TESTS],
     "archiver/service/lock.py": [
         "tests/test_lock.py",
         "tests/test_lock_scope.py",
