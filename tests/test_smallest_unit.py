@@ -131,7 +131,14 @@ def test_a_stream_not_asked_for_costs_only_itself() -> None:
 
 
 def harness(sim: Simulator, engine: Engine, **overrides: Any) -> Harness:
-    settings = {"streams": NAMES, "discovery": False, "publish_tokens": False, **overrides}
+    # Feeds off: the requests counted here are the REST ones (feeds: tests/test_feeds_*.py).
+    settings = {
+        "streams": NAMES,
+        "discovery": False,
+        "publish_tokens": False,
+        "feeds": False,
+        **overrides,
+    }
     return Harness(sim, engine, settings)
 
 
