@@ -100,6 +100,8 @@ class Settings(BaseSettings):
 
     # --- Stream sources: publish tokens, feed webhooks, unexplained usage -----------------
     publish_tokens: bool = True
+    # The vendor's GraphQL feed history: names of the last 30 days, sessions archived.
+    feeds: bool = True
     webhook_port: int | None = Field(default=None, ge=1, le=65535)
     webhook_address: str = "127.0.0.1"
     webhook_secret: SecretStr | None = None
@@ -223,7 +225,7 @@ class Settings(BaseSettings):
             )
         shortest = min(self.hour_retention_days, self.stream_retention_days) * 24 * 60
         if self.retention_margin_minutes >= shortest:
-            # A margin as long as the window would record gaps for data the vendor still holds.
+            # A margin as long as the window would count every bucket the vendor holds at risk.
             problems.append(
                 f"ARCHIVER_RETENTION_MARGIN_MINUTES must be below the shortest retention "
                 f"window ({shortest} minutes)"

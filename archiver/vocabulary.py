@@ -40,6 +40,7 @@ class StreamSource(StrEnum):
     DISCOVERED = "discovered"
     TOKEN = "token"
     WEBHOOK = "webhook"
+    FEED = "feed"
 
 
 class RunKind(StrEnum):
@@ -62,6 +63,7 @@ class RunStatus(StrEnum):
 
 MONITORING_STREAMS_PATH = "/api/monitoring/streams"
 PUBLISH_TOKENS_PATH = "/api/publish_token/list"
+GRAPHQL_PATH = "/graphql"
 
 
 def refusal_reason(name: str) -> str | None:

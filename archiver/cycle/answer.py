@@ -14,6 +14,7 @@ from archiver.cycle import day_check
 from archiver.cycle.report import CycleReport
 from archiver.cycle.streams import mark_seen
 from archiver.errors import DatabaseError
+from archiver.rules.clock_trust import AGREEMENT
 from archiver.rules.finality import Settlement
 from archiver.rules.plan import ACCOUNT, Gap, Policy, Scope
 from archiver.store import state as store_state
@@ -180,8 +181,12 @@ def settle(result: FetchResult, policy: Policy, report: CycleReport) -> Settleme
             report.clock_problem = problem
         log.warning("%s: %s", request.describe(), problem)
     if at is not None:
-        # The safe line when the vendor answered: a zero read before it may be a purge.
-        trusted = policy.horizon(request.endpoint, request.resolution, at)
+        # The vendor's purge line when it answered, judged late rather than early (its own
+        # `Date` if later, plus the clock agreement): a bucket it surely still held then was
+        # read as it is, a quiet zero included; a zero before that line may be a purge.
+        vendor = None if result.reading is None else result.reading.vendor
+        latest = at if vendor is None else max(at, vendor)
+        trusted = policy.reach(request.endpoint, request.resolution, latest + AGREEMENT)
         return Settlement(
             policy, request.resolution, request.start, request.stop, at, trusted_from=trusted
         )

@@ -39,8 +39,8 @@ class Settlement:
 
     `settles` is False when the answer's time is not believed (archiver/rules/clock_trust.py):
     then no row is final and no watermark moves, whatever `fetched_at` says.
-    `trusted_from` is the safe line when the vendor answered (`Policy.horizon` at
-    `fetched_at`): a zero before it is doubted; None: every zero is believed.
+    `trusted_from` is the vendor's purge line when it answered, judged late (cycle/answer.py):
+    a zero before it is doubted; None: every zero is believed.
     """
 
     policy: Policy

@@ -118,8 +118,9 @@ account_usage = USAGE_TABLES[Dataset.ACCOUNT_USAGE]
 account_geo_usage = USAGE_TABLES[Dataset.ACCOUNT_GEO_USAGE]
 stream_tracking_usage = USAGE_TABLES[Dataset.STREAM_TRACKING_USAGE]
 
-# Where a tracked name came from; 'token' and 'webhook' arrived with migration 0003.
-STREAM_SOURCES = "'config', 'cli', 'discovered', 'token', 'webhook'"
+# Where a tracked name came from; 'token' and 'webhook' arrived with migration 0003, 'feed'
+# with 0009.
+STREAM_SOURCES = "'config', 'cli', 'discovered', 'token', 'webhook', 'feed'"
 
 tracked_streams = Table(
     "tracked_streams",
@@ -245,3 +246,6 @@ ROLLUP_TABLES = (
     country_daily_hours,
     stream_monthly_totals,
 )
+
+# The feed history's tables (feed_tables.py) join this metadata whenever the archive's do.
+import archiver.store.feed_tables  # noqa: E402, F401

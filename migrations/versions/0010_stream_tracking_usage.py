@@ -2,7 +2,7 @@
 the views tracking_daily_usage and tracking_monthly_usage
 
 Revision ID: 0010
-Revises: 0008
+Revises: 0009
 Create Date: 2026-12-05 06:30:00
 
 `tracking_daily_usage` has one row per tracking ID ('' is traffic under none) and UTC day: per
@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0010"
-down_revision: str | None = "0008"
+down_revision: str | None = "0009"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
