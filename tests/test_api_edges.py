@@ -66,3 +66,16 @@ def test_a_data_mismatch_is_called_a_response_and_an_envelope_one_an_envelope() 
         with client, pytest.raises(ResponseFormatError) as info:
             client.fetch(HOUR)
         assert f"unexpected {kind} at" in str(info.value)
+
+
+def test_a_metric_one_past_a_64_bit_integer_is_refused() -> None:
+    # The archive's columns are signed 64-bit: 2**63 would overflow them, 2**63 - 1 fits.
+    def body(value: int) -> bytes:
+        return GOOD.replace(b'"bytesIn":1', b'"bytesIn":' + str(value).encode())
+
+    client, _ = fake_client(lambda _: httpx.Response(200, content=body(2**63 - 1)))
+    with client:
+        assert client.fetch(HOUR).rows[0]["bytes_in"] == 2**63 - 1
+    client, _ = fake_client(lambda _: httpx.Response(200, content=body(2**63)))
+    with client, pytest.raises(ResponseFormatError):
+        client.fetch(HOUR)
