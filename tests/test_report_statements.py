@@ -78,10 +78,12 @@ def test_hours_fetched_without_traffic_are_zero_and_final(
     true = truth_by_period(http, "stream_usage", Resolution.HOUR, STREAM)
     with engine.connect() as conn:
         rows = usage_report(conn, stream=STREAM, start=T0 - 8 * D, stop=LAST + D, by="hour")
+    # The first archived hour is the oldest the vendor still held (its exact line: README,
+    # "The oldest hour the vendor holds is saved").
     assert rows[0] == PeriodRow(
-        "2026-11-12T00:00:00Z", "2026-11-13T01:00:00Z", None, None, NOT_ARCHIVED
+        "2026-11-12T00:00:00Z", "2026-11-13T00:00:00Z", None, None, NOT_ARCHIVED
     )
-    first_fetched = datetime(2026, 11, 13, 2, tzinfo=UTC)
+    first_fetched = datetime(2026, 11, 13, 1, tzinfo=UTC)
     states = {r.period: r for r in rows[1:]}
     first_row = min(p for p in true if p >= format_iso(first_fetched))
     # The proof needs hours without traffic before the stream's first archived row.
