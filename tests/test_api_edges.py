@@ -62,7 +62,11 @@ def test_a_data_mismatch_is_called_a_response_and_an_envelope_one_an_envelope() 
     bad_data = b'{"status":"success","data":{"bandwidth":7}}'
     bad_envelope = b'{"status":"maybe","data":{}}'
     for body, kind in ((bad_data, "response"), (bad_envelope, "envelope")):
-        client, _ = fake_client(lambda _, b=body: httpx.Response(200, content=b))
+
+        def answer(_: httpx.Request, body: bytes = body) -> httpx.Response:
+            return httpx.Response(200, content=body)
+
+        client, _ = fake_client(answer)
         with client, pytest.raises(ResponseFormatError) as info:
             client.fetch(HOUR)
         assert f"unexpected {kind} at" in str(info.value)
