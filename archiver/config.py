@@ -100,6 +100,8 @@ class Settings(BaseSettings):
 
     # --- Stream sources: publish tokens, feed webhooks, unexplained usage -----------------
     publish_tokens: bool = True
+    # The vendor's GraphQL feed history: names of the last 30 days, sessions archived.
+    feeds: bool = True
     webhook_port: int | None = Field(default=None, ge=1, le=65535)
     webhook_address: str = "127.0.0.1"
     webhook_secret: SecretStr | None = None

@@ -47,6 +47,7 @@ class StreamSource(StrEnum):
     DISCOVERED = "discovered"
     TOKEN = "token"
     WEBHOOK = "webhook"
+    FEED = "feed"
 
 
 class RunKind(StrEnum):
@@ -110,6 +111,7 @@ ENDPOINTS = (ACCOUNT_SERIES, ACCOUNT_GEO_SERIES, STREAMS_SERIES, STREAMS_GEO_SER
 BY_DATASET: dict[str, Endpoint] = {e.dataset: e for e in ENDPOINTS}
 MONITORING_STREAMS_PATH = "/api/monitoring/streams"
 PUBLISH_TOKENS_PATH = "/api/publish_token/list"
+GRAPHQL_PATH = "/graphql"
 
 
 def refusal_reason(name: str) -> str | None:

@@ -177,7 +177,8 @@ def test_no_listing_permission_and_a_stray_403_per_data_path_is_not_a_refused_se
 
 
 def test_the_service_outlives_a_403_everywhere_and_asks_again(engine: Engine) -> None:
-    everything = ("analytics/account/series", "account/geo_series", "streams/series")
+    # GraphQL too: a secret that reads the feeds is not refused everywhere.
+    everything = ("analytics/account/series", "account/geo_series", "streams/series", "graphql")
     with Simulator(
         SimConfig(streams=3, seed=4), token=TOKEN, start=NOW, faults=Faults(forbidden=everything)
     ) as sim:

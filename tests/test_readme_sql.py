@@ -148,6 +148,26 @@ def check_unattributed(rows: Rows, truth: Truth) -> None:
     assert got == expected
 
 
+def check_long_sessions(rows: Rows, truth: Truth) -> None:
+    def seconds(row: dict[str, Any]) -> int:
+        started, ended = (_instant(row["started"]), _instant(row["ended"]))
+        return int((ended - started).total_seconds())
+
+    sessions = [r for r in truth("stream_sessions", "", "2026-11-25", "2026-12-02") if r["ended"]]
+    expected = sorted(
+        (r["stream_name"], r["started"], r["ended"], seconds(r))
+        for r in sessions
+        if seconds(r) > 3600
+    )
+    got = [(r["stream_name"], r["started"], r["ended"], int(r["duration_seconds"])) for r in rows]
+    assert sorted(got) == expected
+    assert 0 < len(expected) < len(sessions)  # the filter keeps some sessions and drops some
+
+
+def _instant(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
 def check_completeness(rows: Rows, truth: Truth) -> None:
     truth("account_usage", "Hour", "2026-11-26", "2026-12-02")  # there was data to lose
     assert rows == []
@@ -161,6 +181,7 @@ CHECKS: dict[str, Callable[[Rows, Truth], None]] = {
     "account-days": check_account_days,
     "stream-countries": check_stream_countries,
     "completeness": check_completeness,
+    "long-sessions": check_long_sessions,
     "unattributed": check_unattributed,
 }
 

@@ -146,7 +146,14 @@ def test_a_stranger_named_after_the_secret_reaches_no_result() -> None:
 
 
 def harness(sim: Simulator, engine: Engine, **overrides: Any) -> Harness:
-    settings = {"streams": NAMES, "discovery": False, "publish_tokens": False, **overrides}
+    # Feeds off: the requests counted here are the REST ones (feeds: tests/test_feeds_*.py).
+    settings = {
+        "streams": NAMES,
+        "discovery": False,
+        "publish_tokens": False,
+        "feeds": False,
+        **overrides,
+    }
     return Harness(sim, engine, settings)
 
 

@@ -32,12 +32,23 @@ def test_backfill_says_in_one_line_when_no_stream_is_tracked(
     dry = cli(["backfill", "--dry-run"], tmp_path, **env)
     assert dry.returncode == 0, dry.stderr
     (line,) = [x for x in dry.stderr.splitlines() if NO_STREAMS in x]
-    for source in ("ARCHIVER_STREAMS", "ARCHIVER_PUBLISH_TOKENS", "ARCHIVER_WEBHOOK_PORT"):
+    sources = (
+        "ARCHIVER_STREAMS",
+        "ARCHIVER_PUBLISH_TOKENS",
+        "ARCHIVER_FEEDS",
+        "ARCHIVER_WEBHOOK_PORT",
+    )
+    for source in sources:
         assert source in line
     named = cli(["backfill", "--dry-run"], tmp_path, ARCHIVER_STREAMS="a", **env)
     assert NO_STREAMS not in named.stderr
     # Nothing tracked, no source that could tell a name: the real backfill says so too.
-    quiet = {**env, "ARCHIVER_API_TOKEN": TOKEN, "ARCHIVER_DISCOVERY": "false"}
+    quiet = {
+        **env,
+        "ARCHIVER_API_TOKEN": TOKEN,
+        "ARCHIVER_DISCOVERY": "false",
+        "ARCHIVER_FEEDS": "false",  # the feeds would name every stream
+    }
     empty = cli(["backfill"], tmp_path, **quiet, ARCHIVER_PUBLISH_TOKENS="false")
     assert empty.returncode == 0, empty.stderr
     assert NO_STREAMS in empty.stderr
@@ -72,6 +83,8 @@ def test_status_shows_the_explained_share_and_warns(
         "ARCHIVER_NOW": NOW,
         "ARCHIVER_API_TOKEN": TOKEN,
         "ARCHIVER_DISCOVERY": "false",
+        # Feeds off: the warning is about usage that no source named (the feeds name all).
+        "ARCHIVER_FEEDS": "false",
     }
     assert cli(["backfill"], tmp_path, **env).returncode == 0
     status = cli(["status"], tmp_path, **env)

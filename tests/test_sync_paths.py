@@ -112,6 +112,8 @@ def settings(**overrides: Any) -> Settings:
         "now": NOW,
         "discovery": False,
         "publish_tokens": False,
+        # This fake vendor serves no GraphQL: the feeds are tested in tests/test_feeds_*.py.
+        "feeds": False,
         "streams": [],
         "hour_retention_days": 1,
         "stream_retention_days": 1,

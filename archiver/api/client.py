@@ -152,36 +152,46 @@ class AnalyticsClient:
         self, path: str, params: list[tuple[str, str]], *, what: str, body: TypeAdapter[Any]
     ) -> tuple[Any, datetime | None]:
         """As `get`, plus the vendor's `Date` header of the answer (None if unusable)."""
-        try:
-            return self._get(path, params, what=what, body=body)
-        except ApiError as exc:
-            # Whatever the vendor echoed (the token included) stays out of messages, logs and
-            # the database: every ApiError leaving the client passes here.
-            raise self.scrub.clean(exc) from None
+        return self.call(
+            path, params, what=what, decoder=lambda content: decode(content, body, endpoint=what)
+        )
 
-    def _get(
-        self, path: str, params: list[tuple[str, str]], *, what: str, body: TypeAdapter[Any]
+    def call(
+        self,
+        path: str,
+        params: list[tuple[str, str]],
+        *,
+        what: str,
+        decoder: Callable[[bytes], Any],
+        json_body: bytes | None = None,
     ) -> tuple[Any, datetime | None]:
+        """One request with retries (a POST of `json_body` when given): the 200 answer's body
+        through `decoder`, and its `Date`.
+
+        Whatever the vendor echoed (the token included) stays out of messages, logs and the
+        database: every ApiError leaving the client is scrubbed here.
+        """
         attempt = 0
         while True:
             attempt += 1
             retry_after: float | None = None
             error: ApiError
             if self._cancelled.is_set():
-                raise TransportError(f"{what}: cancelled (shutting down)", transient=False)
+                cancelled = TransportError(f"{what}: cancelled (shutting down)", transient=False)
+                raise self.scrub.clean(cancelled)
             try:
                 self.access.asked(path)
-                answer = self._connection.exchange(path, params, what)
+                answer = self._connection.exchange(path, params, what, json_body)
                 self.access.answered(path, answer.status_code)
                 if answer.status_code == 200:
                     vendor_time = parse_http_date(answer.headers.get("Date"))
-                    return decode(answer.content, body, endpoint=what), vendor_time
+                    return decoder(answer.content), vendor_time
                 error = status_error(answer, what, self.scrub, path)
                 retry_after = parse_retry_after(answer.headers.get("Retry-After"), self._now())
             except ApiError as exc:
                 error = exc
             if not retryable(error) or attempt >= self.retry.max_attempts or self.cancelled:
-                raise error
+                raise self.scrub.clean(error) from None
             delay = self.retry.delay(attempt, retry_after, self._rng)
             log.warning(
                 "%s; retrying in %.1fs (attempt %d of %d)",

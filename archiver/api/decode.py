@@ -65,6 +65,11 @@ def _load(body: bytes, endpoint: str) -> Any:
         ) from None
 
 
+def load_json(body: bytes, endpoint: str) -> Any:
+    """A body read as strict JSON (no repeated keys, complete, bounded nesting), untyped."""
+    return _load(body, endpoint)
+
+
 def validation_message(endpoint: str, exc: ValidationError, prefix: str = "") -> str:
     """One line naming the endpoint and the first part of the answer that did not match."""
     first = exc.errors()[0]

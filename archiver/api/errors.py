@@ -37,6 +37,11 @@ class ResponseFormatError(ApiError):
         self.truncated = truncated
 
 
+class GraphQLAnswerError(ApiError):
+    """A GraphQL answer carrying `errors` (even with HTTP 200 and partial `data`): the request
+    failed and nothing of it is stored; not retried within the cycle (the next cycle asks again)."""
+
+
 class ApiStatusError(ApiError):
     """An HTTP error status that outlasted every retry."""
 

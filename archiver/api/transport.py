@@ -150,11 +150,14 @@ class Connection:
         if self._on_response is not None:
             self._on_response(path.removeprefix("/api/"), status)
 
-    def exchange(self, path: str, params: list[tuple[str, str]], what: str) -> Answer:
-        """One GET in its rate slot; raises `ApiError` (httpx exceptions translated here)."""
+    def exchange(
+        self, path: str, params: list[tuple[str, str]], what: str, json_body: bytes | None = None
+    ) -> Answer:
+        """One GET (a POST of `json_body` when given) in its rate slot; raises `ApiError`
+        (httpx exceptions translated here)."""
         try:
             self._limiter.acquire()
-            answer = self._read(path, params, what)
+            answer = self._read(path, params, what, json_body)
         except _Undecodable as exc:
             self._count(path, "decode_error")
             raise decoding_error(exc.error, what, exc.headers) from None
@@ -181,7 +184,9 @@ class Connection:
                 self._sockets.add(sock)
         return sock
 
-    def _read(self, path: str, params: list[tuple[str, str]], what: str) -> Answer:
+    def _read(
+        self, path: str, params: list[tuple[str, str]], what: str, json_body: bytes | None
+    ) -> Answer:
         """One request, its body read within the size cap and the overall deadline."""
         expired = threading.Event()
         current: list[socket.socket] = []  # this request's socket, once known
@@ -201,9 +206,11 @@ class Connection:
         timer.start()
         try:
             with self._http.stream(
-                "GET",
+                "GET" if json_body is None else "POST",
                 path,
                 params=httpx.QueryParams(tuple(params)),
+                content=json_body,
+                headers=None if json_body is None else {"Content-Type": "application/json"},
                 extensions={"trace": trace},
             ) as response:
                 sock = _socket_of(response.extensions.get("network_stream"))

@@ -24,8 +24,8 @@ if TYPE_CHECKING:
 NO_STREAMS = (
     "no stream is tracked, so no per-stream history is saved (account totals only): "
     "name streams (ARCHIVER_STREAMS, `archiver streams add`), let publish tokens list them "
-    "(ARCHIVER_PUBLISH_TOKENS), or catch them live (discovery, feed webhooks: "
-    "ARCHIVER_WEBHOOK_PORT); README: Never miss a stream"
+    "(ARCHIVER_PUBLISH_TOKENS) or the vendor's feed history (ARCHIVER_FEEDS), or catch them "
+    "live (discovery, feed webhooks: ARCHIVER_WEBHOOK_PORT); README: Never miss a stream"
 )
 
 

@@ -146,8 +146,9 @@ account_geo_usage = Table(
     CheckConstraint(RESOLUTIONS, name="resolution"),
 )
 
-# Where a tracked name came from; 'token' and 'webhook' arrived with migration 0003.
-STREAM_SOURCES = "'config', 'cli', 'discovered', 'token', 'webhook'"
+# Where a tracked name came from; 'token' and 'webhook' arrived with migration 0003, 'feed'
+# with 0009.
+STREAM_SOURCES = "'config', 'cli', 'discovered', 'token', 'webhook', 'feed'"
 
 tracked_streams = Table(
     "tracked_streams",
@@ -281,3 +282,6 @@ ROLLUP_TABLES = (
 USAGE_TABLES = {
     t.name: t for t in (stream_usage, stream_geo_usage, account_usage, account_geo_usage)
 }
+
+# The feed history's tables (feed_tables.py) join this metadata whenever the archive's do.
+import archiver.store.feed_tables  # noqa: E402, F401

@@ -1,0 +1,135 @@
+"""The vendor's feeds (publications into streams), read from GraphQL and parsed row by row.
+
+A row the vendor should never send (fields missing or of the wrong type, a time that is not
+ISO 8601, `ended` before `started`, `active` disagreeing with `ended`, a `streamId` that is
+not `<accountId>/<name>` or whose account differs from the answer's, a name with control
+characters or too long to store) is refused with its reason; the other rows go on. A name
+the vendor cannot report on (`/`, `*`, `--`) is a well-formed row: it is returned for the
+registry to refuse, as every source's names are.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from archiver.api.graphql import MAX_PAGES, PAGE_SIZE, read_pages
+from archiver.text import printable
+from archiver.vocabulary import storable
+
+if TYPE_CHECKING:
+    from archiver.api.client import AnalyticsClient
+
+FEED_FIELDS = "accountId streamId name started ended active"
+# What the vendor keeps of an ended feed: a read never reaches further back.
+FEED_RETENTION = timedelta(days=30)
+
+
+@dataclass(frozen=True)
+class Feed:
+    """One publication: `ended` None while it runs."""
+
+    stream_name: str
+    started: datetime
+    ended: datetime | None
+    active: bool
+
+
+@dataclass
+class FeedRead:
+    """The well-formed feeds of a read, in the vendor's order, and the refused rows' reasons."""
+
+    feeds: list[Feed] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)
+
+
+class _BadRow(ValueError):
+    pass
+
+
+def read_feeds(
+    client: AnalyticsClient,
+    since: datetime,
+    *,
+    per_page: int = PAGE_SIZE,
+    max_pages: int = MAX_PAGES,
+) -> FeedRead:
+    """Every feed that started or ended at `since` or later, or still runs (raises ApiError)."""
+    filt = {
+        "OR": [
+            {"_operators": {"started": {"gte": since}}},
+            {"_operators": {"ended": {"gte": since}}},
+            {"active": True},
+        ]
+    }
+    items = read_pages(
+        client,
+        "feedPagination",
+        FEED_FIELDS,
+        {"filter": filt},
+        what="feeds",
+        per_page=per_page,
+        max_pages=max_pages,
+    )
+    read = parse_feeds(items)
+    read.refused = [client.scrub(reason, 300) for reason in read.refused]
+    return read
+
+
+def parse_feeds(items: list[Any]) -> FeedRead:
+    """Each row parsed on its own; the account is the one most rows name."""
+    accounts = Counter(
+        item["accountId"]
+        for item in items
+        if isinstance(item, dict) and isinstance(item.get("accountId"), str)
+    )
+    account = accounts.most_common(1)[0][0] if accounts else None
+    read = FeedRead()
+    for index, item in enumerate(items):
+        try:
+            read.feeds.append(_feed(item, account))
+        except _BadRow as exc:
+            read.refused.append(f"feed row {index + 1} refused: {exc}")
+    return read
+
+
+def _feed(item: Any, account: str | None) -> Feed:
+    if not isinstance(item, dict):
+        raise _BadRow("not an object")
+    name, stream_id, account_id = (_text(item, k) for k in ("name", "streamId", "accountId"))
+    if not storable(name):
+        raise _BadRow(f"the stream name {printable(name, 140)} cannot be stored")
+    if account_id != account:
+        raise _BadRow(f"account {printable(account_id, 64)} differs from the answer's")
+    if stream_id != f"{account_id}/{name}":
+        raise _BadRow(f"streamId {printable(stream_id, 200)} is not <accountId>/<name>")
+    started = _time(item.get("started"), "started")
+    ended = None if item.get("ended") is None else _time(item["ended"], "ended")
+    active = item.get("active")
+    if not isinstance(active, bool):
+        raise _BadRow("active is not true or false")
+    if active != (ended is None):
+        raise _BadRow("active disagrees with ended")
+    if ended is not None and ended < started:
+        raise _BadRow(f"ended {ended.isoformat()} before started {started.isoformat()}")
+    return Feed(name, started, ended, active)
+
+
+def _text(item: dict[str, Any], key: str) -> str:
+    value = item.get(key)
+    if not isinstance(value, str):
+        raise _BadRow(f"{key} is not a string")
+    return value
+
+
+def _time(value: Any, key: str) -> datetime:
+    """ISO 8601, or a date alone (its midnight); no zone means UTC."""
+    if not isinstance(value, str) or not 10 <= len(value) <= 40:
+        raise _BadRow(f"{key} is not a time")
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise _BadRow(f"{key} {printable(value, 40)} is not ISO 8601") from None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)

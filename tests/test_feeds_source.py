@@ -1,0 +1,248 @@
+"""Feeds as a name source and `stream_sessions`, against the simulator over loopback HTTP."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from archiver.rules.plan import Policy
+from archiver.simulator import SimConfig, Simulator
+from archiver.simulator.audience import at
+from archiver.simulator.server import Faults
+from archiver.store.feed_tables import feed_reads, stream_sessions
+from archiver.store.tables import account_usage, tracked_streams
+from archiver.timeutil import Resolution, format_iso
+from archiver.vocabulary import STREAMS_SERIES
+from tests.harness import Harness, compare_with_truth, tracked_names, truth
+from tests.simhelpers import TOKEN
+
+NOW = datetime(2026, 11, 20, 12, 2, tzinfo=UTC)
+# Monitoring blind (discovery off: it lists the streams whose session began within the hour,
+# which a scenario of short sessions cannot hide from it), publish tokens regex-only (no
+# exact-name token: asserted below), no webhook: only the feeds can name a stream. Short
+# sessions, streams that start and stop inside two days, a redundant share.
+CONFIG = SimConfig(
+    streams=30,
+    seed=29,
+    origin=datetime(2026, 11, 1, tzinfo=UTC),
+    initial_streams=6,
+    growth_days=20,
+    lifetime_days=1.0,
+    unreportable_streams=1,
+    session_minutes=(5, 300),
+    session_chance_percent=60,
+    exact_token_streams=0,
+    redundant_percent=40,
+)
+POLICY = Policy()
+
+
+@contextmanager
+def harness(
+    engine: Engine, faults: Faults | None = None, **overrides: Any
+) -> Iterator[tuple[Simulator, Harness, httpx.Client]]:
+    with (
+        Simulator(CONFIG, token=TOKEN, start=NOW, faults=faults) as sim,
+        httpx.Client(base_url=sim.url) as http,
+    ):
+        yield sim, Harness(sim, engine, {"discovery": False, **overrides}), http
+
+
+def _sessions(engine: Engine) -> list[tuple[Any, ...]]:
+    t = stream_sessions
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(t).order_by(t.c.started, t.c.stream_name, t.c.feed_ordinal))
+        return [
+            (
+                r.stream_name,
+                format_iso(r.started),
+                None if r.ended is None else format_iso(r.ended),
+                r.active,
+                r.duration_seconds,
+            )
+            for r in rows
+        ]
+
+
+def _truth_sessions(http: httpx.Client, retained_at: datetime) -> list[tuple[Any, ...]]:
+    """Every feed the vendor still held at `retained_at` or started since, as archived."""
+    params = {"dataset": "stream_sessions", "start": "2000-01-01", "stop": "2100-01-01"}
+    rows = http.get("/_sim/truth", params=params).json()["rows"]
+    line = format_iso(retained_at - timedelta(days=30))
+    found = []
+    for r in rows:
+        if r["ended"] is not None and r["ended"] < line:
+            continue  # purged before the first read
+        started = datetime.fromisoformat(r["started"].replace("Z", "+00:00"))
+        ended = r["ended"] and datetime.fromisoformat(r["ended"].replace("Z", "+00:00"))
+        duration = None if not ended else int((ended - started).total_seconds())
+        found.append((r["stream_name"], r["started"], r["ended"], r["active"], duration))
+    return sorted(found, key=lambda f: (f[1], f[0]))
+
+
+def _watermark(engine: Engine) -> datetime | None:
+    with engine.connect() as conn:
+        value: datetime | None = conn.execute(sa.select(feed_reads.c.watermark)).scalar()
+        return value
+
+
+def test_one_sync_on_a_fresh_archive_names_every_stream_of_the_last_week(engine: Engine) -> None:
+    with harness(engine) as (sim, h, http):
+        report = h.cycle(NOW)
+        assert report.ok, report.errors
+        assert sim.revealed_payload()["streams"] == {}  # monitoring and tokens told nothing
+        start = POLICY.horizon(STREAMS_SERIES, Resolution.HOUR, NOW)
+        published = {
+            r["stream_name"] for r in truth(http, "stream_usage", Resolution.HOUR, start, NOW)
+        }
+        published -= {n for n in published if "--" in n}
+        verdict = compare_with_truth(engine=engine, http=http, first_now=NOW, last_now=NOW)
+    tracked = tracked_names(engine)
+    assert len(published) >= 8
+    assert published <= tracked, sorted(published - tracked)
+    assert verdict.problems == [], "\n".join(verdict.lines + verdict.problems)
+    with engine.connect() as conn:
+        sources = set(conn.execute(sa.select(tracked_streams.c.source)).scalars())
+    assert sources == {"feed"}
+
+
+def test_a_read_after_a_two_day_outage_names_streams_that_lived_only_inside_it(
+    engine: Engine,
+) -> None:
+    back = NOW + timedelta(days=2, hours=1)
+    with harness(engine) as (sim, h, http):
+        assert h.cycle(NOW).ok
+        before = tracked_names(engine)
+        every = sim.audience.feeds(back, retained=False)
+        lives: dict[str, list[Any]] = {}
+        for feed in every:
+            lives.setdefault(feed.name, []).append(feed)
+        inside = {
+            name
+            for name, feeds in lives.items()
+            if "--" not in name and all(at(f.started) > NOW and at(f.ended) <= back for f in feeds)
+        }
+        report = h.cycle(back)
+        assert report.ok, report.errors
+        verdict = compare_with_truth(engine=engine, http=http, first_now=NOW, last_now=back)
+    assert inside, "the scenario has no stream that lived only inside the outage"
+    assert not inside & before
+    assert inside <= tracked_names(engine)
+    with engine.connect() as conn:
+        refused = conn.execute(
+            sa.select(tracked_streams.c.stream_name).where(tracked_streams.c.status == "refused")
+        ).scalars()
+        assert [n for n in refused if "--" in n]  # the unreportable one, refused as always
+    assert verdict.problems == [], "\n".join(verdict.lines + verdict.problems)
+
+
+def test_stream_sessions_equal_the_truth_after_a_run_with_faults(engine: Engine) -> None:
+    faults = Faults(graphql_error_rate=0.3, error_rate=0.05, truncate_rate=0.05)
+    with harness(engine, faults) as (sim, h, http):
+        moment = NOW
+        for hour in range(30):
+            sim.faults = faults
+            if hour % 7 == 3:
+                sim.faults = Faults(graphql_repeat_page=2)
+            elif hour % 7 == 5:
+                sim.faults = Faults(graphql_broken=("ended_before_started", "other_account"))
+            h.cycle(moment)
+            moment += timedelta(hours=1)
+        sim.faults = Faults()
+        end = moment
+        assert h.cycle(end).ok
+        got, want = _sessions(engine), _truth_sessions(http, NOW)
+    assert len(want) > 100
+    assert any(a[0] == b[0] and a[1] != b[1] for a, b in itertools.pairwise(want))
+    assert any(row[3] for row in want)  # some still publish at the end
+    missing = [r for r in want if r not in got]
+    extra = [r for r in got if r not in want]
+    assert (missing, extra) == ([], []), (len(got), len(want))
+
+
+def test_a_failing_feed_read_costs_only_the_feeds(engine: Engine) -> None:
+    with harness(engine, Faults(graphql_error_rate=1.0)) as (sim, h, _):
+        report = h.cycle(NOW)
+        assert not report.ok
+        assert [e for e in report.errors if e.startswith("feeds:")] == report.errors
+        assert "nothing of this answer is stored" in report.errors[0]
+        with engine.connect() as conn:
+            assert conn.execute(sa.select(sa.func.count()).select_from(account_usage)).scalar()
+            assert not conn.execute(
+                sa.select(sa.func.count()).select_from(stream_sessions)
+            ).scalar()
+        assert _watermark(engine) is None
+        sim.faults = Faults()
+        assert h.cycle(NOW + timedelta(minutes=15)).ok
+    assert _watermark(engine) == NOW + timedelta(minutes=15)
+
+
+def test_a_page_that_repeats_or_is_slow_fails_the_read_not_the_cycle(engine: Engine) -> None:
+    with harness(engine, Faults(graphql_repeat_page=2), request_deadline_seconds=2) as (
+        sim,
+        h,
+        _,
+    ):
+        report = h.cycle(NOW)
+        assert any("repeats the page before" in e for e in report.errors), report.errors
+        sim.faults = Faults(graphql_slow_page=1, graphql_slow_seconds=30)
+        try:
+            report = h.cycle(NOW + timedelta(minutes=15))
+        finally:
+            sim.slow_gate.release.set()
+        assert any("overall deadline" in e for e in report.errors), report.errors
+        assert report.requests == report.planned > 0
+    assert _watermark(engine) is None
+
+
+@pytest.mark.parametrize("kind", ["hostile_name", "other_account", "ended_before_started"])
+def test_a_bad_feed_row_is_refused_and_the_rest_goes_on(engine: Engine, kind: str) -> None:
+    with harness(engine, Faults(graphql_broken=(kind,))) as (sim, h, http):
+        report = h.cycle(NOW)
+        assert [e for e in report.errors if "feed row 1 refused" in e], report.errors
+        assert "\n" not in " ".join(report.errors)  # the hostile name comes escaped
+        assert _watermark(engine) is None  # the read is done again
+        partial = _sessions(engine)
+        sim.faults = Faults()
+        assert h.cycle(NOW + timedelta(minutes=15)).ok
+        want = _truth_sessions(http, NOW)
+    assert len(partial) == len(want) - 1
+    assert _sessions(engine) == want
+
+
+def test_a_dormant_stream_seen_live_in_a_feed_wakes_at_once(engine: Engine) -> None:
+    with harness(engine) as (sim, h, _):
+        live = sorted({f.name for f in sim.audience.feeds(NOW) if at(f.ended) > NOW})
+        name = next(n for n in live if "--" not in n)
+        with engine.begin() as conn:
+            conn.execute(
+                sa.insert(tracked_streams).values(
+                    stream_name=name,
+                    source="cli",
+                    status="dormant",
+                    added_at=NOW - timedelta(days=20),
+                    last_seen_at=NOW - timedelta(days=10),
+                )
+            )
+        assert h.cycle(NOW).ok
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(tracked_streams).where(tracked_streams.c.stream_name == name))
+        status = row.one()
+    assert (status.status, status.source, status.last_seen_at) == ("active", "cli", NOW)
+
+
+def test_feeds_off_asks_no_graphql(engine: Engine) -> None:
+    with harness(engine, feeds=False) as (sim, h, _):
+        assert h.cycle(NOW).ok
+        assert "/graphql" not in sim.stats_payload()["requests"]
+    assert tracked_names(engine) == set()
+    with engine.connect() as conn:
+        assert not conn.execute(sa.select(sa.func.count()).select_from(stream_sessions)).scalar()
