@@ -25,6 +25,10 @@ VIEWS = (
     "country_daily_usage",
     "usage_attribution",
     "reconciliation",
+    "stream_hourly_viewers",
+    "stream_daily_viewers",
+    "account_hourly_viewers",
+    "account_daily_viewers",
 )
 # Rollups are the views' internals, not part of the archive's interface.
 EXPORTABLE = tuple(sorted(set(metadata.tables) - {t.name for t in ROLLUP_TABLES})) + VIEWS

@@ -283,5 +283,7 @@ USAGE_TABLES = {
     t.name: t for t in (stream_usage, stream_geo_usage, account_usage, account_geo_usage)
 }
 
-# The feed history's tables (feed_tables.py) join this metadata whenever the archive's do.
-import archiver.store.feed_tables  # noqa: E402, F401
+# The feed history's and the viewer statistics' tables join this metadata whenever the
+# archive's do.
+import archiver.store.feed_tables  # noqa: E402
+import archiver.store.viewer_tables  # noqa: E402, F401
