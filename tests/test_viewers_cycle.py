@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
@@ -98,3 +99,68 @@ def test_the_archive_equals_the_truth_after_cycles_with_graphql_faults(engine: E
         marks = set(conn.execute(sa.select(viewer_reads.c.watermark)).scalars())
     # Every read's watermark: the first period not final at 13:17 (ending after 12:17).
     assert marks == {datetime(2026, 11, 20, 12, 15, tzinfo=UTC)}
+
+
+@pytest.mark.parametrize(
+    ("kind", "reason"),
+    [
+        ("negative_viewers", "is not a non-negative integer"),
+        ("off_grid_period", "is not on the 5-minute grid"),
+        ("other_account", "names another account"),
+    ],
+)
+def test_broken_rows_are_refused_recorded_and_read_again_once_sound(
+    engine: Engine, kind: str, reason: str
+) -> None:
+    times = [NOW, NOW + timedelta(minutes=15), NOW + timedelta(minutes=30)]
+    with harness(engine, faults=Faults(graphql_broken=(kind,))) as (sim, h, http):
+        report = h.cycle(times[0])
+        refused = [e for e in report.errors if "viewer stat row" in e]
+        assert refused, report.errors
+        assert all(reason in e for e in refused), refused
+        assert report.rows_by_table.get("stream_usage", 0) > 0  # the cycle went on
+        with engine.connect() as conn:
+            assert (
+                conn.execute(
+                    sa.select(sa.func.count())
+                    .select_from(stream_viewer_stats)
+                    .where(stream_viewer_stats.c.active_viewers < 0)
+                ).scalar_one()
+                == 0
+            )
+        sim.faults = Faults()
+        for at in times[1:]:
+            assert h.cycle(at).ok
+        stream_truth = truth(
+            http, "stream_viewer_stats", STREAM_COLUMNS, NOW - timedelta(days=7, minutes=5), at
+        )
+        account_truth = truth(
+            http, "account_viewer_stats", ACCOUNT_COLUMNS, NOW - timedelta(days=366), at
+        )
+    assert archived(engine, stream_viewer_stats, STREAM_COLUMNS) == stream_truth
+    assert archived(engine, account_viewer_stats, ACCOUNT_COLUMNS) == account_truth
+
+
+def test_the_first_read_reaches_as_far_back_as_set_and_viewers_can_be_off(engine: Engine) -> None:
+    with harness(engine, stream_viewer_days=1, account_viewer_days=2) as (_, h, http):
+        assert h.cycle(NOW).ok
+        stream_truth = truth(
+            http, "stream_viewer_stats", STREAM_COLUMNS, NOW - timedelta(days=1, minutes=2), NOW
+        )
+        account_truth = truth(
+            http, "account_viewer_stats", ACCOUNT_COLUMNS, NOW - timedelta(days=2, minutes=2), NOW
+        )
+        assert len(
+            truth(http, "account_viewer_stats", ACCOUNT_COLUMNS, NOW - timedelta(days=5), NOW)
+        ) > len(account_truth)
+    assert stream_truth
+    assert archived(engine, stream_viewer_stats, STREAM_COLUMNS) == stream_truth
+    assert archived(engine, account_viewer_stats, ACCOUNT_COLUMNS) == account_truth
+
+
+def test_viewers_off_reads_no_statistics(engine: Engine) -> None:
+    with harness(engine, viewers=False) as (_sim, h, _):
+        assert h.cycle(NOW).ok
+    with engine.connect() as conn:
+        for table in (stream_viewer_stats, account_viewer_stats, viewer_reads):
+            assert conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one() == 0

@@ -75,7 +75,8 @@ def parse_account_stats(items: list[Any]) -> StatRead:
         try:
             row = _stat(item)
             if item.get("accountId") != read.account:
-                raise _BadRow("its account differs from the answer's")
+                named = printable(str(item.get("accountId")), 64)
+                raise _BadRow(f"accountId {named} names another account than the answer's")
             row["streams"] = _count(item, "streams")
             read.rows.append(row)
         except _BadRow as exc:
