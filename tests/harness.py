@@ -16,6 +16,7 @@ from archiver.cycle.report import CycleReport
 from archiver.cycle.sync import run_cycle
 from archiver.rules.plan import Policy, Selection
 from archiver.simulator import Simulator
+from archiver.store.feed_tables import stream_sessions
 from archiver.store.tables import USAGE_TABLES, tracked_streams
 from archiver.timeutil import Resolution, format_iso
 from archiver.vocabulary import ENDPOINTS, RunKind
@@ -201,3 +202,38 @@ def table_dump(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
             name: [tuple(r) for r in conn.execute(sa.select(t).order_by(*t.primary_key))]
             for name, t in USAGE_TABLES.items()
         }
+
+
+def archived_sessions(engine: Engine) -> list[tuple[Any, ...]]:
+    """`stream_sessions` as (stream_name, started, ended, active, duration_seconds) tuples,
+    times as ISO text, by start."""
+    t = stream_sessions
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(t).order_by(t.c.started, t.c.stream_name, t.c.feed_ordinal))
+        return [
+            (
+                r.stream_name,
+                format_iso(r.started),
+                None if r.ended is None else format_iso(r.ended),
+                r.active,
+                r.duration_seconds,
+            )
+            for r in rows
+        ]
+
+
+def truth_sessions(http: httpx.Client, retained_at: datetime) -> list[tuple[Any, ...]]:
+    """The simulator's `stream_sessions`: every feed the vendor still held at `retained_at`
+    (a first read's time) or started since, as `archived_sessions` shows them."""
+    params = {"dataset": "stream_sessions", "start": "2000-01-01", "stop": "2100-01-01"}
+    rows = http.get("/_sim/truth", params=params).json()["rows"]
+    line = format_iso(retained_at - timedelta(days=30))
+    found = []
+    for r in rows:
+        if r["ended"] is not None and r["ended"] < line:
+            continue  # purged before the first read
+        started = datetime.fromisoformat(r["started"].replace("Z", "+00:00"))
+        ended = r["ended"] and datetime.fromisoformat(r["ended"].replace("Z", "+00:00"))
+        duration = None if not ended else int((ended - started).total_seconds())
+        found.append((r["stream_name"], r["started"], r["ended"], r["active"], duration))
+    return sorted(found, key=lambda f: (f[1], f[0]))

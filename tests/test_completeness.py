@@ -34,7 +34,14 @@ from archiver.store import db
 from archiver.store.tables import sync_gaps, sync_runs, tracked_streams
 from archiver.timeutil import Resolution, buckets, ceil, floor, format_iso, next_start
 from archiver.vocabulary import ENDPOINTS, Endpoint, RunKind
-from tests.harness import Harness, archived, table_dump, truth
+from tests.harness import (
+    Harness,
+    archived,
+    archived_sessions,
+    table_dump,
+    truth,
+    truth_sessions,
+)
 from tests.pgcluster import Cluster, private_cluster
 from tests.simhelpers import TOKEN
 
@@ -383,6 +390,8 @@ def _run(
     overrides: dict[str, Any] = dict(SETTINGS)
     if not discovery_only:
         overrides["streams"] = [s.name for s in sim.traffic.streams]
+    else:
+        overrides["feeds"] = False  # names from discovery alone (the feeds would name all)
     harness = Harness(sim, engine, overrides)
     pg = engine.dialect.name == "postgresql"
     cluster: Cluster | None = request.getfixturevalue("pg_cluster") if pg else None
@@ -411,8 +420,14 @@ def _run(
         verdict = judge(
             sim=sim, engine=engine, http=http, end=end, label=label, doubted=frozenset(doubted)
         )
+        sessions = (archived_sessions(engine), truth_sessions(http, times[0]))
     write_report(verdict, label.replace(" ", "-"))
     assert verdict.problems == []
+    if not discovery_only:  # the feed history, through the faults, outages and crashes
+        got, want = sessions
+        assert want
+        assert [r for r in want if r not in got] == []
+        assert [r for r in got if r not in want] == []
     # Gaps only from the 8-day outage (longer than the 7-day windows), none from the others.
     with engine.connect() as conn:
         gaps = conn.execute(

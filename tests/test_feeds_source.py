@@ -19,9 +19,16 @@ from archiver.simulator.audience import at
 from archiver.simulator.server import Faults
 from archiver.store.feed_tables import feed_reads, stream_sessions
 from archiver.store.tables import account_usage, tracked_streams
-from archiver.timeutil import Resolution, format_iso
+from archiver.timeutil import Resolution
 from archiver.vocabulary import STREAMS_SERIES
-from tests.harness import Harness, compare_with_truth, tracked_names, truth
+from tests.harness import (
+    Harness,
+    archived_sessions,
+    compare_with_truth,
+    tracked_names,
+    truth,
+    truth_sessions,
+)
 from tests.simhelpers import TOKEN
 
 NOW = datetime(2026, 11, 20, 12, 2, tzinfo=UTC)
@@ -54,38 +61,6 @@ def harness(
         httpx.Client(base_url=sim.url) as http,
     ):
         yield sim, Harness(sim, engine, {"discovery": False, **overrides}), http
-
-
-def _sessions(engine: Engine) -> list[tuple[Any, ...]]:
-    t = stream_sessions
-    with engine.connect() as conn:
-        rows = conn.execute(sa.select(t).order_by(t.c.started, t.c.stream_name, t.c.feed_ordinal))
-        return [
-            (
-                r.stream_name,
-                format_iso(r.started),
-                None if r.ended is None else format_iso(r.ended),
-                r.active,
-                r.duration_seconds,
-            )
-            for r in rows
-        ]
-
-
-def _truth_sessions(http: httpx.Client, retained_at: datetime) -> list[tuple[Any, ...]]:
-    """Every feed the vendor still held at `retained_at` or started since, as archived."""
-    params = {"dataset": "stream_sessions", "start": "2000-01-01", "stop": "2100-01-01"}
-    rows = http.get("/_sim/truth", params=params).json()["rows"]
-    line = format_iso(retained_at - timedelta(days=30))
-    found = []
-    for r in rows:
-        if r["ended"] is not None and r["ended"] < line:
-            continue  # purged before the first read
-        started = datetime.fromisoformat(r["started"].replace("Z", "+00:00"))
-        ended = r["ended"] and datetime.fromisoformat(r["ended"].replace("Z", "+00:00"))
-        duration = None if not ended else int((ended - started).total_seconds())
-        found.append((r["stream_name"], r["started"], r["ended"], r["active"], duration))
-    return sorted(found, key=lambda f: (f[1], f[0]))
 
 
 def _watermark(engine: Engine) -> datetime | None:
@@ -159,7 +134,7 @@ def test_stream_sessions_equal_the_truth_after_a_run_with_faults(engine: Engine)
         sim.faults = Faults()
         end = moment
         assert h.cycle(end).ok
-        got, want = _sessions(engine), _truth_sessions(http, NOW)
+        got, want = archived_sessions(engine), truth_sessions(http, NOW)
     assert len(want) > 100
     assert any(a[0] == b[0] and a[1] != b[1] for a, b in itertools.pairwise(want))
     assert any(row[3] for row in want)  # some still publish at the end
@@ -186,14 +161,16 @@ def test_a_failing_feed_read_costs_only_the_feeds(engine: Engine) -> None:
 
 
 def test_a_page_that_repeats_or_is_slow_fails_the_read_not_the_cycle(engine: Engine) -> None:
-    with harness(engine, Faults(graphql_repeat_page=2), request_deadline_seconds=2) as (
+    with harness(engine, Faults(graphql_repeat_page=2), request_deadline_seconds=1) as (
         sim,
         h,
         _,
     ):
         report = h.cycle(NOW)
         assert any("repeats the page before" in e for e in report.errors), report.errors
-        sim.faults = Faults(graphql_slow_page=1, graphql_slow_seconds=30)
+        # Held longer than the deadline (not for ever: the server thread waits it out; on a
+        # reused keep-alive connection the deadline can cut the wait only once headers come).
+        sim.faults = Faults(graphql_slow_page=1, graphql_slow_seconds=3)
         try:
             report = h.cycle(NOW + timedelta(minutes=15))
         finally:
@@ -210,12 +187,12 @@ def test_a_bad_feed_row_is_refused_and_the_rest_goes_on(engine: Engine, kind: st
         assert [e for e in report.errors if "feed row 1 refused" in e], report.errors
         assert "\n" not in " ".join(report.errors)  # the hostile name comes escaped
         assert _watermark(engine) is None  # the read is done again
-        partial = _sessions(engine)
+        partial = archived_sessions(engine)
         sim.faults = Faults()
         assert h.cycle(NOW + timedelta(minutes=15)).ok
-        want = _truth_sessions(http, NOW)
+        want = truth_sessions(http, NOW)
     assert len(partial) == len(want) - 1
-    assert _sessions(engine) == want
+    assert archived_sessions(engine) == want
 
 
 def test_a_dormant_stream_seen_live_in_a_feed_wakes_at_once(engine: Engine) -> None:

@@ -118,7 +118,13 @@ def test_the_simulator_sees_the_burst_taken_a_slice_per_cycle(
         harness = Harness(
             sim,
             engine,
-            {"discovery": False, "publish_tokens": False, "max_new_streams_per_cycle": 100},
+            # Feeds off: the slices counted here are the webhook burst's alone.
+            {
+                "discovery": False,
+                "publish_tokens": False,
+                "feeds": False,
+                "max_new_streams_per_cycle": 100,
+            },
         )
         fetched: list[int] = []
         for cycle in range(3):

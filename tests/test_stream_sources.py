@@ -226,7 +226,10 @@ def test_exact_token_names_are_archived_seven_days_back_on_a_fresh_install(
     assert len(set(exact)) == 5
     with Simulator(config, token=TOKEN, start=NOW) as sim:
         # Discovery off: the exact names are never seen live by this install.
-        harness = Harness(sim, engine, {"discovery": False, "retention_margin_minutes": 0})
+        # Feeds off: the names counted here are the tokens' alone.
+        harness = Harness(
+            sim, engine, {"discovery": False, "feeds": False, "retention_margin_minutes": 0}
+        )
         report = harness.cycle(NOW, kind=RunKind.BACKFILL)
         assert report.ok, report.errors
         with engine.connect() as conn:
@@ -278,7 +281,10 @@ def test_feed_webhooks_register_streams_as_their_sessions_start(engine: Engine) 
     target = WebhookTarget(url=server.url, secret=SECRET)
     try:
         with Simulator(config, token=TOKEN, start=NOW, webhook=target) as sim:
-            harness = Harness(sim, engine, {"discovery": False, "publish_tokens": False})
+            # Feeds off: the names counted here are the webhooks' alone.
+            harness = Harness(
+                sim, engine, {"discovery": False, "publish_tokens": False, "feeds": False}
+            )
             for moment in quarter_hours(NOW, NOW + timedelta(hours=12)):
                 clock[0] = moment
                 assert harness.cycle(moment).ok
@@ -315,7 +321,10 @@ def test_a_failing_token_list_is_logged_and_the_cycle_goes_on(
 
     config = SimConfig(streams=6, seed=2, exact_token_streams=3)
     with Simulator(config, token=TOKEN, start=NOW) as sim:
-        harness = Harness(sim, engine, {"streams": ["stream-0001"], "discovery": False})
+        # Feeds off: the names counted here are the configured one and the tokens'.
+        harness = Harness(
+            sim, engine, {"streams": ["stream-0001"], "discovery": False, "feeds": False}
+        )
         settings = harness.settings(NOW)
         with NoTokens.from_options(settings.client_options(), sleep=lambda _: None) as client:
             report = run_cycle(engine=engine, client=client, settings=settings, kind=RunKind.SYNC)

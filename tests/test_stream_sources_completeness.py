@@ -56,10 +56,12 @@ CONFIG = SimConfig(
 SECRET = base64.b64encode(b"proof webhook secret").decode()
 POLICY = Policy(margin=timedelta(0))
 REPORTS = Path(__file__).resolve().parents[1] / ".reports"
+# The feed history is off in every mode: this proof measures the sources that cannot look
+# back (the feeds, which can, are proven in tests/test_feeds_source.py).
 MODES = {
-    "monitoring": {"publish_tokens": False},
-    "tokens": {"publish_tokens": True},
-    "webhooks": {"publish_tokens": True},
+    "monitoring": {"publish_tokens": False, "feeds": False},
+    "tokens": {"publish_tokens": True, "feeds": False},
+    "webhooks": {"publish_tokens": True, "feeds": False},
 }
 
 

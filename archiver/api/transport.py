@@ -148,7 +148,7 @@ class Connection:
 
     def _count(self, path: str, status: str) -> None:
         if self._on_response is not None:
-            self._on_response(path.removeprefix("/api/"), status)
+            self._on_response(path.removeprefix("/api/").removeprefix("/"), status)
 
     def exchange(
         self, path: str, params: list[tuple[str, str]], what: str, json_body: bytes | None = None

@@ -12,7 +12,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from archiver.api.client import AnalyticsClient
+from archiver.api.feeds import read_feeds
 from archiver.config import Settings
+from archiver.cycle.feeds import read_since
 from archiver.cycle.prelude import judge_clock
 from archiver.cycle.report import CycleReport
 from archiver.cycle.streams import discover_names
@@ -21,6 +23,7 @@ from archiver.rules.clock_trust import History
 from archiver.rules.plan import Plan, Policy, Scope, ScopeState, Selection, StreamEntry, make_plan
 from archiver.store import db
 from archiver.store.clock_runs import clock_history
+from archiver.store.sessions import feed_watermark
 from archiver.store.state import load_state
 from archiver.store.tables import tracked_streams
 from archiver.vocabulary import RunKind, StreamStatus, refusal_reason
@@ -140,16 +143,19 @@ def dry_run(
     names: list[str] | None,
 ) -> DryRun:
     """Plan the backfill as the real one would, asking the vendor only its read-only listing
-    questions (monitoring, publish tokens, the clock); nothing is written anywhere."""
+    questions (monitoring, publish tokens, the clock, the feeds); nothing is written anywhere."""
     discover = names is None
     history = History()
+    watermark: datetime | None = None
     with existing_archive(settings) as engine:
         registry, state = _read(engine)
         if engine is not None:
             with db.transaction(engine) as conn:
                 history = clock_history(conn)
+                watermark = feed_watermark(conn)
     listed: list[str] = []
     token_names: list[str] = []
+    fed: list[tuple[list[str], bool]] = []
     problems: list[str] = []
     asked: int | None = None
     if settings.api_token is not None:
@@ -175,11 +181,21 @@ def dry_run(
                     token_names = [
                         s.streamName for t in tokens for s in t.streams or () if not s.isRegex
                     ]
+            if discover and settings.feeds:
+                try:
+                    read = read_feeds(client, read_since(watermark, now))
+                except ArchiverError as exc:
+                    problems.append(f"feeds: {exc}")
+                else:
+                    # As the real run: a stream that published inside the window is seen.
+                    line = now - timedelta(days=settings.stream_retention_days)
+                    recent = [f.stream_name for f in read.feeds if (f.ended or now) >= line]
+                    fed = [([f.stream_name for f in read.feeds], False), (recent, True)]
         asked = counted[0]
     sources = [(names or [], False), (settings.streams, False), (listed, True)]
     streams = would_track(
         registry,
-        [*sources, (token_names, False)],
+        [*sources, (token_names, False), *fed],
         now=now,
         window=timedelta(days=settings.stream_retention_days),
     )
