@@ -164,3 +164,15 @@ def test_viewers_off_reads_no_statistics(engine: Engine) -> None:
     with engine.connect() as conn:
         for table in (stream_viewer_stats, account_viewer_stats, viewer_reads):
             assert conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one() == 0
+
+
+def test_a_cycle_whose_clock_is_not_believed_settles_no_viewer_stat(engine: Engine) -> None:
+    with harness(engine) as (_sim, h, _):
+        report = h.cycle(NOW, host=NOW - timedelta(days=2))  # the vendor two days ahead
+        assert not report.belief.believed
+    final, total = finals(engine, stream_viewer_stats)
+    assert final == 0
+    assert total > 0
+    assert finals(engine, account_viewer_stats)[0] == 0
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(viewer_reads)).scalar() == 0
