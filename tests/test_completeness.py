@@ -246,6 +246,8 @@ def _process_env(sim: Simulator, harness: Harness, moment: datetime) -> dict[str
     )
     if harness.overrides.get("streams"):
         env["ARCHIVER_STREAMS"] = ",".join(harness.overrides["streams"])
+    if harness.overrides.get("feeds") is False:
+        env["ARCHIVER_FEEDS"] = "false"
     return env
 
 
