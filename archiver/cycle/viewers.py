@@ -5,8 +5,8 @@ reaches ARCHIVER_ACCOUNT_VIEWER_DAYS or ARCHIVER_STREAM_VIEWER_DAYS back), and s
 final by the rule of every bucket: read at least the settle time after the period's end, by
 the cycle's believed vendor clock (not believed: nothing final, no watermark moves). Rows and
 watermark are written in one transaction; a read that refused a row stores the others and
-keeps its watermark. A failing read costs only itself (a refused secret or no server at the
-URL ends the cycle, as for every source).
+keeps its watermark. A failing read costs only itself (a refused secret, no server at the
+URL or a database failure ends the cycle, as for every answer).
 """
 
 from __future__ import annotations
@@ -30,7 +30,6 @@ from archiver.api.viewers import (
 )
 from archiver.config import Settings
 from archiver.cycle.report import CycleReport
-from archiver.errors import DatabaseError
 from archiver.rules.finality import first_unfinal_period, period_final
 from archiver.store.db import transaction
 from archiver.store.tables import tracked_streams
@@ -56,20 +55,16 @@ def viewer_stats(
 ) -> None:
     """Read, store and settle the account's and the tracked streams' viewer statistics."""
     step = _Step(engine, client, settings, report)
-    try:
-        with transaction(engine) as conn:
-            account_mark = viewer_watermarks(conn, ACCOUNT_DATASET).get(ACCOUNT_KEY)
-            stream_marks = viewer_watermarks(conn, STREAM_DATASET)
-            names = sorted(
-                conn.execute(
-                    sa.select(tracked_streams.c.stream_name).where(
-                        tracked_streams.c.status != StreamStatus.REFUSED
-                    )
-                ).scalars()
-            )
-    except DatabaseError as exc:
-        step.failed("could not read the viewer watermarks", exc)
-        return
+    with transaction(engine) as conn:
+        account_mark = viewer_watermarks(conn, ACCOUNT_DATASET).get(ACCOUNT_KEY)
+        stream_marks = viewer_watermarks(conn, STREAM_DATASET)
+        names = sorted(
+            conn.execute(
+                sa.select(tracked_streams.c.stream_name).where(
+                    tracked_streams.c.status != StreamStatus.REFUSED
+                )
+            ).scalars()
+        )
     account = step.walk(
         ACCOUNT_DATASET,
         [ACCOUNT_KEY],
@@ -160,15 +155,12 @@ class _Step:
         for row in read.rows:
             row["fetched_at"] = now
             row["is_final"] = believed and period_final(self.settle, row["period_start"], now)
-        try:
-            with transaction(self.engine) as conn:
-                written = save_stats(conn, dataset, read.rows)
-                if believed and not read.refused:
-                    mark = min(until, first_unfinal_period(self.settle, now))
-                    move_viewer_watermarks(conn, dataset, keys, mark, now)
-        except DatabaseError as exc:
-            self.failed(f"could not store {dataset}", exc)
-            return None
+        # A database failure ends the cycle, as it does while storing any answer.
+        with transaction(self.engine) as conn:
+            written = save_stats(conn, dataset, read.rows)
+            if believed and not read.refused:
+                mark = min(until, first_unfinal_period(self.settle, now))
+                move_viewer_watermarks(conn, dataset, keys, mark, now)
         report.rows += written
         report.rows_by_table[dataset] = report.rows_by_table.get(dataset, 0) + written
         return read
