@@ -102,6 +102,11 @@ class Settings(BaseSettings):
     publish_tokens: bool = True
     # The vendor's GraphQL feed history: names of the last 30 days, sessions archived.
     feeds: bool = True
+    # The vendor's GraphQL viewer statistics (5-minute periods), and how far a first read of
+    # each reaches back (the vendor never purges them: a first read must be bounded).
+    viewers: bool = True
+    stream_viewer_days: int = Field(default=7, ge=1, le=3660)
+    account_viewer_days: int = Field(default=365, ge=1, le=3660)
     webhook_port: int | None = Field(default=None, ge=1, le=65535)
     webhook_address: str = "127.0.0.1"
     webhook_secret: SecretStr | None = None

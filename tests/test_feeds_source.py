@@ -144,7 +144,9 @@ def test_stream_sessions_equal_the_truth_after_a_run_with_faults(engine: Engine)
 
 
 def test_a_failing_feed_read_costs_only_the_feeds(engine: Engine) -> None:
-    with harness(engine, Faults(graphql_error_rate=1.0)) as (sim, h, _):
+    # Viewers off: the errors answered here would cost the viewer reads too (their own
+    # failures: tests/test_viewers_cycle.py), and this test counts the feeds' errors alone.
+    with harness(engine, Faults(graphql_error_rate=1.0), viewers=False) as (sim, h, _):
         report = h.cycle(NOW)
         assert not report.ok
         assert [e for e in report.errors if e.startswith("feeds:")] == report.errors
@@ -217,7 +219,8 @@ def test_a_dormant_stream_seen_live_in_a_feed_wakes_at_once(engine: Engine) -> N
 
 
 def test_feeds_off_asks_no_graphql(engine: Engine) -> None:
-    with harness(engine, feeds=False) as (sim, h, _):
+    # Viewers off too: the viewer statistics are GraphQL of their own.
+    with harness(engine, feeds=False, viewers=False) as (sim, h, _):
         assert h.cycle(NOW).ok
         assert "/graphql" not in sim.stats_payload()["requests"]
     assert tracked_names(engine) == set()

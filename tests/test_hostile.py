@@ -133,12 +133,13 @@ def hostile(
     with Simulator(config, token=TOKEN, start=START) as sim:
         front = Front(sim)
         try:
-            # The hostile front forwards GETs only: the feeds' bad answers are tested in
-            # tests/test_feeds_*.py.
+            # The hostile front forwards GETs only: the feeds' and the viewer stats' bad
+            # answers are tested in tests/test_feeds_*.py and tests/test_viewer*.py.
             settings: dict[str, Any] = {
                 "api_base_url": front.url,
                 "discovery": False,
                 "feeds": False,
+                "viewers": False,
             }
             settings["streams"] = [s.name for s in sim.traffic.streams]
             settings.update(overrides)

@@ -174,6 +174,19 @@ def check_long_sessions(rows: Rows, truth: Truth) -> None:
     assert 0 < len(expected) < len(sessions)  # the filter keeps some sessions and drops some
 
 
+def check_peak_viewers(rows: Rows, truth: Truth) -> None:
+    peaks: dict[str, list[int]] = {}
+    for r in truth("stream_viewer_stats", "", "2026-11-26", "2026-12-02"):
+        if r["stream_name"] == "stream-0000":
+            day = peaks.setdefault(r["period_start"][:10] + "T00:00:00Z", [0, 0])
+            day[0] = max(day[0], r["active_viewers"])
+            day[1] += r["views_started"]
+    expected = [(day, peak, started) for day, (peak, started) in sorted(peaks.items())]
+    assert len(expected) > 1
+    assert [(r["day"], r["peak_viewers"], int(r["views_started"])) for r in rows] == expected
+    assert all(r["is_final"] for r in rows)
+
+
 def _instant(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
@@ -192,6 +205,7 @@ CHECKS: dict[str, Callable[[Rows, Truth], None]] = {
     "stream-countries": check_stream_countries,
     "completeness": check_completeness,
     "long-sessions": check_long_sessions,
+    "peak-viewers": check_peak_viewers,
     "unattributed": check_unattributed,
     "tracking-ids": check_tracking_ids,
 }

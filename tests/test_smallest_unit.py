@@ -141,12 +141,14 @@ def test_a_stranger_named_after_the_secret_reaches_no_result() -> None:
 
 
 def harness(sim: Simulator, engine: Engine, **overrides: Any) -> Harness:
-    # Feeds off: the requests counted here are the REST ones (feeds: tests/test_feeds_*.py).
+    # Feeds and viewers off: the requests counted here are the REST ones (their GraphQL reads:
+    # tests/test_feeds_*.py, tests/test_viewers_cycle.py).
     settings = {
         "streams": NAMES,
         "discovery": False,
         "publish_tokens": False,
         "feeds": False,
+        "viewers": False,
         **overrides,
     }
     return Harness(sim, engine, settings)

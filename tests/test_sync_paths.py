@@ -116,8 +116,10 @@ def settings(**overrides: Any) -> Settings:
         "now": NOW,
         "discovery": False,
         "publish_tokens": False,
-        # This fake vendor serves no GraphQL: the feeds are tested in tests/test_feeds_*.py.
+        # This fake vendor serves no GraphQL: the feeds and viewer stats are tested in
+        # tests/test_feeds_*.py and tests/test_viewers_cycle.py.
         "feeds": False,
+        "viewers": False,
         "streams": [],
         "hour_retention_days": 1,
         "stream_retention_days": 1,

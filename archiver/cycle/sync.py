@@ -15,7 +15,7 @@ from sqlalchemy.engine import Connection, Engine
 from archiver.api.client import AnalyticsClient
 from archiver.api.errors import ApiError
 from archiver.config import Settings
-from archiver.cycle import day_check, feeds, prelude
+from archiver.cycle import day_check, feeds, prelude, viewers
 from archiver.cycle.answer import store_answer
 from archiver.cycle.report import CycleReport, Progress, current_time
 from archiver.cycle.streams import plannable, plannable_capped, update_dormancy
@@ -91,6 +91,8 @@ def run_cycle(
             prelude.publish_tokens(engine=engine, client=client, report=report)
         if discover and settings.feeds:
             feeds.feed_source(engine=engine, client=client, settings=settings, report=report)
+        if discover and settings.viewers:
+            viewers.viewer_stats(engine=engine, client=client, settings=settings, report=report)
         plan = _start(engine, settings, report, now, selection)
         if on_plan is not None:
             on_plan(plan)

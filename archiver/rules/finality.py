@@ -97,3 +97,19 @@ class Settlement:
             else:
                 runs.append((start, after))
         return runs
+
+
+# The vendor's viewer statistics come in 5-minute periods on the hour's grid.
+STAT_PERIOD = timedelta(minutes=5)
+
+
+def period_final(settle: timedelta, start: datetime, at: datetime) -> bool:
+    """A 5-minute statistics period is final by the same rule as a bucket: read at least
+    `settle` after its end."""
+    return start + STAT_PERIOD + settle <= at
+
+
+def first_unfinal_period(settle: timedelta, at: datetime) -> datetime:
+    """The start of the first 5-minute period not final when read at `at`."""
+    moment = at - settle
+    return moment.replace(second=0, microsecond=0) - timedelta(minutes=moment.minute % 5)

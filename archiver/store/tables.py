@@ -247,5 +247,7 @@ ROLLUP_TABLES = (
     stream_monthly_totals,
 )
 
-# The feed history's tables (feed_tables.py) join this metadata whenever the archive's do.
-import archiver.store.feed_tables  # noqa: E402, F401
+# The feed history's and the viewer statistics' tables join this metadata whenever the
+# archive's do.
+import archiver.store.feed_tables  # noqa: E402
+import archiver.store.viewer_tables  # noqa: E402, F401

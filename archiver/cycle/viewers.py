@@ -1,0 +1,166 @@
+"""The vendor's viewer statistics, every cycle: the account's and each tracked stream's.
+
+Each read starts at its own watermark, the first 5-minute period not yet final (a first read
+reaches ARCHIVER_ACCOUNT_VIEWER_DAYS or ARCHIVER_STREAM_VIEWER_DAYS back), and stores rows
+final by the rule of every bucket: read at least the settle time after the period's end, by
+the cycle's believed vendor clock (not believed: nothing final, no watermark moves). Rows and
+watermark are written in one transaction; a read that refused a row stores the others and
+keeps its watermark. A failing read costs only itself (a refused secret, no server at the
+URL or a database failure ends the cycle, as for every answer).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from archiver.api.client import AnalyticsClient
+from archiver.api.errors import CYCLE_ENDING, ApiError
+from archiver.api.viewers import (
+    NAMES_PER_READ,
+    StatRead,
+    find_account,
+    read_account_stats,
+    read_stream_stats,
+)
+from archiver.config import Settings
+from archiver.cycle.report import CycleReport
+from archiver.rules.finality import first_unfinal_period, period_final
+from archiver.store.db import transaction
+from archiver.store.tables import tracked_streams
+from archiver.store.viewer_stats import (
+    ACCOUNT_DATASET,
+    ACCOUNT_KEY,
+    STREAM_DATASET,
+    move_viewer_watermarks,
+    save_stats,
+    viewer_watermarks,
+)
+from archiver.vocabulary import StreamStatus
+
+log = logging.getLogger(__name__)
+
+# How much one read spans: at most 2,016 account periods, 288 periods of each of 100 streams
+# (21 and 288 pages of 100 rows, under the walk's bound of 1,000).
+WINDOWS = {ACCOUNT_DATASET: timedelta(days=7), STREAM_DATASET: timedelta(days=1)}
+
+
+def viewer_stats(
+    *, engine: Engine, client: AnalyticsClient, settings: Settings, report: CycleReport
+) -> None:
+    """Read, store and settle the account's and the tracked streams' viewer statistics."""
+    step = _Step(engine, client, settings, report)
+    with transaction(engine) as conn:
+        account_mark = viewer_watermarks(conn, ACCOUNT_DATASET).get(ACCOUNT_KEY)
+        stream_marks = viewer_watermarks(conn, STREAM_DATASET)
+        names = sorted(
+            conn.execute(
+                sa.select(tracked_streams.c.stream_name).where(
+                    tracked_streams.c.status != StreamStatus.REFUSED
+                )
+            ).scalars()
+        )
+    account = step.walk(
+        ACCOUNT_DATASET,
+        [ACCOUNT_KEY],
+        step.since(account_mark, settings.account_viewer_days),
+        lambda since, until: read_account_stats(client, since, until),
+    )
+    if not names:
+        return
+    if account is None:
+        try:
+            account = find_account(client)
+        except CYCLE_ENDING:
+            raise
+        except ApiError as exc:
+            step.failed("could not learn the account's id", exc)
+            return
+        if account is None:
+            log.info("no feed names the account: no stream has viewers to read")
+            return
+    groups: dict[datetime, list[str]] = defaultdict(list)
+    for name in names:
+        groups[step.since(stream_marks.get(name), settings.stream_viewer_days)].append(name)
+    for since, group in sorted(groups.items()):
+        for k in range(0, len(group), NAMES_PER_READ):
+            chunk = group[k : k + NAMES_PER_READ]
+            step.walk(
+                STREAM_DATASET,
+                chunk,
+                since,
+                lambda since, until, chunk=chunk: read_stream_stats(
+                    client, account, chunk, since, until
+                ),
+            )
+
+
+class _Step:
+    """One cycle's viewer reads: where each starts, and each read stored with its watermark."""
+
+    def __init__(
+        self, engine: Engine, client: AnalyticsClient, settings: Settings, report: CycleReport
+    ) -> None:
+        self.engine, self.client, self.report = engine, client, report
+        self.settle = timedelta(minutes=settings.settle_minutes)
+
+    def since(self, watermark: datetime | None, days: int) -> datetime:
+        """Where a read starts: its watermark, or `days` back from now on the period grid."""
+        if watermark is not None:
+            return watermark
+        return first_unfinal_period(timedelta(0), self.report.now - timedelta(days=days))
+
+    def failed(self, what: str, exc: Exception) -> None:
+        self.report.errors.append(f"viewers: {what}: {exc}")
+        log.error("viewers: %s (going on without them): %s", what, exc)
+
+    def walk(self, dataset: str, keys: list[str], since: datetime, reader: Any) -> str | None:
+        """Read from `since` to now a window at a time (pages stay well under the walk's
+        bound), each stored with its watermark; stops at the first window that fails or
+        refuses a row. The account the rows name (None: none did)."""
+        account: str | None = None
+        window = WINDOWS[dataset]
+        while since <= self.report.now:
+            until = since + window
+            read = self.read(dataset, keys, since, until, reader)
+            if read is None:
+                break
+            account = account or read.account
+            if read.refused:
+                break
+            since = until
+        return account
+
+    def read(
+        self, dataset: str, keys: list[str], since: datetime, until: datetime, reader: Any
+    ) -> StatRead | None:
+        """Run one read and store it with its watermark; None when it failed."""
+        report = self.report
+        try:
+            read: StatRead = reader(since, until)
+        except CYCLE_ENDING:
+            raise  # a refused secret (401) or no server at the URL: every request would fail
+        except ApiError as exc:
+            self.failed(f"reading {dataset} since {since.isoformat()} failed", exc)
+            return None
+        for reason in read.refused:
+            report.errors.append(f"viewers: {reason}")
+            log.warning("viewers: %s", reason)
+        now, believed = report.now, report.belief.believed
+        for row in read.rows:
+            row["fetched_at"] = now
+            row["is_final"] = believed and period_final(self.settle, row["period_start"], now)
+        # A database failure ends the cycle, as it does while storing any answer.
+        with transaction(self.engine) as conn:
+            written = save_stats(conn, dataset, read.rows)
+            if believed and not read.refused:
+                mark = min(until, first_unfinal_period(self.settle, now))
+                move_viewer_watermarks(conn, dataset, keys, mark, now)
+        report.rows += written
+        report.rows_by_table[dataset] = report.rows_by_table.get(dataset, 0) + written
+        return read
