@@ -93,6 +93,8 @@ def test_a_dry_run_on_a_fresh_archive_writes_nothing_and_counts_the_real_runs_re
         "ARCHIVER_API_TOKEN": TOKEN,
         "ARCHIVER_NOW": NOW,
         "ARCHIVER_DATABASE_URL": fresh_url,
+        # The dry run counts the REST and feed requests, not the viewer reads (README).
+        "ARCHIVER_VIEWERS": "false",
     }
     before = _asked(simulator)
     dry = cli(["backfill", "--dry-run"], tmp_path, **env)
@@ -126,6 +128,8 @@ def test_a_dry_run_on_an_existing_archive_changes_nothing_in_it(
         "ARCHIVER_API_TOKEN": TOKEN,
         "ARCHIVER_NOW": NOW,
         "ARCHIVER_DATABASE_URL": database_url,
+        # The dry run counts the REST and feed requests, not the viewer reads (README).
+        "ARCHIVER_VIEWERS": "false",
     }
     added = cli(["streams", "add", "kept-a", "kept-b"], tmp_path, **env)
     assert added.returncode == 0, added.stderr
