@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from archiver.api.graphql import MAX_PAGES, PAGE_SIZE, read_pages
+from archiver.api.graphql import MAX_PAGES, PAGE_SIZE, BadRow, read_pages, row_time
 from archiver.text import printable
 from archiver.vocabulary import storable
 
@@ -43,10 +43,6 @@ class FeedRead:
 
     feeds: list[Feed] = field(default_factory=list)
     refused: list[str] = field(default_factory=list)
-
-
-class _BadRow(ValueError):
-    pass
 
 
 def read_feeds(
@@ -90,46 +86,35 @@ def parse_feeds(items: list[Any]) -> FeedRead:
     for index, item in enumerate(items):
         try:
             read.feeds.append(_feed(item, account))
-        except _BadRow as exc:
+        except BadRow as exc:
             read.refused.append(f"feed row {index + 1} refused: {exc}")
     return read
 
 
 def _feed(item: Any, account: str | None) -> Feed:
     if not isinstance(item, dict):
-        raise _BadRow("not an object")
+        raise BadRow("not an object")
     name, stream_id, account_id = (_text(item, k) for k in ("name", "streamId", "accountId"))
     if not storable(name):
-        raise _BadRow(f"the stream name {printable(name, 140)} cannot be stored")
+        raise BadRow(f"the stream name {printable(name, 140)} cannot be stored")
     if account_id != account:
-        raise _BadRow(f"account {printable(account_id, 64)} differs from the answer's")
+        raise BadRow(f"account {printable(account_id, 64)} differs from the answer's")
     if stream_id != f"{account_id}/{name}":
-        raise _BadRow(f"streamId {printable(stream_id, 200)} is not <accountId>/<name>")
-    started = _time(item.get("started"), "started")
-    ended = None if item.get("ended") is None else _time(item["ended"], "ended")
+        raise BadRow(f"streamId {printable(stream_id, 200)} is not <accountId>/<name>")
+    started = row_time(item.get("started"), "started")
+    ended = None if item.get("ended") is None else row_time(item["ended"], "ended")
     active = item.get("active")
     if not isinstance(active, bool):
-        raise _BadRow("active is not true or false")
+        raise BadRow("active is not true or false")
     if active != (ended is None):
-        raise _BadRow("active disagrees with ended")
+        raise BadRow("active disagrees with ended")
     if ended is not None and ended < started:
-        raise _BadRow(f"ended {ended.isoformat()} before started {started.isoformat()}")
+        raise BadRow(f"ended {ended.isoformat()} before started {started.isoformat()}")
     return Feed(name, started, ended, active)
 
 
 def _text(item: dict[str, Any], key: str) -> str:
     value = item.get(key)
     if not isinstance(value, str):
-        raise _BadRow(f"{key} is not a string")
+        raise BadRow(f"{key} is not a string")
     return value
-
-
-def _time(value: Any, key: str) -> datetime:
-    """ISO 8601, or a date alone (its midnight); no zone means UTC."""
-    if not isinstance(value, str) or not 10 <= len(value) <= 40:
-        raise _BadRow(f"{key} is not a time")
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise _BadRow(f"{key} {printable(value, 40)} is not ISO 8601") from None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)

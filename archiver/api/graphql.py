@@ -133,3 +133,18 @@ def read_pages(
             )
         previous = items
     raise ResponseFormatError(f"{what}: still not at the end after {max_pages} pages")
+
+
+class BadRow(ValueError):
+    """One row of an answer that breaks the contract: refused with its reason, the rest read."""
+
+
+def row_time(value: Any, key: str) -> datetime:
+    """A row's time: ISO 8601, or a date alone (its midnight); no zone means UTC."""
+    if not isinstance(value, str) or not 10 <= len(value) <= 40:
+        raise BadRow(f"{key} is not a time")
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise BadRow(f"{key} {printable(value, 40)} is not ISO 8601") from None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)

@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Collection
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from archiver.api.graphql import MAX_PAGES, PAGE_SIZE, query, read_pages
+from archiver.api.graphql import MAX_PAGES, PAGE_SIZE, BadRow, query, read_pages, row_time
 from archiver.text import printable
 from archiver.vocabulary import storable
 
@@ -39,10 +39,6 @@ class StatRead:
     account: str | None = None
 
 
-class _BadRow(ValueError):
-    pass
-
-
 def parse_stream_stats(items: list[Any], asked: Collection[str], account: str | None) -> StatRead:
     """StreamStat rows of streams in `asked`; the account is `account`, else the one most
     rows' `streamId` name."""
@@ -58,7 +54,7 @@ def parse_stream_stats(items: list[Any], asked: Collection[str], account: str | 
         try:
             stream = _stream(item, account, asked)
             read.rows.append({"stream_name": stream, **_stat(item)})
-        except _BadRow as exc:
+        except BadRow as exc:
             read.refused.append(f"stream viewer stat row {index + 1} refused: {exc}")
     return read
 
@@ -76,55 +72,44 @@ def parse_account_stats(items: list[Any]) -> StatRead:
             row = _stat(item)
             if item.get("accountId") != read.account:
                 named = printable(str(item.get("accountId")), 64)
-                raise _BadRow(f"accountId {named} names another account than the answer's")
+                raise BadRow(f"accountId {named} names another account than the answer's")
             row["streams"] = _count(item, "streams")
             read.rows.append(row)
-        except _BadRow as exc:
+        except BadRow as exc:
             read.refused.append(f"account viewer stat row {index + 1} refused: {exc}")
     return read
 
 
 def _stream(item: Any, account: str | None, asked: Collection[str]) -> str:
     if not isinstance(item, dict) or not isinstance(item.get("streamId"), str):
-        raise _BadRow("no streamId")
+        raise BadRow("no streamId")
     stream_id: str = item["streamId"]
     owner, slash, name = stream_id.partition("/")
     if not slash or not storable(name):
-        raise _BadRow(f"streamId {printable(stream_id, 200)} is not <accountId>/<name>")
+        raise BadRow(f"streamId {printable(stream_id, 200)} is not <accountId>/<name>")
     if owner != account:
-        raise _BadRow(f"streamId {printable(stream_id, 200)} names another account")
+        raise BadRow(f"streamId {printable(stream_id, 200)} names another account")
     if name not in asked:
-        raise _BadRow(f"stream {printable(name, 140)} was not asked for")
+        raise BadRow(f"stream {printable(name, 140)} was not asked for")
     return name
 
 
 def _stat(item: Any) -> dict[str, Any]:
     if not isinstance(item, dict):
-        raise _BadRow("not an object")
-    start, end = _time(item.get("from"), "from"), _time(item.get("to"), "to")
+        raise BadRow("not an object")
+    start, end = row_time(item.get("from"), "from"), row_time(item.get("to"), "to")
     if end - start != PERIOD:
-        raise _BadRow(f"the period {start.isoformat()} to {end.isoformat()} is not 5 minutes")
+        raise BadRow(f"the period {start.isoformat()} to {end.isoformat()} is not 5 minutes")
     if start.minute % 5 or start.second or start.microsecond:
-        raise _BadRow(f"the period {start.isoformat()} is not on the 5-minute grid")
+        raise BadRow(f"the period {start.isoformat()} is not on the 5-minute grid")
     return {"period_start": start, **{column: _count(item, key) for column, key in COUNTS.items()}}
 
 
 def _count(item: dict[str, Any], key: str) -> int:
     value = item.get(key)
     if type(value) is not int or value < 0 or value > 2**31 - 1:
-        raise _BadRow(f"{key} {printable(repr(value), 40)} is not a non-negative integer")
+        raise BadRow(f"{key} {printable(repr(value), 40)} is not a non-negative integer")
     return value
-
-
-def _time(value: Any, key: str) -> datetime:
-    """ISO 8601, or a date alone (its midnight); no zone means UTC."""
-    if not isinstance(value, str) or not 10 <= len(value) <= 40:
-        raise _BadRow(f"{key} is not a time")
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise _BadRow(f"{key} {printable(value, 40)} is not ISO 8601") from None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
 def read_account_stats(
