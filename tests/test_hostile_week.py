@@ -16,6 +16,7 @@ held; `archiver status` and the metric show the share the verdict computes. Writ
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import sys
 from collections.abc import Callable
@@ -38,6 +39,7 @@ from archiver.simulator.buckets import Resolution as VendorResolution
 from archiver.simulator.server import WebhookTarget
 from archiver.simulator.traffic import bucket_starts, refresh_time
 from archiver.simulator.vendor import reportable
+from archiver.store.tables import tracked_streams
 from archiver.timeutil import Resolution, ceil, format_iso
 from archiver.vocabulary import RunKind
 from tests.harness import (
@@ -143,6 +145,14 @@ def _published(
     return {r["stream_name"] for r in truth(http, "stream_usage", resolution, start, stop)}
 
 
+def _first_told(engine: Engine) -> dict[str, datetime]:
+    """When each reportable stream was first tracked."""
+    t = tracked_streams
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(t.c.stream_name, t.c.added_at).where(t.c.status != "refused"))
+        return {r.stream_name: r.added_at for r in rows}
+
+
 def _run(engine: Engine, spool: Path, loss: float | None, status: Callable[[], Ran]) -> list[str]:
     clock = [T0]
     receiver = Receiver(
@@ -184,6 +194,13 @@ def _run(engine: Engine, spool: Path, loss: float | None, status: Callable[[], R
                     problems.append(
                         f"back at {format_iso(returned)}: untracked {sorted(named - tracked)}"
                     )
+            # Not a vacuous week: names first told at a return (by the feeds: monitoring
+            # lists only what started within the hour), and sessions on two feeds at once.
+            first_told = _first_told(engine)
+            at_returns = [sum(1 for t in first_told.values() if t == stop) for _, stop in OUTAGES]
+            lines.append(f"streams first named at each return (3 h, 2 d, 6 d): {at_returns}")
+            if not at_returns[-1]:
+                problems.append("no stream was first named after the 6-day outage")
             verdict = compare_with_truth(
                 engine=engine, http=http, first_now=T0, last_now=END, policy=POLICY
             )
@@ -219,6 +236,13 @@ def _run(engine: Engine, spool: Path, loss: float | None, status: Callable[[], R
                     unattributed = sum(v[3] for k, v in got.items() if k >= run)
                     hidden = sum(v[3] for k, v in want.items() if k >= run)
             sessions_got, sessions_want = archived_sessions(engine), truth_sessions(http, T0)
+            twice = sum(
+                1
+                for a, b in itertools.combinations(sessions_want, 2)
+                if a[0] == b[0] and a[1] <= b[1] < (a[2] or "~")
+            )
+            if not twice:
+                problems.append("no session was published on two feeds at once")
             missing = [s for s in sessions_want if s not in sessions_got]
             extra = [s for s in sessions_got if s not in sessions_want]
             lines.append(
@@ -255,7 +279,8 @@ def _run(engine: Engine, spool: Path, loss: float | None, status: Callable[[], R
                 f"hostile week: {mode:<11} {engine.dialect.name:<10} explained egress "
                 f"{share * 100:.4f}%  unreportable {hidden / account * 100:.4f}%  "
                 f"buckets compared {compared}  "
-                f"sessions compared {len(sessions_want)}  (streams {len(sim.traffic.streams)}, "
+                f"sessions compared {len(sessions_want)} (on two feeds {twice})  "
+                f"(streams {len(sim.traffic.streams)}, "
                 f"tracked {len(tracked)}, cycles {cycles}, webhook events {len(sim.webhook_log)} "
                 f"not delivered {lost})",
             )
