@@ -66,7 +66,7 @@ END = T0 + 12 * DAY + timedelta(hours=12)
 WINDOW = timedelta(days=7)  # the vendor's per-stream retention, the archiver's stream window
 CONFIG = SimConfig(
     streams=24,
-    seed=37,
+    seed=44,
     origin=T0.replace(minute=0),
     initial_streams=12,
     growth_days=10,
