@@ -8,8 +8,8 @@ losing 20% of events (and a run with none), cycles every 15 minutes while the se
 Verdict, hour by hour against the simulator: every reportable stream that published within the
 per-stream window before the service came back is tracked, and all its Hour and Day buckets are
 archived exactly; `usage_attribution`'s unattributed bytes are exactly the usage of the names
-the vendor cannot report on, per hour and per day; `stream_sessions` equals what the vendor
-held; `archiver status` and the metric show the share the verdict computes. Written to
+the vendor cannot report on, per hour and per day; `stream_sessions` and the viewer statistics
+equal what the vendor held; `archiver status` and the metric show the share the verdict computes. Written to
 `.reports/`.
 """
 
@@ -22,6 +22,7 @@ import sys
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -40,6 +41,7 @@ from archiver.simulator.server import WebhookTarget
 from archiver.simulator.traffic import bucket_starts, refresh_time
 from archiver.simulator.vendor import reportable
 from archiver.store.tables import tracked_streams
+from archiver.store.viewer_tables import account_viewer_stats, stream_viewer_stats
 from archiver.timeutil import Resolution, ceil, format_iso
 from archiver.vocabulary import RunKind
 from tests.harness import (
@@ -153,6 +155,49 @@ def _first_told(engine: Engine) -> dict[str, datetime]:
         return {r.stream_name: r.added_at for r in rows}
 
 
+STREAM_STATS = ("stream_name", "period_start", "active_viewers", "views_started", "views_ended")
+ACCOUNT_STATS = ("period_start", "active_viewers", "views_started", "views_ended", "streams")
+
+
+def _stats(engine: Engine, table: sa.Table, columns: tuple[str, ...]) -> list[tuple[Any, ...]]:
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(*(table.c[c] for c in columns)))
+        return [tuple(format_iso(v) if isinstance(v, datetime) else v for v in r) for r in rows]
+
+
+def _stats_truth(http: httpx.Client, dataset: str, columns: tuple[str, ...]) -> list[Any]:
+    params = {"dataset": dataset, "start": format_iso(T0 - 400 * DAY), "stop": format_iso(END)}
+    return [
+        tuple(r[c] for c in columns) for r in http.get("/_sim/truth", params=params).json()["rows"]
+    ]
+
+
+def _viewer_stats(
+    engine: Engine, http: httpx.Client, first_told: dict[str, datetime], lines: list[str]
+) -> list[str]:
+    """The viewer statistics equal the vendor's: the account's every period up to an hour
+    before the end, each stream's from an hour after its first read's reach (7 days before it
+    was first told; a name told between cycles is read at the next one)."""
+    last = format_iso(END - timedelta(hours=1))
+    problems = []
+    got = {r for r in _stats(engine, account_viewer_stats, ACCOUNT_STATS) if r[0] < last}
+    want = {r for r in _stats_truth(http, "account_viewer_stats", ACCOUNT_STATS) if r[0] < last}
+    lines.append(f"account_viewer_stats truth={len(want)} archived={len(got)}")
+    if got != want or not want:
+        problems.append(f"account viewer stats: {len(want - got)} missing, {len(got - want)} extra")
+
+    def kept(row: tuple[Any, ...]) -> bool:
+        told = first_told.get(row[0])
+        return told is not None and format_iso(told - WINDOW + timedelta(hours=1)) <= row[1] < last
+
+    got = {r for r in _stats(engine, stream_viewer_stats, STREAM_STATS) if kept(r)}
+    want = {r for r in _stats_truth(http, "stream_viewer_stats", STREAM_STATS) if kept(r)}
+    lines.append(f"stream_viewer_stats truth={len(want)} archived={len(got)}")
+    if got != want or not want:
+        problems.append(f"stream viewer stats: {len(want - got)} missing, {len(got - want)} extra")
+    return problems
+
+
 def _run(engine: Engine, spool: Path, loss: float | None, status: Callable[[], Ran]) -> list[str]:
     clock = [T0]
     receiver = Receiver(
@@ -251,6 +296,7 @@ def _run(engine: Engine, spool: Path, loss: float | None, status: Callable[[], R
             )
             if missing or extra:
                 problems.append(f"sessions: missing e.g. {missing[:1]}, extra e.g. {extra[:1]}")
+            problems += _viewer_stats(engine, http, first_told, lines)
             # `archiver status` and the metric: the last 7 days' share, from the same view.
             last_week = _expected(sim, Resolution.HOUR, END - WINDOW, END)
             week_share = 1 - sum(v[3] for v in last_week.values()) / sum(
