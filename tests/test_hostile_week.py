@@ -9,8 +9,8 @@ Verdict, hour by hour against the simulator: every reportable stream that publis
 per-stream window before the service came back is tracked, and all its Hour and Day buckets are
 archived exactly; `usage_attribution`'s unattributed bytes are exactly the usage of the names
 the vendor cannot report on, per hour and per day; `stream_sessions` and the viewer statistics
-equal what the vendor held; `archiver status` and the metric show the share the verdict computes. Written to
-`.reports/`.
+equal what the vendor held; `archiver status` and the metric show the share the verdict
+computes. Written to `.reports/`.
 """
 
 from __future__ import annotations
