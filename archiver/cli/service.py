@@ -26,7 +26,7 @@ log = logging.getLogger("archiver.cli")
 
 # The per-dataset table of `status`: title and alignment/width of each column.
 _SCOPE_COLUMNS = (
-    ("dataset", "<18"),
+    ("dataset", "<21"),  # stream_tracking_usage, the longest name
     ("res", "<5"),
     ("scopes", ">6"),
     ("oldest watermark", "<17"),
