@@ -1,14 +1,9 @@
-"""Each archived dataset as one declaration: its endpoint, answer, table, metrics and rollups.
-
-The planner, the client, the store and `archiver export` are driven by these declarations: a
-new dataset is one `Endpoint` here, its migration and the simulator's own model (the steps are
-in CONTRIBUTING.md). Plain data only (no HTTP, no pydantic, no SQLAlchemy): the planner reads
-it without loading either.
-"""
+"""Each archived dataset, declared once (CONTRIBUTING.md): plain data, no HTTP nor SQL."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from enum import StrEnum
 
 from archiver.timeutil import Resolution
@@ -22,6 +17,9 @@ class Dataset(StrEnum):
     STREAM_USAGE = "stream_usage"
     STREAM_GEO_USAGE = "stream_geo_usage"
     STREAM_TRACKING_USAGE = "stream_tracking_usage"
+    STREAM_SESSIONS = "stream_sessions"
+    STREAM_VIEWER_STATS = "stream_viewer_stats"
+    ACCOUNT_VIEWER_STATS = "account_viewer_stats"
 
 
 class Answer(StrEnum):
@@ -38,18 +36,28 @@ class Kind(StrEnum):
     """A column's type in the archive (store/tables.py maps each to SQL)."""
 
     COUNT = "count"  # a vendor int64 metric: BIGINT
+    INT = "int"  # a GraphQL `Int` (32 bits): INTEGER
     CODE = "code"  # short text the vendor names a part by (a country, a tracking ID)
+    TIME = "time"  # a UTC time (RFC 3339 text on SQLite)
+    FLAG = "flag"  # true or false: BOOLEAN
 
 
 @dataclass(frozen=True)
 class Column:
-    """One column of a dataset's table after its bucket key (stream, resolution, start)."""
+    """One column of a dataset's table."""
 
     name: str
     kind: Kind = Kind.COUNT
     key: bool = False  # part of the primary key (a country, a tracking ID)
     nullable: bool = False  # an optional breakdown the vendor may leave out
     length: int = 0  # CODE columns: the longest value kept
+
+
+# The bucket key and bookkeeping every table shares: stream names as the registry stores them.
+STREAM = Column("stream_name", Kind.CODE, key=True, length=128)
+PERIOD_START = Column("period_start", Kind.TIME, key=True)
+FETCHED_AT = Column("fetched_at", Kind.TIME)
+IS_FINAL = Column("is_final", Kind.FLAG)
 
 
 class Keys(StrEnum):
@@ -68,10 +76,16 @@ class Rollup:
     keys: Keys
 
 
+class Finality(StrEnum):
+    """When a row of a GraphQL dataset is final: never written again."""
+
+    PERIOD = "period"  # read the settle time after its period ended (`is_final`, as a bucket)
+    ENDED = "ended"  # once its `ended` is known: a stored row changes only while it is NULL
+
+
 @dataclass(frozen=True)
 class Endpoint:
-    """One dataset, declared once: the vendor's endpoint, its parameters and resolutions, the
-    shape of its answer, its table (key and metrics), its rollups and the views over it."""
+    """A REST dataset: its endpoint and resolutions, answer, table, rollups and views."""
 
     dataset: Dataset
     path: str
@@ -90,47 +104,37 @@ class Endpoint:
         return self.dataset.value
 
     @property
-    def metrics(self) -> tuple[str, ...]:
-        """The columns that hold the vendor's figures."""
-        return tuple(c.name for c in self.columns if not c.key)
+    def table_columns(self) -> tuple[Column, ...]:
+        """Its table, key first: the bucket (the stream first), its columns, the bookkeeping."""
+        stream = (STREAM,) if self.takes_streams else ()
+        resolution = Column("resolution", Kind.CODE, key=True, length=5)
+        return (*stream, resolution, PERIOD_START, *self.columns, FETCHED_AT, IS_FINAL)
+
+    @property
+    def indexes(self) -> dict[str, tuple[str, ...]]:
+        """Its table's indexes beside the key, by name."""
+        period: tuple[str, ...] = ("resolution", "period_start")
+        return {f"ix_{self.table}_period": period} if self.period_index else {}
 
 
-_USAGE = (
-    Column("bytes_in"),
-    Column("bytes_out"),
-    *(
-        Column(name, nullable=True)
-        for name in (
-            "standard_bytes_in",
-            "standard_bytes_out",
-            "restream_bytes_in",
-            "restream_bytes_out",
-            "restream_seconds",
-            "cascade_bytes_in",
-            "cascade_bytes_out",
-        )
-    ),
+def _counts(names: str, kind: Kind = Kind.COUNT, *, nullable: bool = False) -> tuple[Column, ...]:
+    return tuple(Column(name, kind, nullable=nullable) for name in names.split())
+
+
+_USAGE = _counts("bytes_in bytes_out") + _counts(
+    "standard_bytes_in standard_bytes_out restream_bytes_in restream_bytes_out "
+    "restream_seconds cascade_bytes_in cascade_bytes_out",
+    nullable=True,
 )
 _GEO = (
     Column("country", Kind.CODE, key=True, length=8),
-    *(
-        Column(name)
-        for name in (
-            "publishes",
-            "views",
-            "publish_seconds",
-            "view_seconds",
-            "bytes_in",
-            "bytes_out",
-        )
-    ),
+    *_counts("publishes views publish_seconds view_seconds bytes_in bytes_out"),
 )
 # The tracking ID of a subscribe token; '' is traffic under no tracking ID.
 MAX_TRACKING_ID_LENGTH = 128
 _TRACKING = (
     Column("tracking_id", Kind.CODE, key=True, length=MAX_TRACKING_ID_LENGTH),
-    Column("bytes_in"),
-    Column("bytes_out"),
+    *_counts("bytes_in bytes_out"),
 )
 
 ACCOUNT_SERIES = Endpoint(
@@ -202,3 +206,94 @@ ENDPOINTS = (
     STREAMS_TRACKING_SERIES,
 )
 BY_DATASET: dict[str, Endpoint] = {e.dataset: e for e in ENDPOINTS}
+
+
+@dataclass(frozen=True)
+class Query:
+    """A GraphQL dataset: its paged query, how far a read reaches, its table, finality, views."""
+
+    dataset: Dataset
+    resolver: str  # walked to its last page (`api/graphql.read_pages`)
+    fields: str  # what each row of a page is asked for
+    takes_streams: bool  # rows per stream: `stream_name` leads the key
+    columns: tuple[Column, ...]  # key parts, then the rest; `fetched_at` (`is_final`) follow
+    finality: Finality
+    # A first read reaches back what the vendor keeps, or (it purges nothing) a setting's days.
+    retention: timedelta | None = None
+    reach_setting: str = ""  # a field of `config.Settings`
+    window: timedelta | None = None  # how much one read spans (None: all since its watermark)
+    names_per_read: int = 0  # streams named in one read (a `streamId: {in: [...]}` filter)
+    index_on: str = ""  # a key column indexed alone: "all streams at t" without a scan
+    views: tuple[str, ...] = ()  # exported beside the table (created by its migrations)
+
+    @property
+    def table(self) -> str:
+        """Dataset names are the archive's table names."""
+        return self.dataset.value
+
+    @property
+    def table_columns(self) -> tuple[Column, ...]:
+        """Its table, key first; `is_final` only where a row is final by its period."""
+        stream = (STREAM,) if self.takes_streams else ()
+        final = (IS_FINAL,) if self.finality is Finality.PERIOD else ()
+        return (*stream, *self.columns, FETCHED_AT, *final)
+
+    @property
+    def indexes(self) -> dict[str, tuple[str, ...]]:
+        """Its table's indexes beside the key, by name."""
+        return {f"ix_{self.table}_{self.index_on}": (self.index_on,)} if self.index_on else {}
+
+
+# A row per feed (a publication), kept forever (the vendor drops feeds 30 days after they end).
+# Feeds carry no id, and a stream published redundantly has several at once: the key is the
+# stream, the start to the second, and the feed's place among the stream's feeds started in
+# that second, in the vendor's order (0 for nearly all).
+STREAM_SESSIONS = Query(
+    dataset=Dataset.STREAM_SESSIONS,
+    resolver="feedPagination",
+    fields="accountId streamId name started ended active",
+    takes_streams=True,
+    columns=(
+        Column("started", Kind.TIME, key=True),
+        Column("feed_ordinal", Kind.INT, key=True),
+        Column("ended", Kind.TIME, nullable=True),  # NULL while the feed runs
+        Column("active", Kind.FLAG),
+        Column("duration_seconds", nullable=True),  # NULL while the feed runs
+    ),
+    finality=Finality.ENDED,
+    retention=timedelta(days=30),
+    index_on="started",
+)
+# Viewers watching at the 5-minute period's end, views that began and ended in it. A read spans
+# 288 periods of 100 streams or 2,016 of the account: 288 or 21 pages, under the walk's 1,000.
+_VIEWERS = _counts("active_viewers views_started views_ended", Kind.INT)
+STREAM_VIEWER_STATS = Query(
+    dataset=Dataset.STREAM_VIEWER_STATS,
+    resolver="streamStatPagination",
+    fields="streamId from to active numStarted numEnded",
+    takes_streams=True,
+    columns=(PERIOD_START, *_VIEWERS),
+    finality=Finality.PERIOD,
+    reach_setting="stream_viewer_days",
+    window=timedelta(days=1),
+    names_per_read=100,
+    views=("stream_hourly_viewers", "stream_daily_viewers"),
+)
+ACCOUNT_VIEWER_STATS = Query(
+    dataset=Dataset.ACCOUNT_VIEWER_STATS,
+    resolver="accountStatPagination",
+    fields="accountId from to active numStarted numEnded streams",
+    takes_streams=False,
+    columns=(
+        PERIOD_START,
+        *_VIEWERS,
+        Column("streams", Kind.INT),
+    ),  # streams published at the period's end
+    finality=Finality.PERIOD,
+    reach_setting="account_viewer_days",
+    window=timedelta(days=7),
+    views=("account_hourly_viewers", "account_daily_viewers"),
+)
+QUERIES = (STREAM_SESSIONS, STREAM_VIEWER_STATS, ACCOUNT_VIEWER_STATS)
+# Every dataset, REST then GraphQL: the archive's tables and exported views follow this order.
+DECLARED: tuple[Endpoint | Query, ...] = (*ENDPOINTS, *QUERIES)

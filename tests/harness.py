@@ -17,8 +17,7 @@ from archiver.cycle.sync import PlanHook, run_cycle
 from archiver.datasets import ENDPOINTS
 from archiver.rules.plan import Policy, Selection
 from archiver.simulator import Simulator
-from archiver.store.feed_tables import stream_sessions
-from archiver.store.tables import USAGE_TABLES, sync_gaps, tracked_streams
+from archiver.store.tables import USAGE_TABLES, stream_sessions, sync_gaps, tracked_streams
 from archiver.timeutil import Resolution, format_iso
 from archiver.vocabulary import RunKind
 from tests.simhelpers import TOKEN

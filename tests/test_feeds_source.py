@@ -18,8 +18,7 @@ from archiver.rules.plan import Policy
 from archiver.simulator import SimConfig, Simulator
 from archiver.simulator.audience import at
 from archiver.simulator.server import Faults
-from archiver.store.feed_tables import feed_reads, stream_sessions
-from archiver.store.tables import account_usage, tracked_streams
+from archiver.store.tables import account_usage, feed_reads, stream_sessions, tracked_streams
 from archiver.timeutil import Resolution
 from tests.harness import (
     Harness,

@@ -40,8 +40,7 @@ from archiver.simulator.buckets import Resolution as VendorResolution
 from archiver.simulator.server import WebhookTarget
 from archiver.simulator.traffic import bucket_starts, refresh_time
 from archiver.simulator.vendor import reportable
-from archiver.store.tables import tracked_streams
-from archiver.store.viewer_tables import account_viewer_stats, stream_viewer_stats
+from archiver.store.tables import account_viewer_stats, stream_viewer_stats, tracked_streams
 from archiver.timeutil import Resolution, ceil, format_iso
 from archiver.vocabulary import RunKind
 from tests.harness import (

@@ -16,7 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from archiver.cycle.day_check import DAYS, MONTHS, store_checked
+from archiver.cycle.day_check import DAYS, MONTHS, checked
 from archiver.datasets import BY_DATASET
 from archiver.reading.attribution import read_attribution, usage_attribution
 from archiver.rules.finality import Settlement
@@ -184,14 +184,13 @@ def store_days(engine: Engine, rows: list[dict[str, Any]]) -> list[Gap]:
     settlement = Settlement(Policy(), Resolution.DAY, SEPTEMBER, DAY, NOW)
     with engine.begin() as conn:
         store_state.start_scopes(conn=conn, watermarks={DAYS: SEPTEMBER}, gaps=[], recorded_at=NOW)
-        store_checked(
+        settlement = checked(conn, DAY_REQUEST, rows, settlement, Policy(), found)
+        store_state.store_response(
             conn=conn,
-            request=DAY_REQUEST,
+            dataset=DAY_REQUEST.endpoint.dataset,
             scopes=(DAYS,),
             rows=rows,
             settlement=settlement,
-            policy=Policy(),
-            found=found,
         )
     return found
 

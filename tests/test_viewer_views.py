@@ -8,15 +8,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from archiver.datasets import ACCOUNT_VIEWER_STATS, STREAM_VIEWER_STATS
 from archiver.reading.export import _as_text
 from archiver.store.db import transaction
-from archiver.store.viewer_stats import (
-    ACCOUNT_DATASET,
-    STREAM_DATASET,
-    move_viewer_watermarks,
-    save_stats,
-    viewer_watermarks,
-)
+from archiver.store.query_rows import save_rows
+from archiver.store.viewer_stats import move_viewer_watermarks, viewer_watermarks
 
 DAY = datetime(2026, 11, 20, tzinfo=UTC)
 FETCHED = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
@@ -60,7 +56,7 @@ def view(engine: Engine, sql: str) -> list[tuple[Any, ...]]:
 
 def test_stream_views_peak_and_sum_by_hour_and_by_day(engine: Engine) -> None:
     with transaction(engine) as conn:
-        save_stats(conn, STREAM_DATASET, STREAM_ROWS)
+        save_rows(conn, STREAM_VIEWER_STATS, STREAM_ROWS)
     hourly = view(
         engine,
         "SELECT stream_name, hour, peak_viewers, views_started, views_ended, periods, is_final "
@@ -93,7 +89,7 @@ def test_account_views_peak_viewers_and_streams(engine: Engine) -> None:
         )
     ]
     with transaction(engine) as conn:
-        save_stats(conn, ACCOUNT_DATASET, rows)
+        save_rows(conn, ACCOUNT_VIEWER_STATS, rows)
     hourly = view(
         engine,
         "SELECT hour, peak_viewers, views_started, peak_streams, periods "
@@ -119,10 +115,11 @@ def test_account_views_peak_viewers_and_streams(engine: Engine) -> None:
 def test_a_final_row_is_never_replaced_by_a_non_final_one(engine: Engine) -> None:
     first = stream_row("cam", at(10, 0), 4, 4, is_final=False)
     with transaction(engine) as conn:
-        save_stats(conn, STREAM_DATASET, [first])
-        save_stats(conn, STREAM_DATASET, [{**first, "active_viewers": 6}])  # not final: replaced
-        save_stats(conn, STREAM_DATASET, [{**first, "active_viewers": 8, "is_final": True}])
-        save_stats(conn, STREAM_DATASET, [{**first, "active_viewers": 0}])  # kept: it is final
+        stats = STREAM_VIEWER_STATS
+        save_rows(conn, stats, [first])
+        save_rows(conn, stats, [{**first, "active_viewers": 6}])  # not final: replaced
+        save_rows(conn, stats, [{**first, "active_viewers": 8, "is_final": True}])
+        save_rows(conn, stats, [{**first, "active_viewers": 0}])  # kept: it is final
     assert view(engine, "SELECT active_viewers, is_final FROM stream_viewer_stats") in (
         [(8, True)],
         [(8, 1)],
@@ -131,9 +128,9 @@ def test_a_final_row_is_never_replaced_by_a_non_final_one(engine: Engine) -> Non
 
 def test_watermarks_only_move_forward(engine: Engine) -> None:
     with transaction(engine) as conn:
-        move_viewer_watermarks(conn, STREAM_DATASET, ["a", "b"], at(10, 0), FETCHED)
-        move_viewer_watermarks(conn, STREAM_DATASET, ["a"], at(9, 0), FETCHED)
-        move_viewer_watermarks(conn, STREAM_DATASET, ["b"], at(11, 0), FETCHED)
-        marks = viewer_watermarks(conn, STREAM_DATASET)
-        assert viewer_watermarks(conn, ACCOUNT_DATASET) == {}
+        move_viewer_watermarks(conn, STREAM_VIEWER_STATS.dataset, ["a", "b"], at(10, 0), FETCHED)
+        move_viewer_watermarks(conn, STREAM_VIEWER_STATS.dataset, ["a"], at(9, 0), FETCHED)
+        move_viewer_watermarks(conn, STREAM_VIEWER_STATS.dataset, ["b"], at(11, 0), FETCHED)
+        marks = viewer_watermarks(conn, STREAM_VIEWER_STATS.dataset)
+        assert viewer_watermarks(conn, ACCOUNT_VIEWER_STATS.dataset) == {}
     assert marks == {"a": at(10, 0), "b": at(11, 0)}

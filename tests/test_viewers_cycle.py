@@ -14,7 +14,7 @@ from sqlalchemy.engine import Engine
 
 from archiver.simulator import SimConfig, Simulator
 from archiver.simulator.server import Faults
-from archiver.store.viewer_tables import account_viewer_stats, stream_viewer_stats, viewer_reads
+from archiver.store.tables import account_viewer_stats, stream_viewer_stats, viewer_reads
 from archiver.timeutil import format_iso
 from tests.harness import Harness
 from tests.simhelpers import TOKEN

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from archiver.datasets import ENDPOINTS, Dataset
-from archiver.store.tables import USAGE_TABLES, tracked_streams
+from archiver.datasets import DECLARED, ENDPOINTS, Dataset
+from archiver.store.tables import DATASET_TABLES, USAGE_TABLES, tracked_streams
 from archiver.vocabulary import StreamSource, StreamStatus
 
 
@@ -25,9 +25,10 @@ def test_stream_status_and_source_are_the_values_the_registry_accepts() -> None:
     assert [s.value for s in StreamSource] == _allowed("source")
 
 
-def test_every_dataset_is_an_archive_table_fed_by_one_endpoint() -> None:
-    assert sorted(e.dataset for e in ENDPOINTS) == sorted(Dataset)
-    assert {e.table for e in ENDPOINTS} <= set(USAGE_TABLES)
+def test_every_dataset_is_an_archive_table_fed_by_one_declaration() -> None:
+    assert sorted(d.dataset for d in DECLARED) == sorted(Dataset)
+    assert [d.table for d in DECLARED] == list(DATASET_TABLES)
+    assert {e.table for e in ENDPOINTS} == set(USAGE_TABLES)
 
 
 def test_name_rules_at_their_edges() -> None:

@@ -12,19 +12,16 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from archiver.api.graphql import MAX_PAGES, PAGE_SIZE, BadRow, read_pages, row_time
+from archiver.datasets import STREAM_SESSIONS
 from archiver.text import printable
 from archiver.vocabulary import storable
 
 if TYPE_CHECKING:
     from archiver.api.client import AnalyticsClient
-
-FEED_FIELDS = "accountId streamId name started ended active"
-# What the vendor keeps of an ended feed: a read never reaches further back.
-FEED_RETENTION = timedelta(days=30)
 
 
 @dataclass(frozen=True)
@@ -62,8 +59,8 @@ def read_feeds(
     }
     items = read_pages(
         client,
-        "feedPagination",
-        FEED_FIELDS,
+        STREAM_SESSIONS.resolver,
+        STREAM_SESSIONS.fields,
         {"filter": filt},
         what="feeds",
         per_page=per_page,

@@ -15,17 +15,14 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from archiver.api.graphql import MAX_PAGES, PAGE_SIZE, BadRow, query, read_pages, row_time
+from archiver.datasets import ACCOUNT_VIEWER_STATS, STREAM_VIEWER_STATS
 from archiver.text import printable
 from archiver.vocabulary import storable
 
 if TYPE_CHECKING:
     from archiver.api.client import AnalyticsClient
 
-STREAM_STAT_FIELDS = "streamId from to active numStarted numEnded"
-ACCOUNT_STAT_FIELDS = "accountId from to active numStarted numEnded streams"
 PERIOD = timedelta(minutes=5)
-# Names asked for in one read (a `streamId: {in: [...]}` filter): a query of a few kilobytes.
-NAMES_PER_READ = 100
 COUNTS = {"active_viewers": "active", "views_started": "numStarted", "views_ended": "numEnded"}
 
 
@@ -119,8 +116,8 @@ def read_account_stats(
     filt = {"_operators": {"from": {"gte": since, "lt": until}}}
     items = read_pages(
         client,
-        "accountStatPagination",
-        ACCOUNT_STAT_FIELDS,
+        ACCOUNT_VIEWER_STATS.resolver,
+        ACCOUNT_VIEWER_STATS.fields,
         {"filter": filt},
         what="account viewer stats",
         per_page=PAGE_SIZE,
@@ -138,14 +135,14 @@ def read_stream_stats(
     *,
     max_pages: int = MAX_PAGES,
 ) -> StatRead:
-    """The stats of `names` (at most NAMES_PER_READ) of the periods starting in
-    `[since, until)` (raises ApiError)."""
+    """The stats of `names` (at most `names_per_read`: a query of a few kilobytes) of the
+    periods starting in `[since, until)` (raises ApiError)."""
     ids = [f"{account}/{name}" for name in names]
     filt = {"_operators": {"from": {"gte": since, "lt": until}, "streamId": {"in": ids}}}
     items = read_pages(
         client,
-        "streamStatPagination",
-        STREAM_STAT_FIELDS,
+        STREAM_VIEWER_STATS.resolver,
+        STREAM_VIEWER_STATS.fields,
         {"filter": filt},
         what=f"viewer stats of {len(names)} stream(s)",
         per_page=PAGE_SIZE,

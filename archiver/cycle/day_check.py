@@ -54,18 +54,16 @@ class _Month:
     bytes_out: int
 
 
-def store_checked(
-    *,
+def checked(
     conn: Connection,
     request: ApiRequest,
-    scopes: tuple[Scope, ...],
     rows: list[dict[str, Any]],
     settlement: Settlement,
     policy: Policy,
     found: list[Gap],
-) -> store_state.Written:
-    """`store_state.store_response`, with an account Day answer checked first against every
-    closed month it covers, in the caller's transaction.
+) -> Settlement:
+    """The settlement (and the rows' `is_final`) after an account Day answer's check against
+    its months, in the caller's transaction; any other answer's, unchanged.
 
     A purged bucket reads back as zero, and a zero is archived as no row: so in a month whose
     days (this answer's and those archived) sum to less than its Month bucket, the answer's
@@ -75,22 +73,6 @@ def store_checked(
     before the transaction commits: if it fails, the answer is asked again and they are found
     again.
     """
-    settlement = checked(conn, request, rows, settlement, policy, found)
-    return store_state.store_response(
-        conn=conn, dataset=request.endpoint.dataset, scopes=scopes, rows=rows, settlement=settlement
-    )
-
-
-def checked(
-    conn: Connection,
-    request: ApiRequest,
-    rows: list[dict[str, Any]],
-    settlement: Settlement,
-    policy: Policy,
-    found: list[Gap],
-) -> Settlement:
-    """What `store_checked` stores: the settlement (and the rows' `is_final`) after an account
-    Day answer's check against its months; any other answer's, unchanged."""
     if request.endpoint.dataset == DAYS.dataset and request.resolution is DAYS.resolution:
         return _check(conn, rows, settlement, policy, found)
     return settlement

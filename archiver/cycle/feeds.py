@@ -19,13 +19,15 @@ from sqlalchemy.engine import Connection, Engine
 
 from archiver.api.client import AnalyticsClient
 from archiver.api.errors import CYCLE_ENDING, ApiError
-from archiver.api.feeds import FEED_RETENTION, Feed, read_feeds
+from archiver.api.feeds import Feed, read_feeds
 from archiver.config import Settings
 from archiver.cycle.report import CycleReport
 from archiver.cycle.streams import add_streams, mark_seen
+from archiver.datasets import STREAM_SESSIONS
 from archiver.errors import DatabaseError
 from archiver.store.db import transaction
-from archiver.store.sessions import feed_watermark, move_feed_watermark, save_sessions, session_rows
+from archiver.store.query_rows import save_rows
+from archiver.store.sessions import feed_watermark, move_feed_watermark, session_rows
 from archiver.store.tables import tracked_streams
 from archiver.vocabulary import StreamSource, StreamStatus, refusal_reason
 
@@ -37,7 +39,9 @@ OVERLAP = timedelta(hours=1)
 def read_since(watermark: datetime | None, now: datetime) -> datetime:
     """Where a read at `now` starts: the last read's end less the overlap, at most the
     vendor's retention back."""
-    oldest = now - FEED_RETENTION
+    retention = STREAM_SESSIONS.retention
+    assert retention is not None  # declared: the vendor drops a feed 30 days after it ends
+    oldest = now - retention
     return oldest if watermark is None else max(watermark - OVERLAP, oldest)
 
 
@@ -70,7 +74,7 @@ def feed_source(
                 now=now,
             )
             woken = _wake(conn, reportable, now, window)
-            rows = save_sessions(conn, session_rows(reportable, now))
+            rows = save_rows(conn, STREAM_SESSIONS, session_rows(reportable, now))
             if not read.refused and report.belief.believed:
                 move_feed_watermark(conn, now, now)
     except DatabaseError as exc:
@@ -78,7 +82,7 @@ def feed_source(
         log.error("could not store what the feeds told (going on without it): %s", exc)
         return
     report.rows += rows
-    report.rows_by_table["stream_sessions"] = rows
+    report.rows_by_table[STREAM_SESSIONS.table] = rows
     report.refused.update(added.refused)
     report.discovered += added.added
     for name in added.added:

@@ -21,33 +21,18 @@ from sqlalchemy.engine import Engine
 
 from archiver.api.client import AnalyticsClient
 from archiver.api.errors import CYCLE_ENDING, ApiError
-from archiver.api.viewers import (
-    NAMES_PER_READ,
-    StatRead,
-    find_account,
-    read_account_stats,
-    read_stream_stats,
-)
+from archiver.api.viewers import StatRead, find_account, read_account_stats, read_stream_stats
 from archiver.config import Settings
 from archiver.cycle.report import CycleReport
+from archiver.datasets import ACCOUNT_VIEWER_STATS, STREAM_VIEWER_STATS, Query
 from archiver.rules.finality import first_unfinal_period, period_final
 from archiver.store.db import transaction
+from archiver.store.query_rows import save_rows
 from archiver.store.tables import tracked_streams
-from archiver.store.viewer_stats import (
-    ACCOUNT_DATASET,
-    ACCOUNT_KEY,
-    STREAM_DATASET,
-    move_viewer_watermarks,
-    save_stats,
-    viewer_watermarks,
-)
+from archiver.store.viewer_stats import ACCOUNT_KEY, move_viewer_watermarks, viewer_watermarks
 from archiver.vocabulary import StreamStatus
 
 log = logging.getLogger(__name__)
-
-# How much one read spans: at most 2,016 account periods, 288 periods of each of 100 streams
-# (21 and 288 pages of 100 rows, under the walk's bound of 1,000).
-WINDOWS = {ACCOUNT_DATASET: timedelta(days=7), STREAM_DATASET: timedelta(days=1)}
 
 
 def viewer_stats(
@@ -56,8 +41,8 @@ def viewer_stats(
     """Read, store and settle the account's and the tracked streams' viewer statistics."""
     step = _Step(engine, client, settings, report)
     with transaction(engine) as conn:
-        account_mark = viewer_watermarks(conn, ACCOUNT_DATASET).get(ACCOUNT_KEY)
-        stream_marks = viewer_watermarks(conn, STREAM_DATASET)
+        account_mark = viewer_watermarks(conn, ACCOUNT_VIEWER_STATS.dataset).get(ACCOUNT_KEY)
+        stream_marks = viewer_watermarks(conn, STREAM_VIEWER_STATS.dataset)
         names = sorted(
             conn.execute(
                 sa.select(tracked_streams.c.stream_name).where(
@@ -66,9 +51,9 @@ def viewer_stats(
             ).scalars()
         )
     account = step.walk(
-        ACCOUNT_DATASET,
+        ACCOUNT_VIEWER_STATS,
         [ACCOUNT_KEY],
-        step.since(account_mark, settings.account_viewer_days),
+        step.since(account_mark, ACCOUNT_VIEWER_STATS),
         lambda since, until: read_account_stats(client, since, until),
     )
     if not names:
@@ -86,12 +71,13 @@ def viewer_stats(
             return
     groups: dict[datetime, list[str]] = defaultdict(list)
     for name in names:
-        groups[step.since(stream_marks.get(name), settings.stream_viewer_days)].append(name)
+        groups[step.since(stream_marks.get(name), STREAM_VIEWER_STATS)].append(name)
+    per_read = STREAM_VIEWER_STATS.names_per_read
     for since, group in sorted(groups.items()):
-        for k in range(0, len(group), NAMES_PER_READ):
-            chunk = group[k : k + NAMES_PER_READ]
+        for k in range(0, len(group), per_read):
+            chunk = group[k : k + per_read]
             step.walk(
-                STREAM_DATASET,
+                STREAM_VIEWER_STATS,
                 chunk,
                 since,
                 lambda since, until, chunk=chunk: read_stream_stats(
@@ -106,28 +92,31 @@ class _Step:
     def __init__(
         self, engine: Engine, client: AnalyticsClient, settings: Settings, report: CycleReport
     ) -> None:
-        self.engine, self.client, self.report = engine, client, report
+        self.engine, self.client, self.settings, self.report = engine, client, settings, report
         self.settle = timedelta(minutes=settings.settle_minutes)
 
-    def since(self, watermark: datetime | None, days: int) -> datetime:
-        """Where a read starts: its watermark, or `days` back from now on the period grid."""
+    def since(self, watermark: datetime | None, query: Query) -> datetime:
+        """Where a read starts: its watermark, or as many days back from now (on the period
+        grid) as the setting its declaration names (`reach_setting`)."""
         if watermark is not None:
             return watermark
-        return first_unfinal_period(timedelta(0), self.report.now - timedelta(days=days))
+        days = timedelta(days=int(getattr(self.settings, query.reach_setting)))
+        return first_unfinal_period(timedelta(0), self.report.now - days)
 
     def failed(self, what: str, exc: Exception) -> None:
         self.report.errors.append(f"viewers: {what}: {exc}")
         log.error("viewers: %s (going on without them): %s", what, exc)
 
-    def walk(self, dataset: str, keys: list[str], since: datetime, reader: Any) -> str | None:
+    def walk(self, query: Query, keys: list[str], since: datetime, reader: Any) -> str | None:
         """Read from `since` to now a window at a time (pages stay well under the walk's
         bound), each stored with its watermark; stops at the first window that fails or
         refuses a row. The account the rows name (None: none did)."""
         account: str | None = None
-        window = WINDOWS[dataset]
+        window = query.window
+        assert window is not None  # declared for each viewer dataset
         while since <= self.report.now:
             until = since + window
-            read = self.read(dataset, keys, since, until, reader)
+            read = self.read(query, keys, since, until, reader)
             if read is None:
                 break
             account = account or read.account
@@ -137,7 +126,7 @@ class _Step:
         return account
 
     def read(
-        self, dataset: str, keys: list[str], since: datetime, until: datetime, reader: Any
+        self, query: Query, keys: list[str], since: datetime, until: datetime, reader: Any
     ) -> StatRead | None:
         """Run one read and store it with its watermark; None when it failed."""
         report = self.report
@@ -146,7 +135,7 @@ class _Step:
         except CYCLE_ENDING:
             raise  # a refused secret (401) or no server at the URL: every request would fail
         except ApiError as exc:
-            self.failed(f"reading {dataset} since {since.isoformat()} failed", exc)
+            self.failed(f"reading {query.dataset} since {since.isoformat()} failed", exc)
             return None
         for reason in read.refused:
             report.errors.append(f"viewers: {reason}")
@@ -157,10 +146,11 @@ class _Step:
             row["is_final"] = believed and period_final(self.settle, row["period_start"], now)
         # A database failure ends the cycle, as it does while storing any answer.
         with transaction(self.engine) as conn:
-            written = save_stats(conn, dataset, read.rows)
+            written = save_rows(conn, query, read.rows)
             if believed and not read.refused:
                 mark = min(until, first_unfinal_period(self.settle, now))
-                move_viewer_watermarks(conn, dataset, keys, mark, now)
+                move_viewer_watermarks(conn, query.dataset, keys, mark, now)
         report.rows += written
-        report.rows_by_table[dataset] = report.rows_by_table.get(dataset, 0) + written
+        table = query.table
+        report.rows_by_table[table] = report.rows_by_table.get(table, 0) + written
         return read

@@ -12,21 +12,14 @@ from typing import Any, TextIO
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from archiver.datasets import ENDPOINTS
+from archiver.datasets import DECLARED
 from archiver.errors import InputError
 from archiver.store.tables import ROLLUP_TABLES, metadata
 from archiver.text import csv_cell
 from archiver.timeutil import utc
 
-# Each dataset's views, as its declaration lists them, and the viewer statistics' views (the
-# GraphQL datasets are not declared in archiver/datasets.py yet).
-VIEWS = (
-    *(view for endpoint in ENDPOINTS for view in endpoint.views),
-    "stream_hourly_viewers",
-    "stream_daily_viewers",
-    "account_hourly_viewers",
-    "account_daily_viewers",
-)
+# Each dataset's views, as its declaration lists them.
+VIEWS = tuple(view for declared in DECLARED for view in declared.views)
 # Rollups are the views' internals, not part of the archive's interface.
 EXPORTABLE = tuple(sorted(set(metadata.tables) - {t.name for t in ROLLUP_TABLES})) + VIEWS
 

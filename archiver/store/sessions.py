@@ -1,4 +1,4 @@
-"""Writing the feed history: session rows (updated once, when they end) and the read watermark."""
+"""The feed history: feeds as `stream_sessions` rows, and how far the feeds were read."""
 
 from __future__ import annotations
 
@@ -7,10 +7,9 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
-from archiver.store.feed_tables import feed_reads, stream_sessions
+from archiver.store.tables import feed_reads
 
 FEED_SOURCE = "feeds"
 
@@ -41,24 +40,6 @@ def session_rows(feeds: Sequence[Any], fetched_at: datetime) -> list[dict[str, A
             }
         )
     return rows
-
-
-def save_sessions(conn: Connection, rows: list[dict[str, Any]]) -> int:
-    """Insert new sessions; update a stored one only while it is still open (an ended
-    session is final: a later read never changes it). Returns the rows written."""
-    if not rows:
-        return 0
-    insert = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(
-        stream_sessions
-    )
-    key = [c.name for c in stream_sessions.primary_key.columns]
-    statement = insert.on_conflict_do_update(
-        index_elements=key,
-        set_={c: insert.excluded[c] for c in ("ended", "active", "duration_seconds", "fetched_at")},
-        where=stream_sessions.c.ended.is_(None),
-    )
-    conn.execute(statement, rows)
-    return len(rows)
 
 
 def feed_watermark(conn: Connection) -> datetime | None:

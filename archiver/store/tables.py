@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import (
     BigInteger,
@@ -24,7 +24,7 @@ from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeEngine
 
-from archiver.datasets import ENDPOINTS, Dataset, Endpoint, Kind
+from archiver.datasets import DECLARED, ENDPOINTS, Dataset, Endpoint, Kind, Query
 from archiver.datasets import Column as DatasetColumn
 
 NAMING = {
@@ -81,42 +81,46 @@ class UtcDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+_TYPES: dict[Kind, type[TypeEngine[Any]]] = {
+    Kind.COUNT: BigInteger,
+    Kind.INT: Integer,
+    Kind.TIME: UtcDateTime,
+    Kind.FLAG: Boolean,
+}
+
+
 def _column(column: DatasetColumn) -> Column[Any]:
-    kind: TypeEngine[Any] = BigInteger() if column.kind is Kind.COUNT else String(column.length)
+    kind = String(column.length) if column.kind is Kind.CODE else _TYPES[column.kind]()
     if column.key:
-        return Column(column.name, kind, primary_key=True)
+        # An integer key part is the vendor's (a feed's place), never a counter of ours.
+        auto: bool | Literal["auto"] = False if column.kind is Kind.INT else "auto"
+        return Column(column.name, kind, primary_key=True, autoincrement=auto)
     return Column(column.name, kind, nullable=column.nullable)
 
 
-def _dataset_table(endpoint: Endpoint) -> Table:
-    """A dataset's table, from its declaration: its bucket key (the stream first, if it has
-    one), its own columns, then when it was fetched and whether it is final."""
-    key: list[Column[Any]] = []
-    if endpoint.takes_streams:
-        key.append(Column("stream_name", String(128), primary_key=True))
-    key.append(Column("resolution", String(5), primary_key=True))
-    key.append(Column("period_start", UtcDateTime, primary_key=True))
-    table = Table(
-        endpoint.table,
-        metadata,
-        *key,
-        *(_column(c) for c in endpoint.columns),
-        Column("fetched_at", UtcDateTime, nullable=False),
-        Column("is_final", Boolean, nullable=False),
-        CheckConstraint(RESOLUTIONS, name="resolution"),
-    )
-    if endpoint.period_index:
+def _dataset_table(declared: Endpoint | Query) -> Table:
+    """A dataset's table, from its declaration: its columns (key first) and indexes."""
+    columns = declared.table_columns
+    resolution = any(c.name == "resolution" for c in columns)
+    checks = [CheckConstraint(RESOLUTIONS, name="resolution")] if resolution else []
+    table = Table(declared.table, metadata, *(_column(c) for c in columns), *checks)
+    for name, indexed in declared.indexes.items():
         # Analysts ask "what happened in this period, across streams": serve that without a scan.
-        Index(f"ix_{endpoint.table}_period", table.c.resolution, table.c.period_start)
+        Index(name, *(table.c[c] for c in indexed))
     return table
 
 
-USAGE_TABLES = {e.table: _dataset_table(e) for e in ENDPOINTS}
+DATASET_TABLES = {d.table: _dataset_table(d) for d in DECLARED}
+# The REST datasets' tables, which `store_response` writes with their scopes' watermarks.
+USAGE_TABLES = {e.table: DATASET_TABLES[e.table] for e in ENDPOINTS}
 stream_usage = USAGE_TABLES[Dataset.STREAM_USAGE]
 stream_geo_usage = USAGE_TABLES[Dataset.STREAM_GEO_USAGE]
 account_usage = USAGE_TABLES[Dataset.ACCOUNT_USAGE]
 account_geo_usage = USAGE_TABLES[Dataset.ACCOUNT_GEO_USAGE]
 stream_tracking_usage = USAGE_TABLES[Dataset.STREAM_TRACKING_USAGE]
+stream_sessions = DATASET_TABLES[Dataset.STREAM_SESSIONS]
+stream_viewer_stats = DATASET_TABLES[Dataset.STREAM_VIEWER_STATS]
+account_viewer_stats = DATASET_TABLES[Dataset.ACCOUNT_VIEWER_STATS]
 
 # Where a tracked name came from; 'token' and 'webhook' arrived with migration 0003, 'feed'
 # with 0009.
@@ -247,7 +251,23 @@ ROLLUP_TABLES = (
     stream_monthly_totals,
 )
 
-# The feed history's and the viewer statistics' tables join this metadata whenever the
-# archive's do.
-import archiver.store.feed_tables  # noqa: E402
-import archiver.store.viewer_tables  # noqa: E402, F401
+# How far the feeds were last read: one row per source ('feeds'), moved only in the
+# transaction that stores what the read found.
+feed_reads = Table(
+    "feed_reads",
+    metadata,
+    Column("source", String(16), primary_key=True),
+    Column("watermark", UtcDateTime, nullable=False),
+    Column("read_at", UtcDateTime, nullable=False),
+)
+
+# Where each viewer statistics read starts next: the first period not yet final, per dataset
+# and stream ('' for the account); moved only in the transaction that stores the rows it read.
+viewer_reads = Table(
+    "viewer_reads",
+    metadata,
+    Column("dataset", String(32), primary_key=True),
+    Column("stream_name", String(128), primary_key=True),
+    Column("watermark", UtcDateTime, nullable=False),
+    Column("read_at", UtcDateTime, nullable=False),
+)

@@ -1,26 +1,16 @@
-"""Writing the viewer statistics: rows through the one upsert path, and each read's watermark."""
+"""Where each viewer statistics read starts next (`viewer_reads`), per dataset and stream."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from archiver.store.upsert import upsert_rows
-from archiver.store.viewer_tables import account_viewer_stats, stream_viewer_stats, viewer_reads
+from archiver.store.tables import viewer_reads
 
-STREAM_DATASET = "stream_viewer_stats"
-ACCOUNT_DATASET = "account_viewer_stats"
 ACCOUNT_KEY = ""  # the account's row in viewer_reads
-
-
-def save_stats(conn: Connection, dataset: str, rows: list[dict[str, Any]]) -> int:
-    """Upsert rows (every column given): a final row is never replaced by a non-final one."""
-    table = stream_viewer_stats if dataset == STREAM_DATASET else account_viewer_stats
-    return upsert_rows(conn=conn, table=table, rows=rows)
 
 
 def viewer_watermarks(conn: Connection, dataset: str) -> dict[str, datetime]:
