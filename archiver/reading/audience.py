@@ -10,7 +10,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from archiver.reading.coverage import FINAL, NOT_ARCHIVED, Coverage, parse_time
-from archiver.reading.report import UNIT_OF, bind_time, check_stream, label, machine
+from archiver.errors import InputError
+from archiver.reading.report import UNIT_OF, bind_time, label, machine
 from archiver.store.viewer_stats import ACCOUNT_DATASET, ACCOUNT_KEY, STREAM_DATASET
 from archiver.timeutil import Resolution, ceil, floor, next_start
 
@@ -48,6 +49,21 @@ class AudienceStream:
 def combine(metric: str, values: list[int]) -> int:
     """Periods joined: the highest peak (peaks never add up), or the sum of views started."""
     return max(values, default=0) if metric == "peak-viewers" else sum(values)
+
+
+def check_stream(conn: Connection, stream: str) -> None:
+    """An InputError unless the archive tracks `stream` or holds viewer statistics of it."""
+    known = conn.execute(
+        sa.text(
+            "SELECT EXISTS (SELECT 1 FROM tracked_streams WHERE stream_name = :s) "
+            "OR EXISTS (SELECT 1 FROM stream_viewer_stats WHERE stream_name = :s)"
+        ),
+        {"s": stream},
+    ).scalar_one()
+    if not known:
+        raise InputError(
+            f"no stream {stream!r} in the archive (see `archiver streams list`); nothing to report"
+        )
 
 
 def read_coverage(conn: Connection, stream: str | None) -> Coverage:
