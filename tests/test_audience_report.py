@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,6 +20,7 @@ from archiver.reading.audience import (
     top_audience,
 )
 from archiver.reading.report import FINAL, NOT_ARCHIVED, PARTIAL, SOME_NOT_ARCHIVED
+from archiver.store import db
 from archiver.store.db import transaction
 from archiver.store.viewer_stats import (
     ACCOUNT_DATASET,
@@ -62,14 +64,19 @@ STREAMS = [
 ]
 
 
-@pytest.fixture
-def watched(engine: Engine) -> Engine:
+def fill(engine: Engine) -> Engine:
+    """The account and two streams watched on Nov 20, read up to READ_AT."""
     with transaction(engine) as conn:
         save_stats(conn, ACCOUNT_DATASET, ACCOUNT)
         save_stats(conn, STREAM_DATASET, STREAMS)
         move_viewer_watermarks(conn, ACCOUNT_DATASET, [ACCOUNT_KEY], WATERMARK, READ_AT)
         move_viewer_watermarks(conn, STREAM_DATASET, ["big", "wide"], WATERMARK, READ_AT)
     return engine
+
+
+@pytest.fixture
+def watched(engine: Engine) -> Engine:
+    return fill(engine)
 
 
 def report(engine: Engine, by: str, metric: str, stream: str | None = None) -> list[Any]:
@@ -168,16 +175,18 @@ def test_unknown_stream_is_an_error(watched: Engine) -> None:
         )
 
 
-def test_cli_reports_the_audience(tmp_path: Path, cli: Callable[..., Ran]) -> None:
+def test_readme_audience_commands_run_as_written(tmp_path: Path, cli: Callable[..., Ran]) -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    commands = re.findall(r"`archiver (report --metric [^`|]*)`", readme)
+    assert len(commands) >= 2
     url = f"sqlite:///{tmp_path / 'a.db'}"
-    assert cli(["db", "upgrade"], tmp_path, ARCHIVER_DATABASE_URL=url).returncode == 0
-    result = cli(
-        ["report", "--metric", "peak-viewers", "--by", "stream", "--from", "2026-11-01"],
-        tmp_path,
-        ARCHIVER_DATABASE_URL=url,
-    )
-    assert result.returncode == 0, result.stderr
-    assert "peak concurrent viewers" in result.stdout
+    engine = db.make_engine(url)
+    db.upgrade(engine)
+    fill(engine).dispose()
+    for command in commands:
+        result = cli(command.split(), tmp_path, ARCHIVER_DATABASE_URL=url)
+        assert result.returncode == 0, (command, result.stderr)
+        assert "peak concurrent viewers: the most watching at once" in result.stdout
 
 
 @pytest.mark.parametrize(
