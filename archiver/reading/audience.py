@@ -9,15 +9,16 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from archiver.reading.coverage import FINAL, NOT_ARCHIVED, Coverage, parse_time
 from archiver.errors import InputError
+from archiver.reading.coverage import FINAL, NOT_ARCHIVED, Coverage, parse_time
 from archiver.reading.report import UNIT_OF, bind_time, label, machine
 from archiver.store.viewer_stats import ACCOUNT_DATASET, ACCOUNT_KEY, STREAM_DATASET
 from archiver.timeutil import Resolution, ceil, floor, next_start
 
-METRICS = ("peak-viewers", "views-started")
 # The view column each metric reads; it also names the value in CSV and JSON.
 COLUMN = {"peak-viewers": "peak_viewers", "views-started": "views_started"}
+# The 5-minute column the view's figure is made of (the most of, or the sum).
+RAW = {"peak-viewers": "active_viewers", "views-started": "views_started"}
 HEADING = {"peak-viewers": "peak viewers", "views-started": "views started"}
 MEANING = {
     "peak-viewers": "peak concurrent viewers: the most watching at once, at the end of any "
@@ -166,10 +167,21 @@ def top_audience(
     """The `top` streams by `metric` over the whole days meeting `[start, stop)`."""
     first, last = floor(start, Resolution.DAY), ceil(stop, Resolution.DAY)
     total = "MAX" if metric == "peak-viewers" else "SUM"
+    # What stream_daily_viewers gives over these days (each stream's highest 5-minute end, or
+    # its sum), read through the key instead: the view can only find a range of days by
+    # scanning every row of every stream (19 s for a year of 1,000 streams on SQLite), the
+    # key finds each stream's range (0.5 s). The names come one seek at a time, as the key
+    # sorts them.
     query = sa.text(
-        f"SELECT stream_name, {total}({COLUMN[metric]}) AS value FROM stream_daily_viewers "
-        "WHERE day >= :start AND day < :stop GROUP BY stream_name "
-        "ORDER BY value DESC, stream_name LIMIT :top"
+        "WITH RECURSIVE names(name) AS ("
+        " SELECT MIN(stream_name) FROM stream_viewer_stats"
+        " UNION ALL SELECT (SELECT MIN(stream_name) FROM stream_viewer_stats"
+        " WHERE stream_name > names.name) FROM names WHERE names.name IS NOT NULL) "
+        f"SELECT name, value FROM (SELECT name, (SELECT {total}({RAW[metric]}) "
+        "FROM stream_viewer_stats s WHERE s.stream_name = names.name "
+        "AND s.period_start >= :start AND s.period_start < :stop) AS value "
+        "FROM names WHERE name IS NOT NULL) ranked WHERE value IS NOT NULL "
+        "ORDER BY value DESC, name LIMIT :top"
     )
     params = {"start": bind_time(conn, first), "stop": bind_time(conn, last), "top": top}
     rows = [
