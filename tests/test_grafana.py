@@ -19,6 +19,11 @@ GRAFANA = Path(__file__).resolve().parents[1] / "config" / "grafana"
 DASHBOARD = GRAFANA / "dashboards" / "archiver.json"
 # The dashboard's time range in the test: Nov 26-30, 2026, as Grafana sends it.
 FROM, TO = "2026-11-26T00:00:00Z", "2026-11-30T23:59:59Z"
+VIEWER_PANELS = (
+    "Peak concurrent viewers per hour (account)",
+    "Peak concurrent viewers per day (account)",
+    "Top 10 streams by peak concurrent viewers",
+)
 
 
 def panels() -> dict[str, dict[str, Any]]:
@@ -74,6 +79,7 @@ def test_every_panel_on_an_archive_matches_the_truth(
         "Coverage: data lost (gaps) and scopes failing",
         "Last successful cycle",
         "Archived up to (watermark per dataset and resolution)",
+        *VIEWER_PANELS,
     }
     days = truth("account_usage", "Day", "2026-11-26", "2026-12-01")
     egress = run(engine, "Egress per day (account)")
@@ -96,3 +102,46 @@ def test_every_panel_on_an_archive_matches_the_truth(
     marks = run(engine, "Archived up to (watermark per dataset and resolution)")
     assert {r["dataset"] for r in marks} >= {"account_usage", "stream_usage"}
     assert all(isinstance(r[k], int) for r in egress for k in ("egress", "ingest"))
+
+
+def viewer_peaks(
+    rows: list[dict[str, Any]], width: int, key: str = ""
+) -> dict[tuple[str, str], int]:
+    """The most active viewers at any 5-minute end, per (key, first `width` characters of the
+    period): 13 an hour, 10 a day."""
+    peaks: dict[tuple[str, str], int] = defaultdict(int)
+    for r in rows:
+        at = (r.get(key, ""), r["period_start"][:width])
+        peaks[at] = max(peaks[at], r["active_viewers"])
+    return peaks
+
+
+def _time(value: Any) -> str:
+    # PostgreSQL returns a timestamptz, SQLite the view's text.
+    return value if isinstance(value, str) else value.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@pytest.mark.e2e
+def test_viewer_panels_match_the_simulators_viewers(
+    filled: tuple[Engine, Truth],  # noqa: F811
+) -> None:
+    # Grafana reads PostgreSQL; the panels' SQL is plain enough to hold on SQLite too.
+    engine, truth = filled
+    account = truth("account_viewer_stats", "", "2026-11-26", "2026-12-01")
+    hours = viewer_peaks(account, 13)
+    expected = [(f"{h}:00:00Z", peak) for (_, h), peak in sorted(hours.items())]
+    got = run(engine, "Peak concurrent viewers per hour (account)")
+    assert [(_time(r["time"]), r["peak_viewers"]) for r in got] == expected
+    days = viewer_peaks(account, 10)
+    assert len(days) == 5
+    assert len(set(days.values())) > 1, "too few distinct days to prove a peak"
+    got = run(engine, "Peak concurrent viewers per day (account)")
+    assert [(_time(r["time"]), r["peak_viewers"]) for r in got] == [
+        (f"{d}T00:00:00Z", peak) for (_, d), peak in sorted(days.items())
+    ]
+    streams = viewer_peaks(
+        truth("stream_viewer_stats", "", "2026-11-26", "2026-12-01"), 0, "stream_name"
+    )
+    top = sorted(((s, p) for (s, _), p in streams.items()), key=lambda sp: (-sp[1], sp[0]))
+    got = run(engine, "Top 10 streams by peak concurrent viewers")
+    assert [(r["stream_name"], r["peak_viewers"]) for r in got] == top[:10]

@@ -16,6 +16,15 @@ from archiver.reading.html import html_report
 from archiver.store import db
 from archiver.store.tables import account_geo_usage, stream_usage
 from archiver.store.upsert import upsert_rows
+from archiver.store.viewer_stats import (
+    ACCOUNT_DATASET,
+    ACCOUNT_KEY,
+    STREAM_DATASET,
+    move_viewer_watermarks,
+    save_stats,
+)
+from tests.test_audience_report import M as MINUTE
+from tests.test_audience_report import stat
 from tests.test_query_times import geo, usage
 from tests.test_usage_report import D25, POLICY, READ_AT, H, archive  # noqa: F401  (fixture)
 
@@ -84,6 +93,14 @@ def test_page_renders_without_errors_and_shows_the_archive(
         upsert_rows(
             conn=conn, table=stream_usage, rows=[usage("<script>x</script>", "Day", D25, 99)]
         )
+        # Viewers read from 10:00 to 12:00, final: two periods at 10:00, none at 11:00.
+        stats = [
+            stat(D25 + 10 * H, 12, 12, is_final=True),
+            stat(D25 + 10 * H + 5 * MINUTE, 30, 20, is_final=True),
+        ]
+        save_stats(conn, ACCOUNT_DATASET, [{**s, "streams": 1} for s in stats])
+        save_stats(conn, STREAM_DATASET, [{**s, "stream_name": "<b>cam</b>"} for s in stats])
+        move_viewer_watermarks(conn, ACCOUNT_DATASET, [ACCOUNT_KEY], D25 + 12 * H, READ_AT)
     with engine.connect() as conn:
         page = html_report(
             conn,
@@ -101,7 +118,25 @@ def test_page_renders_without_errors_and_shows_the_archive(
     assert "<script" not in page.lower()
     figures = Figures()
     figures.feed(dom)
-    assert set(figures.marks) == {"bytes_out", "bytes_in", "stream", "country"}
+    assert set(figures.marks) == {
+        "bytes_out",
+        "bytes_in",
+        "stream",
+        "country",
+        "peak_viewers",
+        "stream-peak",
+    }
+    peaks = {
+        m["data-period"]: (m.get("data-value"), m["data-state"])
+        for m in figures.marks["peak_viewers"]
+    }
+    # The most at once (30), never the sum (42); a read hour without viewers is 0.
+    assert peaks["2026-11-25T10:00:00Z"] == ("30", "final")
+    assert peaks["2026-11-25T11:00:00Z"] == ("0", "final")
+    assert peaks["2026-11-25T12:00:00Z"] == ("0", "partial")
+    assert peaks["2026-11-25T08:00:00Z"] == (None, "not archived")
+    watched = [(m["data-stream-peak"], m["data-value"]) for m in figures.marks["stream-peak"]]
+    assert watched == [("<b>cam</b>", "30")]
     egress = {
         m["data-period"]: (m.get("data-value"), m["data-state"]) for m in figures.marks["bytes_out"]
     }

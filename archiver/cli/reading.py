@@ -34,9 +34,9 @@ def add_report(commands: Commands) -> None:
     """The `report` command."""
     rep = commands.add_parser(
         "report",
-        help="bytes in/out per hour, day or month",
-        description="Bytes in and out of one stream (or, without --stream, the account) per "
-        "hour, day or month, from the archive.",
+        help="bytes in/out or viewers per hour, day or month",
+        description="Bytes in and out (or, with --metric, the viewers) of one stream (or, "
+        "without --stream, the account) per hour, day or month, from the archive.",
     )
     rep.add_argument("--stream", help="stream name (default: the whole account)")
     rep.add_argument(
@@ -50,7 +50,14 @@ def add_report(commands: Commands) -> None:
         "--by",
         choices=("hour", "day", "month", "stream"),
         default="day",
-        help="periods, or a ranking of streams by egress (default day)",
+        help="periods, or a ranking of streams by egress or --metric (default day)",
+    )
+    rep.add_argument(
+        "--metric",
+        choices=("bytes", "peak-viewers", "views-started"),
+        default="bytes",
+        help="bytes in/out (default); peak-viewers: peak concurrent viewers, the most watching "
+        "at once at the end of any 5-minute period; views-started: views begun, summed",
     )
     rep.add_argument(
         "--top", type=int, default=10, help="with --by stream: how many streams (default 10)"
@@ -59,7 +66,8 @@ def add_report(commands: Commands) -> None:
         "--format",
         choices=("table", "csv", "json", "html"),
         default="table",
-        help="html: one self-contained page of charts (account, top streams, countries)",
+        help="html: one self-contained page of charts (account, peak viewers, top streams, "
+        "countries)",
     )
     rep.add_argument("--output", help="file to write (default: stdout)")
     rep.set_defaults(handler=cmd_report)
@@ -95,6 +103,8 @@ def _check_report_args(args: argparse.Namespace) -> None:
         raise InputError("--format html charts the account: use --by hour, day or month")
     if args.format == "html" and args.stream:
         raise InputError("--format html charts the whole account: drop --stream")
+    if args.format == "html" and args.metric != "bytes":
+        raise InputError("--format html charts bytes and peak viewers together: drop --metric")
     if args.by == "stream" and args.stream:
         raise InputError("--by stream ranks every stream: drop --stream")
 
@@ -115,11 +125,35 @@ def _usage_text(
         return html_report(
             conn, start=start, stop=stop, by=args.by, top=args.top, now=now, policy=policy
         )
+    if args.metric != "bytes":
+        return _audience_text(conn, args, start, stop)
     if args.by == "stream":
         ranking, first, last = top_streams(conn, start=start, stop=stop, top=args.top)
         return render_streams(ranking, first, last, args.format)
     rows = usage_report(conn, stream=args.stream, start=start, stop=stop, by=args.by, policy=policy)
     return render_periods(rows, args.format)
+
+
+def _audience_text(
+    conn: Connection, args: argparse.Namespace, start: datetime, stop: datetime
+) -> str:
+    from archiver.reading.audience import (
+        audience_report,
+        render_audience,
+        render_audience_streams,
+        top_audience,
+    )
+
+    if args.by == "stream":
+        ranking, first, last = top_audience(
+            conn, start=start, stop=stop, top=args.top, metric=args.metric
+        )
+        return render_audience_streams(ranking, first, last, args.metric, args.format)
+    rows = audience_report(
+        conn, stream=args.stream, start=start, stop=stop, by=args.by, metric=args.metric
+    )
+    scope = f"stream {args.stream}" if args.stream else "the whole account"
+    return render_audience(rows, args.metric, args.by, scope, args.format)
 
 
 class _Exportable:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from html import escape
@@ -9,6 +10,7 @@ from html import escape
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from archiver.reading.audience import AudienceRow, AudienceStream, audience_report, top_audience
 from archiver.reading.report import (
     FINAL,
     NOT_ARCHIVED,
@@ -26,6 +28,7 @@ from archiver.reading.report import (
 from archiver.rules.plan import Policy
 from archiver.timeutil import Resolution, ceil, count_buckets, floor, format_iso, next_start, utc
 
+Show = Callable[[int], str]
 WIDTH = 960
 BAR_AREA = 220
 # Nothing may be fetched: the page must open from a file, offline, years from now.
@@ -64,7 +67,10 @@ def countries(conn: Connection, *, start: datetime, stop: datetime) -> list[Coun
     return [CountryRow(c, int(v), int(s)) for c, v, s in conn.execute(query, params)]
 
 
-def _slots(row: PeriodRow, unit: Resolution) -> int:
+Row = PeriodRow | AudienceRow
+
+
+def _slots(row: Row, unit: Resolution) -> int:
     """How many periods a row stands for: a run never archived is as wide as it is long."""
     if row.through in (None, row.period):
         return 1
@@ -73,16 +79,21 @@ def _slots(row: PeriodRow, unit: Resolution) -> int:
     return count_buckets(label_start(row.period, unit), stop, unit)
 
 
-def _series(rows: list[PeriodRow], unit: Resolution, metric: str, title: str) -> str:
+def _count(value: int) -> str:
+    return f"{value:,}"
+
+
+def _series(
+    rows: Sequence[Row], values: list[int], unit: Resolution, metric: str, title: str, show: Show
+) -> str:
     """Bars per period; partial periods hatched, periods never archived as grey bands."""
     widths = [_slots(r, unit) for r in rows]
     step = (WIDTH - 60) / max(sum(widths), 1)
-    values = [getattr(r, metric) or 0 for r in rows]
     top = max(values, default=0) or 1
     parts = [
         f'<svg class="chart series" data-metric="{metric}" width="{WIDTH}" '
         f'height="{BAR_AREA + 50}" role="img" aria-label="{escape(title)}">',
-        f'<text x="0" y="12">{escape(human_bytes(top))}</text>',
+        f'<text x="0" y="12">{escape(show(top))}</text>',
         f'<line class="axis" x1="55" y1="{BAR_AREA + 10}" x2="{WIDTH}" y2="{BAR_AREA + 10}"/>',
     ]
     slot = 0
@@ -106,7 +117,7 @@ def _series(rows: list[PeriodRow], unit: Resolution, metric: str, title: str) ->
             f'<rect class="bar {state}" data-period="{escape(row.period)}" data-value="{value}" '
             f'data-state="{row.state}" x="{x:.1f}" y="{10 + BAR_AREA - height:.1f}" '
             f'width="{width:.1f}" height="{height:.1f}"><title>{escape(span)}: '
-            f"{escape(human_bytes(value))}{escape(note)}</title></rect>"
+            f"{escape(show(value))}{escape(note)}</title></rect>"
         )
     if rows:
         parts.append(f'<text x="58" y="{BAR_AREA + 28}">{escape(rows[0].period)}</text>')
@@ -143,6 +154,8 @@ def render_page(
     unit: Resolution,
     ranking: list[StreamRow],
     viewers: list[CountryRow],
+    peaks: list[AudienceRow],
+    peak_ranking: list[AudienceStream],
     start: datetime,
     stop: datetime,
     made_at: datetime,
@@ -159,6 +172,9 @@ def render_page(
     )
     streams = [(r.stream, r.bytes_out, human_bytes(r.bytes_out)) for r in ranking]
     places = [(c.country, c.views, f"{c.views:,} views") for c in viewers]
+    watched = [(r.stream, r.value, f"{r.value:,} at once") for r in peak_ranking]
+    bytes_out = [r.bytes_out or 0 for r in rows]
+    bytes_in = [r.bytes_in or 0 for r in rows]
     return "\n".join(
         [
             "<!DOCTYPE html>",
@@ -180,13 +196,26 @@ def render_page(
             '<span><i class="swatch" style="background:#ddd;border-color:#ddd"></i>'
             "not archived</span></p>",
             "<h2>Egress (bytes out)</h2>",
-            _series(rows, unit, "bytes_out", "egress over time"),
+            _series(rows, bytes_out, unit, "bytes_out", "egress over time", human_bytes),
             "<h2>Ingest (bytes in)</h2>",
-            _series(rows, unit, "bytes_in", "ingest over time"),
+            _series(rows, bytes_in, unit, "bytes_in", "ingest over time", human_bytes),
+            "<h2>Peak concurrent viewers (account)</h2>",
+            "<p>The most viewers watching at once at the end of any 5-minute period of each "
+            "period (not a sum).</p>",
+            _series(
+                peaks,
+                [r.value or 0 for r in peaks],
+                unit,
+                "peak_viewers",
+                "peak concurrent viewers over time",
+                _count,
+            ),
             f"<h2>Top {len(ranking)} streams by egress</h2>",
             _ranking(streams, "stream") if streams else "<p>No stream traffic archived.</p>",
             "<h2>Viewers by country</h2>",
             _ranking(places, "country") if places else "<p>No viewers archived.</p>",
+            f"<h2>Top {len(peak_ranking)} streams by peak concurrent viewers</h2>",
+            _ranking(watched, "stream-peak") if watched else "<p>No viewers archived.</p>",
             "</body></html>",
         ]
     )
@@ -202,15 +231,20 @@ def html_report(
     now: datetime,
     policy: Policy | None = None,
 ) -> str:
-    """The account's usage per `by` period, top streams and countries as one HTML page."""
+    """The account's usage and peak viewers per `by` period, top streams (by egress and by
+    peak viewers) and countries as one HTML page."""
     rows = usage_report(conn, stream=None, start=start, stop=stop, by=by, policy=policy)
     ranking, _, _ = top_streams(conn, start=start, stop=stop, top=top)
     viewers = countries(conn, start=start, stop=stop)
+    peaks = audience_report(conn, stream=None, start=start, stop=stop, by=by, metric="peak-viewers")
+    peak_ranking, _, _ = top_audience(conn, start=start, stop=stop, top=top, metric="peak-viewers")
     return render_page(
         rows=rows,
         unit=UNIT_OF[by],
         ranking=ranking,
         viewers=viewers,
+        peaks=peaks,
+        peak_ranking=peak_ranking,
         start=utc(start),
         stop=utc(stop),
         made_at=now,

@@ -197,8 +197,8 @@ def top_streams(
     return rows, first, last
 
 
-def _machine(rows: list[Any], fmt: str) -> str:
-    records = [asdict(r) for r in rows]
+def machine(records: list[dict[str, Any]], fmt: str) -> str:
+    """Records as indented JSON, or as CSV with a header (nothing for no records)."""
     if fmt == "json":
         return json.dumps(records, indent=2)
     if not records:
@@ -213,7 +213,7 @@ def _machine(rows: list[Any], fmt: str) -> str:
 def render_periods(rows: list[PeriodRow], fmt: str) -> str:
     """Periods as a table in human units, or as CSV/JSON with exact integers."""
     if fmt != "table":
-        return _machine(rows, fmt)
+        return machine([asdict(r) for r in rows], fmt)
     lines = [f"{'period (UTC)':<26} {'bytes in':>10} {'bytes out':>10}  note"]
     for row in rows:
         if row.state == NOT_ARCHIVED:
@@ -239,7 +239,7 @@ def render_periods(rows: list[PeriodRow], fmt: str) -> str:
 def render_streams(rows: list[StreamRow], first: datetime, last: datetime, fmt: str) -> str:
     """The stream ranking as a table in human units, or as CSV/JSON with exact integers."""
     if fmt != "table":
-        return _machine(rows, fmt)
+        return machine([asdict(r) for r in rows], fmt)
     days = f"{label(first, Resolution.DAY)} to {label(last - timedelta(days=1), Resolution.DAY)}"
     lines = [f"{'#':>3}  {'stream':<40} {'bytes in':>10} {'bytes out':>10}"]
     for row in rows:
