@@ -1,4 +1,4 @@
-"""The SQL text guarding finality (the final-row guard, the move's scope) on SQLite and PostgreSQL."""
+"""The SQL that guards finality (final-row guard, the move's scope) on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
