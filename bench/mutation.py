@@ -162,9 +162,10 @@ def _run_tests(tests: list[str], marks: str) -> int:
 
 
 def run(
-    modules: list[str], limit: int | None, marks: str = "not completeness"
+    modules: list[str], limit: int | None, marks: str = "not completeness", every: int = 1
 ) -> list[tuple[str, int, int, list[Mutant]]]:
-    """Mutate each module in turn; returns (module, mutants, killed, survivors)."""
+    """Mutate each module in turn (every `every`-th mutant, from the first); returns (module,
+    mutants, killed, survivors)."""
     results = []
     for module in modules:
         tests = TARGETS[module]
@@ -172,7 +173,7 @@ def run(
         original = path.read_text()
         if _run_tests(tests, marks) != 0:
             raise SystemExit(f"the tests of {module} fail before any mutation: fix them first")
-        candidates = mutants(module, original)[:limit]
+        candidates = mutants(module, original)[::every][:limit]
         survivors: list[Mutant] = []
         try:
             for number, mutant in enumerate(candidates, 1):
@@ -180,6 +181,8 @@ def run(
                 code = _run_tests(tests, marks)
                 if code == 0:
                     survivors.append(mutant)
+                    # Named at once: a long run's survivors can be worked on while it goes on.
+                    sys.stderr.write(f"\nsurvived: {module}:{mutant.line} {mutant.description}\n")
                 sys.stderr.write(
                     f"\r{module}: {number}/{len(candidates)} mutants, {len(survivors)} survived"
                 )
@@ -240,6 +243,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--module", action="append", choices=sorted(TARGETS))
     parser.add_argument("--limit", type=int, help="at most this many mutants a module")
+    parser.add_argument(
+        "--every", type=int, default=1, help="a sample: every Nth mutant, from the first"
+    )
     parser.add_argument("--no-record", action="store_true", help="do not write MUTATION.md")
     parser.add_argument(
         "--marks",
@@ -251,7 +257,7 @@ def main() -> None:
     # SIGTERM unwinds like Ctrl-C, so that the module under test is always put back.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     began = time.monotonic()
-    results = run(args.module or list(TARGETS), args.limit, args.marks)
+    results = run(args.module or list(TARGETS), args.limit, args.marks, args.every)
     text = record(results, time.monotonic() - began)
     sys.stdout.write(text)
     if args.no_record:

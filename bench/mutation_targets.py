@@ -61,6 +61,7 @@ TARGETS: dict[str, list[str]] = {
     },
     "archiver/api/transport.py": ["tests/test_api_retry.py", *API_TESTS],
     "archiver/api/retry.py": ["tests/test_api_retry.py", *API_TESTS],
+    # The service: fast tests only (the e2e service tests start real processes; minutes each).
     "archiver/service/lock.py": [
         "tests/test_lock.py",
         "tests/test_lock_scope.py",
@@ -68,20 +69,32 @@ TARGETS: dict[str, list[str]] = {
     ],
     "archiver/service/runner.py": [
         "tests/test_fast_invariants.py",
-        "tests/test_outages_and_refusals.py",
+        "tests/test_webhook_spool.py",
+        "tests/test_startup.py",
         "tests/test_first_contact.py",
-        "tests/test_service.py",
+        "tests/test_outages_and_refusals.py",
     ],
-    "archiver/service/webhooks.py": ["tests/test_webhooks.py", "tests/test_service.py"],
+    "archiver/service/webhooks.py": [
+        "tests/test_webhooks.py",
+        "tests/test_webhook_spool.py",
+        "tests/test_fast_invariants.py",
+    ],
+    "archiver/service/spool.py": [
+        "tests/test_webhook_spool.py",
+        "tests/test_webhooks.py",
+        "tests/test_fast_invariants.py",
+    ],
+    "archiver/service/replay.py": ["tests/test_webhook_spool.py", "tests/test_fast_invariants.py"],
     "archiver/reading/export.py": [
         "tests/test_export_csv.py",
         "tests/test_output_files.py",
-        "tests/test_export_views.py",
         "tests/test_sqlite_urls.py",
+        "tests/test_hostile.py",
     ],
     "archiver/reading/attribution.py": [
         "tests/test_fast_invariants.py",
         "tests/test_reconciliation_views.py",
         "tests/test_status.py",
+        "tests/test_export_views.py",
     ],
 }

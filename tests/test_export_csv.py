@@ -99,6 +99,8 @@ def test_reals_are_written_exactly_and_numbers_never_neutralised(engine: Engine)
     # Each database spells floats its own way (SQLite 1/3 to 15 digits, COPY 2.0 as `2`):
     # the CSV holds them as JSON and Python write them, on both.
     skews = [1 / 3, -7200.123456789012, 0.1, None, 1e-7, 2.0, -86400.0]
+    # Text on this (Python) path is neutralised too: each formula prefix once.
+    problems = ["=1", "+1", "-x", "@SUM(A1)", "\tt", None, None]
     with engine.begin() as conn:
         for i, skew in enumerate(skews):
             conn.execute(
@@ -113,6 +115,7 @@ def test_reals_are_written_exactly_and_numbers_never_neutralised(engine: Engine)
                     gaps=0,
                     error=None if i % 2 else f"-{i}, =SUM(A1)",
                     clock_skew_seconds=skew,
+                    clock_problem=problems[i],
                 )
             )
     text, count = _exported(engine, "sync_runs")
@@ -123,6 +126,7 @@ def test_reals_are_written_exactly_and_numbers_never_neutralised(engine: Engine)
     # clock_problem (empty) follows clock_skew_seconds.
     assert ",2.0,\n" in text
     assert ",-86400.0,\n" in text
+    assert ",'@SUM(A1)\n" in text
 
 
 def test_every_awkward_text_reads_back_as_written(engine: Engine) -> None:

@@ -3,6 +3,7 @@ ask for the advisory lock leaks no connection."""
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -69,7 +70,7 @@ def test_a_lock_on_another_database_of_the_server_is_not_this_archives_service(
 
 @pytest.mark.parametrize("failure", [sa.exc.OperationalError, RuntimeError])
 def test_a_failed_ask_for_the_advisory_lock_leaks_no_connection(
-    postgres_url: str, failure: type[BaseException]
+    postgres_url: str, failure: type[BaseException], caplog: pytest.LogCaptureFixture
 ) -> None:
     engine = db.make_engine(postgres_url)
 
@@ -89,6 +90,11 @@ def test_a_failed_ask_for_the_advisory_lock_leaks_no_connection(
             assert not lock.try_acquire()
             assert lock.problem is not None
             assert "server closed the connection" in lock.problem
+            # The operator's line: why this instance cannot even ask (not "another is active").
+            warned = [r for r in caplog.records if r.levelno == logging.WARNING]
+            assert [r.getMessage() for r in warned] == [
+                f"cannot take the instance lock: {lock.problem}"
+            ]
         assert engine.pool.checkedout() == 0  # type: ignore[attr-defined]
     finally:
         engine.dispose()
