@@ -10,6 +10,7 @@ from bench.backfill import bench_backfill
 from bench.common import HERE, WORK, machine
 from bench.cycles import bench_cycle_time, bench_requests_per_cycle
 from bench.results import merge
+from bench.startup import bench_startup
 from bench.store_speed import bench_store
 
 
@@ -19,8 +20,8 @@ def main() -> int:
     parser.add_argument("--output", type=Path, default=HERE / "RESULTS.md")
     parser.add_argument(
         "--only",
-        default="requests,cycle,backfill,store",
-        help="comma-separated subset of: requests, cycle, backfill, store",
+        default="requests,cycle,backfill,store,startup",
+        help="comma-separated subset of: requests, cycle, backfill, store, startup",
     )
     parser.add_argument(
         "--backfill-streams",
@@ -49,6 +50,8 @@ def main() -> int:
             bench_backfill(lines, args.runs, streams)
     if "store" in chosen:
         bench_store(lines, args.runs)
+    if "startup" in chosen:
+        bench_startup(lines, args.runs)
     # A partial run (`--only`) replaces its own sections and keeps every other one.
     stamp = [line for line in machine() if line]
     args.output.write_text(merge(args.output, "\n".join(lines), stamp))

@@ -1,31 +1,29 @@
-"""How fast the read-only commands start: process wall and CPU per command, against baselines.
+"""How fast the read-only commands start: process wall and CPU, beside the libraries' floors.
 
-`python -m bench.startup` builds a small archive with `archiver demo`, then runs `--help`,
-`health`, `status`, `report` and `export` as real processes, each at least five times, beside
-`python -c pass` and the imports no reading command can skip (SQLAlchemy, the settings'
-pydantic-settings), measured in the same run; `--before REV` adds the same commands at another
-revision of the code. One `-X importtime` run per command says where its time goes.
+`python -m bench --only startup` (or `python -m bench.startup`) builds a small archive with
+`archiver demo`, then runs `--help`, `health`, `status`, `report` and `export` as real
+processes, at least five times each, in turns with `python -c pass` and the imports no reading
+command can skip (SQLAlchemy, pydantic-settings) and with the same commands at the revision
+before issue 24's start-up work. One `-X importtime` run per command says where its time goes.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-RESULTS = HERE / "RESULTS.md"
 ROOT = HERE.parent
-BEGIN, END = "<!-- bench.startup: begin -->", "<!-- bench.startup: end -->"
+# main before issue 24 goal 5 (the read-only commands' start); `--before` measures another.
+BEFORE = "d5d8ac2"
+HEADING = "## Start of the read-only commands (`python -m bench --only startup`)"
 # The targets of issue 24 (process wall on an idle machine).
 TARGETS = {"health": 0.25}
 TARGET = 0.35
@@ -84,7 +82,7 @@ def run_once(argv: list[str], env: dict[str, str], cwd: Path) -> tuple[float, fl
 def measure(cases: list[Case], runs: int, cwd: Path) -> None:
     """Each case `runs` times, in turns (a busy machine's ups and downs fall on all alike)."""
     for case in cases:
-        run_once(case.argv, case.env, cwd)  # warm the file cache and this revision's bytecode
+        run_once(case.argv, case.env, cwd)  # warms the file cache and writes the bytecode
     for _ in range(runs):
         for case in cases:
             wall, cpu = run_once(case.argv, case.env, cwd)
@@ -92,29 +90,23 @@ def measure(cases: list[Case], runs: int, cwd: Path) -> None:
             case.cpus.append(cpu)
 
 
-def import_breakdown(argv: list[str], env: dict[str, str], cwd: Path, top: int = 6) -> str:
+def import_breakdown(case: Case, cwd: Path, top: int = 6) -> str:
     """The packages whose imports cost a command most, from one `-X importtime` run (each
     module's own time, summed by top-level package: no time is counted twice)."""
+    argv = [case.argv[0], "-X", "importtime", *case.argv[1:]]
     result = subprocess.run(
-        [argv[0], "-X", "importtime", *argv[1:]],
-        env=env,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        check=False,
+        argv, env=case.env, cwd=cwd, capture_output=True, text=True, check=False
     )
     costs: dict[str, int] = {}
-    total = 0
     for line in result.stderr.splitlines():
         fields = line.removeprefix("import time:").split("|")
         if not line.startswith("import time:") or len(fields) != 3 or "self" in fields[0]:
             continue
         package = fields[2].strip().split(".")[0]
         costs[package] = costs.get(package, 0) + int(fields[0])
-        total += int(fields[0])
     ranked = sorted(costs.items(), key=lambda item: -item[1])[:top]
     parts = [f"{package} {micros / 1000:.0f}" for package, micros in ranked]
-    return f"{total / 1000:.0f} ms in all: " + ", ".join(parts)
+    return f"{sum(costs.values()) / 1000:.0f} ms in all: " + ", ".join(parts)
 
 
 def demo_archive(folder: Path, env: dict[str, str]) -> str:
@@ -130,104 +122,103 @@ def demo_archive(folder: Path, env: dict[str, str]) -> str:
 
 
 def checkout(revision: str, folder: Path) -> Path:
-    """The package at `revision`, unpacked into `folder` (run with PYTHONPATH=folder)."""
+    """The package at `revision` (its migrations inside, as a wheel ships them), unpacked into
+    `folder`: run with PYTHONPATH=folder, it is imported instead of this tree's."""
     folder.mkdir()
     archive = subprocess.run(
-        ["git", "-C", str(ROOT), "archive", revision, "archiver"], check=True, capture_output=True
+        ["git", "-C", str(ROOT), "archive", revision, "archiver", "migrations"],
+        check=True,
+        capture_output=True,
     ).stdout
     subprocess.run(["tar", "-x", "-C", str(folder)], input=archive, check=True)
+    (folder / "migrations").rename(folder / "archiver" / "migrations")
     return folder
-
-
-def machine() -> list[str]:
-    cpu = "unknown"
-    info = Path("/proc/cpuinfo")
-    for line in info.read_text().splitlines() if info.exists() else []:
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
-    return [
-        f"- date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
-        f"- machine: {platform.node()}, {os.cpu_count()} cores ({cpu}), "
-        f"{platform.system()} {platform.release()}, Python {platform.python_version()}",
-    ]
 
 
 def load() -> str:
     return ", ".join(f"{value:.2f}" for value in os.getloadavg())
 
 
-def bench(runs: int, before: str | None, url: str | None) -> list[str]:
+def environment(folder: Path) -> dict[str, str]:
+    """This environment without ARCHIVER_* settings, and with bytecode written (under `folder`,
+    not the source tree) and read back: an installed package has it (pip compiles on install),
+    an editable one under PYTHONDONTWRITEBYTECODE=1 compiles every module on every start."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ARCHIVER_")}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env["PYTHONPYCACHEPREFIX"] = str(folder / "bytecode")
+    return env
+
+
+def bench_startup(
+    lines: list[str], runs: int, before: str | None = BEFORE, url: str | None = None
+) -> None:
+    """Add the section of the read-only commands' start to `lines` (at least five runs)."""
+    runs = max(runs, 5)
     with tempfile.TemporaryDirectory(prefix="bench-startup-") as temporary:
         folder = Path(temporary)
+        env = environment(folder)
         env["ARCHIVER_DATABASE_URL"] = url or demo_archive(folder, env)
         python = [sys.executable]
-        lines = [
-            "## Start of the read-only commands (`python -m bench.startup`)",
+        commands = [(name, [*python, "-m", "archiver", *argv]) for name, argv in COMMANDS]
+        cases = [Case(name, python + argv, env) for name, argv in BASELINES]
+        cases += [Case(name, argv, env, TARGETS.get(argv[3], TARGET)) for name, argv in commands]
+        uncached = dict(env, PYTHONDONTWRITEBYTECODE="1")
+        uncached.pop("PYTHONPYCACHEPREFIX")
+        cases.append(Case("archiver health, its bytecode not cached", commands[1][1], uncached))
+        if before is not None:
+            old = dict(env, PYTHONPATH=str(checkout(before, folder / "before")))
+            cases += [Case(f"{name} at {before}", argv, old) for name, argv in commands]
+        started_at = load()
+        measure(cases, runs, folder)
+        floor = min(cases[len(BASELINES) - 1].cpus)
+        lines += [
+            HEADING,
             "",
-            *machine(),
-            f"- load average (1, 5, 15 min) before: {load()}",
+            f"- load average (1, 5, 15 min) before: {started_at}; after: {load()}",
             f"- archive: {'given' if url else 'a SQLite `archiver demo` of 5 streams, 1 day'}; "
             f"{runs} runs of each command after one warm-up run, all commands in turns; seconds. "
             "CPU is the process's own user + system time, which a busy machine inflates less "
             "than wall; the floor is the last baseline's CPU min (the libraries every reading "
-            "command must import).",
+            "command must import). Bytecode is cached (written in the warm-up run) as in an "
+            "installed package (pip compiles on install), except in the row that says otherwise "
+            "(an editable install under PYTHONDONTWRITEBYTECODE=1 compiles them on every start)."
+            + (f" `at {before}`: the same command with the package of {before}." if before else ""),
             "",
             "| command | wall min | wall median | CPU min | CPU median | CPU min over the "
             "floor | target (wall min) |",
             "|---|---:|---:|---:|---:|---:|---|",
-        ]
-        cases = [Case(name, python + argv, env) for name, argv in BASELINES]
-        commands = [(name, [*python, "-m", "archiver", *argv]) for name, argv in COMMANDS]
-        cases += [Case(name, argv, env, TARGETS.get(argv[3], TARGET)) for name, argv in commands]
-        if before is not None:
-            lines.insert(-4, f"- `at {before}`: the same command with the package of {before}.")
-            old = dict(env, PYTHONPATH=str(checkout(before, folder / "before")))
-            cases += [Case(f"{name} at {before}", argv, old) for name, argv in commands]
-        measure(cases, runs, folder)
-        floor = min(cases[len(BASELINES) - 1].cpus)
-        lines += [case.row(floor) for case in cases]
-        breakdowns = [
-            f"- `{case.name}`: {import_breakdown(case.argv, case.env, folder)}"
-            for case in cases[len(BASELINES) :]
-        ]
-        lines += [
-            "",
-            f"- load average after: {load()}",
+            *(case.row(floor) for case in cases),
             "",
             "Where each command's import time goes (`-X importtime`, one run; milliseconds of "
             "each module's own time, summed by top-level package):",
             "",
-            *breakdowns,
+            *(
+                f"- `{case.name}`: {import_breakdown(case, folder)}"
+                for case in cases[len(BASELINES) :]
+            ),
+            "",
         ]
-    return lines
-
-
-def record(lines: Sequence[str]) -> None:
-    """Put `lines` in RESULTS.md between this benchmark's markers, replacing its last figures."""
-    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    section = "\n".join([BEGIN, *lines, END])
-    if BEGIN in text and END in text:
-        text = text[: text.index(BEGIN)] + section + text[text.index(END) + len(END) :]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    RESULTS.write_text(text)
 
 
 def main() -> int:
+    from bench.common import machine
+    from bench.results import merge
+
     parser = argparse.ArgumentParser(prog="python -m bench.startup", description=__doc__)
     parser.add_argument("--runs", type=int, default=7, help="runs per command (at least 5)")
-    parser.add_argument("--before", help="a git revision to measure too (e.g. main)")
+    parser.add_argument("--before", default=BEFORE, help=f"a git revision (default {BEFORE})")
     parser.add_argument("--url", help="an existing archive instead of a demo one")
     parser.add_argument("--no-record", action="store_true", help="print only")
     args = parser.parse_args()
     if args.runs < 5:
         parser.error("--runs must be at least 5")
-    lines = bench(args.runs, args.before, args.url)
+    lines: list[str] = []
+    bench_startup(lines, args.runs, args.before, args.url)
     print("\n".join(lines))
     if not args.no_record:
-        record(lines)
+        results = HERE / "RESULTS.md"
+        stamp = [line for line in machine() if line]
+        results.write_text(merge(results, "\n".join(lines), stamp))
     return 0
 
 

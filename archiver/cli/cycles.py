@@ -9,17 +9,16 @@ from typing import TYPE_CHECKING
 from archiver.cli._output import ProgressLine, out, refused, say
 from archiver.cli._parsing import Commands, instant, resolution_choice
 from archiver.errors import InputError
-from archiver.rules.plan import Plan, Selection
 from archiver.timeutil import Resolution
-from archiver.vocabulary import ApiRequest, RunKind, StreamSource, check_stream_name
 
-# The handlers import the HTTP client, the cycle and the store when they run: `--help` and
-# the read-only commands, which share this parser, do not load them.
+# The handlers import the HTTP client, the cycle, the store and the planner when they run:
+# `--help` and the read-only commands, which share this parser, do not load them.
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
     from archiver.config import Settings
     from archiver.cycle.report import CycleReport
+    from archiver.rules.plan import Plan, Selection
 
 NO_STREAMS = (
     "no stream is tracked, so no per-stream history is saved (account totals only): "
@@ -44,6 +43,7 @@ def cmd_sync(args: argparse.Namespace, settings: Settings) -> int:
     from archiver.api.client import AnalyticsClient
     from archiver.cli._archive import sole_writer
     from archiver.cycle.sync import run_cycle
+    from archiver.vocabulary import RunKind
 
     settings.require_token()
     with (
@@ -86,7 +86,9 @@ def cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
     from archiver.cycle.report import current_time
     from archiver.cycle.streams import add_streams
     from archiver.cycle.sync import run_cycle
+    from archiver.rules.plan import Selection
     from archiver.store import db
+    from archiver.vocabulary import RunKind, StreamSource, check_stream_name
 
     start: datetime | None = args.start
     end: datetime | None = args.end
@@ -180,6 +182,8 @@ def _print_report(report: CycleReport) -> int:
 
 
 def _describe_plan(plan: Plan) -> list[str]:
+    from archiver.vocabulary import ApiRequest
+
     lines: list[str] = []
     groups: dict[tuple[str, str], list[ApiRequest]] = {}
     for planned in plan.requests:

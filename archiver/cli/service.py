@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING
 from archiver.cli._output import out, say, table_row
 from archiver.cli._parsing import Commands
 from archiver.errors import ArchiverError
-from archiver.rules.clock_trust import ANSWERS_NOT_SETTLED
 from archiver.text import printable
 
 # The handlers import the store and the queries when they run: building the parser, which
@@ -77,6 +76,8 @@ def add_status(commands: Commands) -> None:
 
 
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
+    from archiver.rules.clock_trust import ANSWERS_NOT_SETTLED
+
     status = _read_status(settings)
     attribution = _read_attribution(settings)
     if args.json:
@@ -246,6 +247,8 @@ def add_health(commands: Commands) -> None:
 
 def _clock_note(status: Status) -> str:
     """Why the last cycle settled nothing, when its clock was not believed ('' otherwise)."""
+    from archiver.rules.clock_trust import ANSWERS_NOT_SETTLED
+
     problem = None if status.last_run is None else status.last_run.get("clock_problem")
     if not problem or str(problem).startswith(ANSWERS_NOT_SETTLED):
         return ""

@@ -12,13 +12,13 @@ from archiver.cli._output import out, refused, say, table_row
 from archiver.cli._parsing import Commands, subcommands
 from archiver.text import printable
 from archiver.timeutil import format_iso
-from archiver.vocabulary import StreamSource
 
 # The handlers import the store and the HTTP client when they run: building the parser, which
 # every command (and `--help`) does, loads neither.
 if TYPE_CHECKING:
     from archiver.config import Settings
     from archiver.cycle.tokens import TokenPattern
+    from archiver.vocabulary import StreamSource
 
 
 def add_streams_commands(commands: Commands) -> None:
@@ -68,11 +68,14 @@ def add_streams_commands(commands: Commands) -> None:
 
 
 def cmd_streams_add(args: argparse.Namespace, settings: Settings) -> int:
+    from archiver.vocabulary import StreamSource
+
     return _add(settings, args.names, source=StreamSource.CLI)
 
 
 def cmd_streams_import(args: argparse.Namespace, settings: Settings) -> int:
     from archiver.cycle.streams import read_names_file
+    from archiver.vocabulary import StreamSource
 
     return _add(settings, read_names_file(Path(args.file)), source=StreamSource.CLI)
 
@@ -172,6 +175,7 @@ def _list_token_patterns(patterns: list[TokenPattern]) -> None:
 def cmd_streams_discover(args: argparse.Namespace, settings: Settings) -> int:
     from archiver.api.client import AnalyticsClient
     from archiver.cycle.streams import discover_names
+    from archiver.vocabulary import StreamSource
 
     settings.require_token()
     with AnalyticsClient.from_options(settings.client_options()) as client:
