@@ -8,10 +8,12 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from archiver.rules.finality import Settlement
 from archiver.rules.plan import Gap, Scope, ScopeState
+from archiver.store.rollup import Deferred
 from archiver.store.tables import USAGE_TABLES, sync_gaps, sync_runs, sync_state
 from archiver.store.upsert import upsert_rows
 from archiver.timeutil import Resolution
@@ -51,6 +53,16 @@ def _key_clause(scope: Scope) -> sa.ColumnElement[bool]:
     )
 
 
+# How many new scopes at once are a bulk worth fresh planner statistics.
+ANALYZE_AFTER = 1000
+
+
+def _dialect_insert(conn: Connection) -> Any:
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert
+    return sqlite.insert
+
+
 def start_scopes(
     *,
     conn: Connection,
@@ -59,16 +71,22 @@ def start_scopes(
     recorded_at: datetime,
 ) -> None:
     """Persist new scopes' first watermarks and the gaps the plan found, moving past them."""
-    for scope, watermark in watermarks.items():
-        updated = conn.execute(
-            sa.update(sync_state)
-            .where(_key_clause(scope), sync_state.c.watermark < watermark)
-            .values(watermark=watermark)
-        ).rowcount
-        if not updated:
-            exists = conn.execute(sa.select(sa.literal(1)).where(_key_clause(scope))).first()
-            if exists is None:
-                conn.execute(sa.insert(sync_state).values(**_key(scope), watermark=watermark))
+    if watermarks:
+        # One statement, a parameter set per scope: a new scope is inserted, a known one's
+        # watermark only ever moves forward.
+        insert = _dialect_insert(conn)(sync_state)
+        conn.execute(
+            insert.on_conflict_do_update(
+                index_elements=[c.name for c in sync_state.primary_key.columns],
+                set_={"watermark": insert.excluded.watermark},
+                where=sync_state.c.watermark < insert.excluded.watermark,
+            ),
+            [{**_key(scope), "watermark": mark} for scope, mark in watermarks.items()],
+        )
+        if len(watermarks) >= ANALYZE_AFTER and conn.dialect.name == "postgresql":
+            # A bulk of new scopes (a first cycle after `streams import`): planner statistics
+            # now, as the server may never take them itself (autovacuum off).
+            conn.exec_driver_sql("ANALYZE sync_state")
     if gaps:
         upsert_rows(
             conn=conn,
@@ -112,6 +130,36 @@ def moving(
     return sorted(by_name[name] for name in names)
 
 
+# A response's scope bookkeeping on exact keys, one parameter set per scope: a primary-key
+# lookup the planner takes with or without statistics (an IN list on a fresh PostgreSQL
+# archive, which has none, was planned as a scan of every scope).
+_EXACT = sa.and_(
+    sync_state.c.dataset == sa.bindparam("k_dataset"),
+    sync_state.c.stream_name == sa.bindparam("k_stream"),
+    sync_state.c.resolution == sa.bindparam("k_resolution"),
+)
+# Settlement.moves, as SQL built from its bounds: every watermark in [low, high) goes to
+# high (proved equal over random watermarks and chunks: tests/test_watermark_move.py).
+_MOVE = (
+    sa.update(sync_state)
+    .where(
+        _EXACT,
+        sync_state.c.watermark >= sa.bindparam("k_low", type_=sync_state.c.watermark.type),
+        sync_state.c.watermark < sa.bindparam("k_high", type_=sync_state.c.watermark.type),
+    )
+    .values(watermark=sa.bindparam("k_high", type_=sync_state.c.watermark.type))
+)
+_SUCCEEDED = (
+    sa.update(sync_state)
+    .where(_EXACT)
+    .values(
+        last_success_at=sa.bindparam("k_at", type_=sync_state.c.last_success_at.type),
+        last_error=None,
+        last_error_at=None,
+    )
+)
+
+
 def store_response(
     *,
     conn: Connection,
@@ -119,30 +167,23 @@ def store_response(
     scopes: Iterable[Scope],
     rows: list[dict[str, Any]],
     settlement: Settlement,
+    deferred: Deferred | None = None,
 ) -> Written:
     """Upsert a response's rows (their `is_final` and `fetched_at` already decided) and move
-    its scopes' watermarks as `settlement` says, in the caller's transaction."""
-    written = upsert_rows(conn=conn, table=USAGE_TABLES[dataset], rows=rows)
-    names = [scope.stream for scope in scopes]
-    # One statement for every scope of the request: they share dataset and resolution.
-    same = sa.and_(
-        sync_state.c.dataset == dataset,
-        sync_state.c.resolution == settlement.resolution.value,
-        sync_state.c.stream_name.in_(names),
-    )
-    # Settlement.moves, as SQL built from its bounds: every watermark in [low, high) goes to
-    # high (proved equal over random watermarks and chunks: tests/test_watermark_move.py).
+    its scopes' watermarks as `settlement` says, in the caller's transaction (the rollups
+    refreshed now, or by `deferred` before it commits)."""
+    written = upsert_rows(conn=conn, table=USAGE_TABLES[dataset], rows=rows, deferred=deferred)
     low, high = settlement.moves_from
-    advanced = conn.execute(
-        sa.update(sync_state)
-        .where(same, sync_state.c.watermark >= low, sync_state.c.watermark < high)
-        .values(watermark=high)
-    ).rowcount
-    conn.execute(
-        sa.update(sync_state)
-        .where(same)
-        .values(last_success_at=settlement.fetched_at, last_error=None, last_error_at=None)
-    )
+    resolution = settlement.resolution.value
+    keys = [
+        {"k_dataset": dataset, "k_stream": scope.stream, "k_resolution": resolution}
+        for scope in scopes
+    ]
+    if not keys:
+        return Written(written, 0)
+    # Both drivers sum an executemany's rowcounts (SQLAlchemy: supports_sane_multi_rowcount).
+    advanced = conn.execute(_MOVE, [{**key, "k_low": low, "k_high": high} for key in keys]).rowcount
+    conn.execute(_SUCCEEDED, [{**key, "k_at": settlement.fetched_at} for key in keys])
     return Written(written, advanced)
 
 

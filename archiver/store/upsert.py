@@ -18,7 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from archiver.store.rollup import refresh_rollups, serialise_writers
+from archiver.store.rollup import Deferred, refresh_rollups, serialise_writers
 from archiver.store.tables import SQLITE_TIME_FORMAT, metadata
 
 COPY_THRESHOLD = 200
@@ -122,8 +122,15 @@ def _tuples(
     return result
 
 
-def upsert_rows(*, conn: Connection, table: sa.Table, rows: Sequence[Mapping[str, Any]]) -> int:
-    """Insert or update `rows` (every column given) inside the caller's transaction.
+def upsert_rows(
+    *,
+    conn: Connection,
+    table: sa.Table,
+    rows: Sequence[Mapping[str, Any]],
+    deferred: Deferred | None = None,
+) -> int:
+    """Insert or update `rows` (every column given) inside the caller's transaction; the
+    rollups they feed are refreshed now, or by `deferred` before the transaction commits.
 
     Returns the number of rows sent.
     """
@@ -146,5 +153,8 @@ def upsert_rows(*, conn: Connection, table: sa.Table, rows: Sequence[Mapping[str
     else:
         conn.exec_driver_sql(plan.insert, values)
     # Same transaction: a rollup never disagrees with the rows it sums.
-    refresh_rollups(conn, table.name, rows)
+    if deferred is None:
+        refresh_rollups(conn, table.name, rows)
+    else:
+        deferred.add(table.name, rows)
     return len(values)
