@@ -271,6 +271,5 @@ def _write(args: argparse.Namespace, rows: list[str], floors: list[float]) -> No
     target.write_text(merge(target, "\n".join(lines), stamp))
 
 
-
 if __name__ == "__main__":
     raise SystemExit(main())
