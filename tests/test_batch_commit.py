@@ -16,7 +16,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from archiver.api.client import AnalyticsClient, FetchResult
 from archiver.config import Settings, get_settings
-from archiver.cycle import batch
+from archiver.cycle import answer, batch
 from archiver.cycle.report import CycleReport
 from archiver.cycle.sync import run_cycle
 from archiver.errors import DatabaseError
@@ -90,7 +90,8 @@ def _new_rows(conn: Connection, since: datetime) -> set[Scope]:
 def _succeeded(conn: Connection, since: datetime) -> set[Scope]:
     """The scopes whose bookkeeping (last success, watermark) was written since `since`."""
     query = sa.select(sync_state.c.dataset, sync_state.c.stream_name, sync_state.c.resolution)
-    return {tuple(r) for r in conn.execute(query.where(sync_state.c.last_success_at >= since))}  # type: ignore[misc]
+    rows = conn.execute(query.where(sync_state.c.last_success_at >= since))
+    return {(dataset, stream, resolution) for dataset, stream, resolution in rows}
 
 
 def _watermarks(engine: Engine) -> dict[Scope, datetime]:
@@ -106,7 +107,7 @@ def test_a_crash_mid_batch_stores_nothing_of_it_and_the_next_cycle_fetches_it_ag
         assert _run(engine, sim, names, NOW, one_batch=False).ok
         before = _watermarks(engine)
         calls: list[int] = []
-        write = batch.write_answer
+        write = answer.write_answer
 
         def dies(*args: Any) -> Any:
             calls.append(1)
@@ -142,7 +143,7 @@ def test_a_batch_the_database_refuses_is_stored_answer_by_answer(
 ) -> None:
     with _cycle_setup(engine) as (sim, names):
         assert _run(engine, sim, names, NOW, one_batch=False).ok
-        write = batch.write_answer
+        write = answer.write_answer
         refused: list[int] = []
 
         def refuses_once(*args: Any) -> Any:
