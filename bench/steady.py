@@ -15,6 +15,7 @@ import time
 from contextlib import closing
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import sqlalchemy as sa
@@ -155,10 +156,53 @@ def _floor(base_url: str, url: str, concurrency: int, rate: float) -> tuple[floa
         return time.perf_counter() - began, len(requests)
 
 
-def _cycle(base_url: str, url: str, concurrency: int, rate: float, profile: Path | None) -> float:
+class Stopwatch:
+    """Seconds spent inside the functions it wraps (the cycle's store thread: its plan, its
+    storing), whichever version of the code is measured."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self._undo: list[tuple[Any, str, Any]] = []
+
+    def wrap(self, module: Any, name: str, label: str) -> None:
+        inner = getattr(module, name)
+
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            began = time.perf_counter()
+            try:
+                return inner(*args, **kwargs)
+            finally:
+                spent = time.perf_counter() - began
+                self.seconds[label] = self.seconds.get(label, 0.0) + spent
+
+        setattr(module, name, timed)
+        self._undo.append((module, name, inner))
+
+    def restore(self) -> None:
+        for module, name, inner in reversed(self._undo):
+            setattr(module, name, inner)
+        self._undo.clear()
+
+
+def _watch() -> Stopwatch:
+    from archiver.cycle import sync
+
+    watch = Stopwatch()
+    watch.wrap(sync, "_start", "plan")
+    if hasattr(sync, "batch"):
+        watch.wrap(sync.batch, "store_answers", "store")
+    else:  # the code before batches: one answer at a time
+        watch.wrap(sync, "store_answer", "store")
+    return watch
+
+
+def _cycle(
+    base_url: str, url: str, concurrency: int, rate: float, profile: Path | None
+) -> tuple[float, dict[str, float]]:
     from archiver.cycle.sync import run_cycle
 
     settings: object = _settings(base_url, url, concurrency, rate)
+    watch = _watch()
     engine = db.make_engine(url)
     profiler = cProfile.Profile() if profile else None
     try:
@@ -173,12 +217,17 @@ def _cycle(base_url: str, url: str, concurrency: int, rate: float, profile: Path
             seconds = time.perf_counter() - began
     finally:
         engine.dispose()
+        watch.restore()
     assert report.ok, report.errors[:3]
     if profiler and profile:
         profiler.dump_stats(profile)
         pstats.Stats(str(profile)).sort_stats("cumulative").print_stats(35)
-    print(f"  cycle: {report.requests} requests, {report.rows} rows, {seconds:.1f} s", flush=True)
-    return seconds
+    spent = ", ".join(f"{k} {v:.1f} s" for k, v in watch.seconds.items())
+    print(
+        f"  cycle: {report.requests} requests, {report.rows} rows, {seconds:.1f} s ({spent})",
+        flush=True,
+    )
+    return seconds, watch.seconds
 
 
 def _figure(values: list[float]) -> str:
@@ -202,6 +251,7 @@ def main() -> int:
     sim, base_url = _simulator(args.streams, args.latency)
     rows: list[str] = []
     floors: list[float] = []
+    requests = 0
     try:
         _set_clock(base_url)
         names = _names(args.streams)
@@ -214,19 +264,24 @@ def main() -> int:
                         seconds, requests = _floor(base_url, url, args.concurrency, args.rate)
                         floors.append(seconds)
                         print(f"floor: {requests} requests in {seconds:.1f} s", flush=True)
-                times = []
+                times, stores, plans = [], [], []
                 for run in range(args.runs):
                     url = _copy(kind, template, old=state == "old")
                     print(f"{args.label}: {kind} {state} run {run}", flush=True)
                     profile = args.profile if run == 0 else None
                     if profile:
                         profile = profile.with_name(f"{profile.stem}-{kind}-{state}.prof")
-                    times.append(_cycle(base_url, url, args.concurrency, args.rate, profile))
+                    seconds, spent = _cycle(base_url, url, args.concurrency, args.rate, profile)
+                    times.append(seconds)
+                    stores.append(spent.get("store", 0.0))
+                    plans.append(spent.get("plan", 0.0))
                 floor = statistics.median(floors)
                 ratio = statistics.median(times) / floor
+                bound = requests / min(args.rate, args.concurrency * 1000 / args.latency)
                 rows.append(
                     f"| {args.label} | {kind} | {state} | {_figure(times)} | {ratio:.1f}x | "
-                    f"{os.getloadavg()[0]:.1f} |"
+                    f"{statistics.median(times) / bound:.1f}x | {_figure(stores)} | "
+                    f"{_figure(plans)} | {os.getloadavg()[0]:.1f} |"
                 )
                 print(rows[-1], flush=True)
     finally:
@@ -259,10 +314,16 @@ def _write(args: argparse.Namespace, rows: list[str], floors: list[float]) -> No
         f"{args.rate:.0f} requests/s. Network floor: the same cycle's requests fetched "
         f"and dropped, {_figure(floors)} s (min / median of {args.runs}). Fresh: the archive "
         "as created (no planner statistics: PostgreSQL runs with autovacuum off here); old: "
-        "after `ANALYZE`. Seconds are min / median of the runs; load average at each row's end.",
+        "after `ANALYZE`. Seconds are min / median of the runs; load average at each row's end. "
+        "The rate-cap floor is the requests over the rate cap (or concurrency over latency, "
+        "if lower): what the network allows. The measured floor is what this simulator, "
+        "one Python process on a shared machine, serves; storing and planning are the "
+        "seconds the cycle's one thread spent storing answers and planning (the fetch "
+        "threads run meanwhile).",
         "",
-        "| code | database | archive | cycle seconds | median / floor | load |",
-        "|---|---|---|---:|---:|---:|",
+        "| code | database | archive | cycle s | / measured floor | / rate-cap floor "
+        "| storing s | planning s | load |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|",
         *rows,
         "",
     ]

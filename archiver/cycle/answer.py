@@ -19,7 +19,7 @@ from archiver.rules.finality import Settlement
 from archiver.rules.plan import ACCOUNT, Gap, Policy, Scope
 from archiver.store import state as store_state
 from archiver.store.db import transaction
-from archiver.store.rollup import Deferred
+from archiver.store.owed import Owed
 from archiver.timeutil import buckets
 
 # The cycle's lines keep the logger name they had when this lived in sync.py: operators'
@@ -102,20 +102,24 @@ def write_answer(
     settlement: Settlement,
     policy: Policy,
     report: CycleReport,
-    deferred: Deferred | None = None,
+    owed: Owed | None = None,
     seen: dict[str, datetime] | None = None,
 ) -> store_state.Written:
     """The rows (an account Day answer checked against its months first), the good scopes'
     watermarks with the gaps of the zeros they pass inside the retention margin, the streams
-    seen and the broken scopes' errors, in the caller's transaction. The rollups are owed to
-    `deferred` and the streams seen noted in `seen`, when given, for the caller to write
-    before its commit."""
+    seen and the broken scopes' errors, in the caller's transaction. The rollups and the good
+    scopes' bookkeeping are owed to `owed` and the streams seen noted in `seen`, when given,
+    for the caller to write before its commit."""
     dataset = result.request.endpoint.dataset
     good = tuple(s for s in scopes if s not in broken)
     before = len(report.gaps)
+    if owed is not None and (broken or day_check.applies(result.request)):
+        owed.book_now(conn)  # what follows reads or writes the scopes' state
     settlement = day_check.checked(
         conn, result.request, result.rows, settlement, policy, report.gaps
     )
+    if owed is not None and _in_margin(settlement):
+        owed.book_now(conn)  # _doubted reads the watermarks
     doubted = _doubted(conn, dataset, good, result.rows, settlement, report.gaps[before:])
     written = store_state.store_response(
         conn=conn,
@@ -123,7 +127,7 @@ def write_answer(
         scopes=good,
         rows=result.rows,
         settlement=settlement,
-        deferred=deferred,
+        owed=owed,
     )
     if doubted:
         store_state.start_scopes(
@@ -145,6 +149,11 @@ def write_answer(
     return written
 
 
+def _in_margin(settlement: Settlement) -> bool:
+    """Whether the answer reaches inside the retention margin (its zeros may be purges)."""
+    return settlement.trusted_from is not None and settlement.trusted_from > settlement.chunk_start
+
+
 def _doubted(
     conn: Connection,
     dataset: str,
@@ -157,7 +166,7 @@ def _doubted(
     it moves past them: gaps, never final zeros (the rule: Settlement.doubted). Buckets the
     Day check already recorded (`known`) are left to its gap, which a second one starting
     at the same bucket would shorten."""
-    if settlement.trusted_from is None or settlement.trusted_from <= settlement.chunk_start:
+    if not _in_margin(settlement):
         return []
     gaps: list[Gap] = []
     for scope in store_state.moving(

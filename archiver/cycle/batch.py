@@ -21,7 +21,7 @@ from archiver.errors import DatabaseError
 from archiver.rules.finality import Settlement
 from archiver.rules.plan import Policy, Scope
 from archiver.store.db import transaction
-from archiver.store.rollup import Deferred
+from archiver.store.owed import Owed
 from archiver.store.state import Written
 from archiver.vocabulary import ApiRequest
 
@@ -89,7 +89,7 @@ def _write_all(
 ) -> list[Written]:
     """Every answer of the batch written, then its rollups and streams seen, one commit."""
     with transaction(engine) as conn:
-        deferred = Deferred()
+        owed = Owed()
         seen: dict[str, datetime] = {}
         written = [
             write_answer(
@@ -100,11 +100,11 @@ def _write_all(
                 settlement,
                 policy,
                 report,
-                deferred,
+                owed,
                 seen,
             )
             for result, settlement, broken in settled
         ]
-        deferred.refresh(conn)
+        owed.pay(conn)
         mark_seen(conn=conn, last_seen=seen)
     return written

@@ -81,6 +81,11 @@ def store_checked(
     )
 
 
+def applies(request: ApiRequest) -> bool:
+    """Whether `request` is an account Day answer, checked against its months."""
+    return request.endpoint.dataset == DAYS.dataset and request.resolution is DAYS.resolution
+
+
 def checked(
     conn: Connection,
     request: ApiRequest,
@@ -91,7 +96,7 @@ def checked(
 ) -> Settlement:
     """What `store_checked` stores: the settlement (and the rows' `is_final`) after an account
     Day answer's check against its months; any other answer's, unchanged."""
-    if request.endpoint.dataset == DAYS.dataset and request.resolution is DAYS.resolution:
+    if applies(request):
         return _check(conn, rows, settlement, policy, found)
     return settlement
 

@@ -166,6 +166,11 @@ def serialise_writers(conn: Connection, table: str) -> None:
 _FEEDS = {e.table: e.rollups for e in ENDPOINTS if e.rollups}
 
 
+def feeds_rollups(table: str) -> bool:
+    """Whether writes to `table` refresh a rollup."""
+    return table in _FEEDS
+
+
 def refresh_rollups(conn: Connection, table: str, rows: Sequence[Mapping[str, Any]]) -> None:
     """Bring the rollups fed by `table` up to date with `rows`, just written in this transaction
     (the statements its declaration names, in their order)."""
@@ -203,22 +208,3 @@ def refresh_rollups(conn: Connection, table: str, rows: Sequence[Mapping[str, An
     for rollup in rollups:
         unit = Resolution.MONTH if rollup.keys is Keys.MONTHS else Resolution.DAY
         _refresh(conn, rollup.statement, keys[rollup.keys], unit)
-
-
-class Deferred:
-    """The rollup refreshes owed by the writes of one transaction, made together once, before
-    it commits (a refresh recomputes its keys from the rows: once at the end sums the same)."""
-
-    def __init__(self) -> None:
-        self._rows: dict[str, list[Mapping[str, Any]]] = {}
-
-    def add(self, table: str, rows: Sequence[Mapping[str, Any]]) -> None:
-        """Owe the refresh of `rows`, just written to `table`."""
-        if table in _FEEDS:
-            self._rows.setdefault(table, []).extend(rows)
-
-    def refresh(self, conn: Connection) -> None:
-        """Make every refresh owed, in the caller's transaction."""
-        for table, rows in self._rows.items():
-            refresh_rollups(conn, table, rows)
-        self._rows.clear()

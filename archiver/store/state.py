@@ -13,7 +13,7 @@ from sqlalchemy.engine import Connection
 
 from archiver.rules.finality import Settlement
 from archiver.rules.plan import Gap, Scope, ScopeState
-from archiver.store.rollup import Deferred
+from archiver.store.owed import Owed, book
 from archiver.store.tables import USAGE_TABLES, sync_gaps, sync_runs, sync_state
 from archiver.store.upsert import upsert_rows
 from archiver.timeutil import Resolution
@@ -108,7 +108,7 @@ class Written:
     """What storing one response did."""
 
     rows: int
-    advanced: int
+    advanced: int | None  # None: owed, not yet written
 
 
 def moving(
@@ -130,36 +130,6 @@ def moving(
     return sorted(by_name[name] for name in names)
 
 
-# A response's scope bookkeeping on exact keys, one parameter set per scope: a primary-key
-# lookup the planner takes with or without statistics (an IN list on a fresh PostgreSQL
-# archive, which has none, was planned as a scan of every scope).
-_EXACT = sa.and_(
-    sync_state.c.dataset == sa.bindparam("k_dataset"),
-    sync_state.c.stream_name == sa.bindparam("k_stream"),
-    sync_state.c.resolution == sa.bindparam("k_resolution"),
-)
-# Settlement.moves, as SQL built from its bounds: every watermark in [low, high) goes to
-# high (proved equal over random watermarks and chunks: tests/test_watermark_move.py).
-_MOVE = (
-    sa.update(sync_state)
-    .where(
-        _EXACT,
-        sync_state.c.watermark >= sa.bindparam("k_low", type_=sync_state.c.watermark.type),
-        sync_state.c.watermark < sa.bindparam("k_high", type_=sync_state.c.watermark.type),
-    )
-    .values(watermark=sa.bindparam("k_high", type_=sync_state.c.watermark.type))
-)
-_SUCCEEDED = (
-    sa.update(sync_state)
-    .where(_EXACT)
-    .values(
-        last_success_at=sa.bindparam("k_at", type_=sync_state.c.last_success_at.type),
-        last_error=None,
-        last_error_at=None,
-    )
-)
-
-
 def store_response(
     *,
     conn: Connection,
@@ -167,24 +137,29 @@ def store_response(
     scopes: Iterable[Scope],
     rows: list[dict[str, Any]],
     settlement: Settlement,
-    deferred: Deferred | None = None,
+    owed: Owed | None = None,
 ) -> Written:
     """Upsert a response's rows (their `is_final` and `fetched_at` already decided) and move
-    its scopes' watermarks as `settlement` says, in the caller's transaction (the rollups
-    refreshed now, or by `deferred` before it commits)."""
-    written = upsert_rows(conn=conn, table=USAGE_TABLES[dataset], rows=rows, deferred=deferred)
+    its scopes' watermarks as `settlement` says, in the caller's transaction: now, or owed to
+    `owed` with the rollups, for the caller to pay before it commits."""
+    written = upsert_rows(conn=conn, table=USAGE_TABLES[dataset], rows=rows, owed=owed)
     low, high = settlement.moves_from
-    resolution = settlement.resolution.value
-    keys = [
-        {"k_dataset": dataset, "k_stream": scope.stream, "k_resolution": resolution}
+    at, resolution = settlement.fetched_at, settlement.resolution.value
+    entries = [
+        {
+            "k_dataset": dataset,
+            "k_stream": scope.stream,
+            "k_resolution": resolution,
+            "k_low": low,
+            "k_high": high,
+            "k_at": at,
+        }
         for scope in scopes
     ]
-    if not keys:
-        return Written(written, 0)
-    # Both drivers sum an executemany's rowcounts (SQLAlchemy: supports_sane_multi_rowcount).
-    advanced = conn.execute(_MOVE, [{**key, "k_low": low, "k_high": high} for key in keys]).rowcount
-    conn.execute(_SUCCEEDED, [{**key, "k_at": settlement.fetched_at} for key in keys])
-    return Written(written, advanced)
+    if owed is not None:
+        owed.book(conn, entries)
+        return Written(written, None)
+    return Written(written, book(conn, entries))
 
 
 def record_failure(*, conn: Connection, scopes: Iterable[Scope], error: str, at: datetime) -> None:
