@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy.engine import Engine
 
+from archiver.datasets import ACCOUNT_VIEWER_STATS, STREAM_VIEWER_STATS
 from archiver.errors import InputError
 from archiver.reading.audience import (
     audience_report,
@@ -22,12 +23,10 @@ from archiver.reading.audience import (
 from archiver.reading.report import FINAL, NOT_ARCHIVED, PARTIAL, SOME_NOT_ARCHIVED
 from archiver.store import db
 from archiver.store.db import transaction
+from archiver.store.query_rows import save_rows
 from archiver.store.viewer_stats import (
-    ACCOUNT_DATASET,
     ACCOUNT_KEY,
-    STREAM_DATASET,
     move_viewer_watermarks,
-    save_stats,
 )
 from tests.processes import Ran
 
@@ -67,10 +66,14 @@ STREAMS = [
 def fill(engine: Engine) -> Engine:
     """The account and two streams watched on Nov 20, read up to READ_AT."""
     with transaction(engine) as conn:
-        save_stats(conn, ACCOUNT_DATASET, ACCOUNT)
-        save_stats(conn, STREAM_DATASET, STREAMS)
-        move_viewer_watermarks(conn, ACCOUNT_DATASET, [ACCOUNT_KEY], WATERMARK, READ_AT)
-        move_viewer_watermarks(conn, STREAM_DATASET, ["big", "wide"], WATERMARK, READ_AT)
+        save_rows(conn, ACCOUNT_VIEWER_STATS, ACCOUNT)
+        save_rows(conn, STREAM_VIEWER_STATS, STREAMS)
+        move_viewer_watermarks(
+            conn, ACCOUNT_VIEWER_STATS.dataset, [ACCOUNT_KEY], WATERMARK, READ_AT
+        )
+        move_viewer_watermarks(
+            conn, STREAM_VIEWER_STATS.dataset, ["big", "wide"], WATERMARK, READ_AT
+        )
     return engine
 
 
@@ -115,9 +118,13 @@ def test_hours_peak_is_the_highest_period_and_views_the_sum(watched: Engine) -> 
 
 def test_a_day_begun_before_the_first_row_is_part_not_archived(watched: Engine) -> None:
     with transaction(watched) as conn:
-        move_viewer_watermarks(conn, ACCOUNT_DATASET, [ACCOUNT_KEY], D20 + 30 * H, D20 + 30 * H)
-        save_stats(
-            conn, ACCOUNT_DATASET, [stat(D20 + 12 * H + 10 * M, 8, 8, streams=1, is_final=True)]
+        move_viewer_watermarks(
+            conn, ACCOUNT_VIEWER_STATS.dataset, [ACCOUNT_KEY], D20 + 30 * H, D20 + 30 * H
+        )
+        save_rows(
+            conn,
+            ACCOUNT_VIEWER_STATS,
+            [stat(D20 + 12 * H + 10 * M, 8, 8, streams=1, is_final=True)],
         )
     with watched.connect() as conn:
         rows = audience_report(

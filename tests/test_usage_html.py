@@ -12,16 +12,15 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import Engine
 
+from archiver.datasets import ACCOUNT_VIEWER_STATS, STREAM_VIEWER_STATS
 from archiver.reading.html import html_report
 from archiver.store import db
+from archiver.store.query_rows import save_rows
 from archiver.store.tables import account_geo_usage, stream_usage
 from archiver.store.upsert import upsert_rows
 from archiver.store.viewer_stats import (
-    ACCOUNT_DATASET,
     ACCOUNT_KEY,
-    STREAM_DATASET,
     move_viewer_watermarks,
-    save_stats,
 )
 from tests.test_audience_report import M as MINUTE
 from tests.test_audience_report import stat
@@ -98,9 +97,11 @@ def test_page_renders_without_errors_and_shows_the_archive(
             stat(D25 + 10 * H, 12, 12, is_final=True),
             stat(D25 + 10 * H + 5 * MINUTE, 30, 20, is_final=True),
         ]
-        save_stats(conn, ACCOUNT_DATASET, [{**s, "streams": 1} for s in stats])
-        save_stats(conn, STREAM_DATASET, [{**s, "stream_name": "<b>cam</b>"} for s in stats])
-        move_viewer_watermarks(conn, ACCOUNT_DATASET, [ACCOUNT_KEY], D25 + 12 * H, READ_AT)
+        save_rows(conn, ACCOUNT_VIEWER_STATS, [{**s, "streams": 1} for s in stats])
+        save_rows(conn, STREAM_VIEWER_STATS, [{**s, "stream_name": "<b>cam</b>"} for s in stats])
+        move_viewer_watermarks(
+            conn, ACCOUNT_VIEWER_STATS.dataset, [ACCOUNT_KEY], D25 + 12 * H, READ_AT
+        )
     with engine.connect() as conn:
         page = html_report(
             conn,

@@ -8,6 +8,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Generator, Iterable, Iterator
+from contextlib import closing
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,14 +20,9 @@ from archiver.api.access import Access
 from archiver.api.clock import VendorClock
 from archiver.api.decode import decode
 from archiver.api.endpoints import schema_of
-from archiver.api.errors import (
-    CYCLE_ENDING,
-    ApiError,
-    PermissionDeniedError,
-    TransportError,
-)
+from archiver.api.errors import CYCLE_ENDING, ApiError, PermissionDeniedError, TransportError
 from archiver.api.options import ClientOptions
-from archiver.api.pool import run_concurrently
+from archiver.api.pool import run_batched
 from archiver.api.result import FetchResult
 from archiver.api.retry import RetryPolicy, parse_http_date, parse_retry_after, retryable
 from archiver.api.translate import MESSAGE_LIMIT, Scrubber, status_error
@@ -268,23 +264,25 @@ class AnalyticsClient:
             return FetchResult(request, [], self._now(), exc)
 
     def fetch_all(self, requests: Iterable[ApiRequest]) -> Generator[FetchResult, None, None]:
-        """Fetch requests `concurrency` at a time, yielding results as they complete.
+        """Fetch requests `concurrency` at a time, yielding results as they complete (at most
+        `concurrency + 3` in memory). Failures come back as results with `error` set, except a
+        refused secret (401, or 403 from every endpoint) and an unreachable API URL, which stop
+        everything. If the caller stops early (shutdown, a fatal error), the client is
+        cancelled: what is in flight ends at once instead of retrying on in the background."""
+        with closing(self.fetch_batches(requests, 1)) as batches:
+            for batch in batches:
+                yield from batch
 
-        At most `concurrency + 2` responses are in memory at once; failures come back as
-        results with `error` set, except a refused secret (401, or 403 from every endpoint)
-        and an unreachable API URL, which stop everything. If the caller stops early
-        (shutdown, a fatal error), the client is cancelled: what is in flight ends at once
-        instead of retrying on in the background.
-        """
-        requests = list(requests)
-        planned = frozenset(request.endpoint.path for request in requests)
-        return run_concurrently(
-            functools.partial(self._fetch_captured, planned=planned),
-            requests,
-            concurrency=self.concurrency,
-            stopped=self._cancelled.is_set,
-            stop=self.cancel,
-        )
+    def fetch_batches(
+        self, requests: Iterable[ApiRequest], most: int
+    ) -> Generator[list[FetchResult], None, None]:
+        """As `fetch_all`, yielding every result ready at once (at most `most` a list), the next
+        requests on their way meanwhile (`concurrency + 2 + most` responses held at most)."""
+        listed = list(requests)
+        planned = frozenset(request.endpoint.path for request in listed)
+        work = functools.partial(self._fetch_captured, planned=planned)
+        stopped, stop = self._cancelled.is_set, self.cancel
+        return run_batched(work, listed, self.concurrency, most, stopped=stopped, stop=stop)
 
     def discover_streams(self, *, page_size: int = 100, max_pages: int = 1000) -> Iterator[str]:
         """Names from `monitoring/streams` (streams created within the last hour), all pages."""

@@ -19,6 +19,7 @@ from archiver.rules.finality import Settlement
 from archiver.rules.plan import ACCOUNT, Gap, Policy, Scope
 from archiver.store import state as store_state
 from archiver.store.db import transaction
+from archiver.store.owed import Owed
 from archiver.timeutil import buckets
 
 # The cycle's lines keep the logger name they had when this lived in sync.py: operators'
@@ -39,28 +40,35 @@ def store_answer(
 ) -> None:
     """Store one answer in one transaction; a failed or refused one fails only its scopes."""
     report.requests += 1
-    _note_strangers(report, result)
+    note_strangers(report, result)
     if result.error is not None:
         fail(engine, report, scopes, str(result.error), result.fetched_at)
         return
-    settlement = settle(result, policy, report)
-    for row in result.rows:
-        row["fetched_at"] = settlement.fetched_at
-        row["is_final"] = settlement.final(row["period_start"])
-    broken = tuple(s for s in scopes if s.stream in result.failed)
+    settlement, broken = settled_rows(result, scopes, policy, report)
     try:
         with transaction(engine) as conn:
-            written = _write(conn, result, scopes, broken, settlement, policy, report)
+            written = write_answer(conn, result, scopes, broken, settlement, policy, report)
     except DatabaseError as exc:
         # One response the database refuses must not stop the others: its scopes keep
         # their watermarks and the next cycle asks again.
         what = f"{result.request.describe()}: {exc}"
         fail(engine, report, scopes, what, result.fetched_at)
         return
-    _count(report, result, broken, written)
+    count_answer(report, result, broken, written)
 
 
-def _note_strangers(report: CycleReport, result: FetchResult) -> None:
+def settled_rows(
+    result: FetchResult, scopes: tuple[Scope, ...], policy: Policy, report: CycleReport
+) -> tuple[Settlement, tuple[Scope, ...]]:
+    """What the answer settles, its rows stamped with it, and its broken scopes."""
+    settlement = settle(result, policy, report)
+    for row in result.rows:
+        row["fetched_at"] = settlement.fetched_at
+        row["is_final"] = settlement.final(row["period_start"])
+    return settlement, tuple(s for s in scopes if s.stream in result.failed)
+
+
+def note_strangers(report: CycleReport, result: FetchResult) -> None:
     """Streams nobody asked for are never stored (its batch may be another's): reported, one
     line per answer however many it holds; the requested streams are judged each alone."""
     if result.strangers:
@@ -69,7 +77,7 @@ def _note_strangers(report: CycleReport, result: FetchResult) -> None:
         log.error("%s", stranger)
 
 
-def _count(
+def count_answer(
     report: CycleReport,
     result: FetchResult,
     broken: tuple[Scope, ...],
@@ -86,7 +94,7 @@ def _count(
     report.rows_by_table[table] = report.rows_by_table.get(table, 0) + written.rows
 
 
-def _write(
+def write_answer(
     conn: Connection,
     result: FetchResult,
     scopes: tuple[Scope, ...],
@@ -94,19 +102,32 @@ def _write(
     settlement: Settlement,
     policy: Policy,
     report: CycleReport,
+    owed: Owed | None = None,
+    seen: dict[str, datetime] | None = None,
 ) -> store_state.Written:
     """The rows (an account Day answer checked against its months first), the good scopes'
     watermarks with the gaps of the zeros they pass inside the retention margin, the streams
-    seen and the broken scopes' errors, in the caller's transaction."""
+    seen and the broken scopes' errors, in the caller's transaction. The rollups and the good
+    scopes' bookkeeping are owed to `owed` and the streams seen noted in `seen`, when given,
+    for the caller to write before its commit."""
     dataset = result.request.endpoint.dataset
     good = tuple(s for s in scopes if s not in broken)
     before = len(report.gaps)
+    if owed is not None and (broken or day_check.applies(result.request)):
+        owed.book_now(conn)  # what follows reads or writes the scopes' state
     settlement = day_check.checked(
         conn, result.request, result.rows, settlement, policy, report.gaps
     )
+    if owed is not None and _in_margin(settlement):
+        owed.book_now(conn)  # _doubted reads the watermarks
     doubted = _doubted(conn, dataset, good, result.rows, settlement, report.gaps[before:])
     written = store_state.store_response(
-        conn=conn, dataset=dataset, scopes=good, rows=result.rows, settlement=settlement
+        conn=conn,
+        dataset=dataset,
+        scopes=good,
+        rows=result.rows,
+        settlement=settlement,
+        owed=owed,
     )
     if doubted:
         store_state.start_scopes(
@@ -116,12 +137,21 @@ def _write(
         # asked again and they are found again.
         report.gaps.extend(doubted)
     if result.request.endpoint.marks_seen and result.rows:
-        mark_seen(conn=conn, last_seen=_last_seen(result.rows))
+        if seen is None:
+            mark_seen(conn=conn, last_seen=_last_seen(result.rows))
+        else:
+            for name, moment in _last_seen(result.rows).items():
+                seen[name] = max(moment, seen.get(name, moment))
     for scope in broken:
         store_state.record_failure(
             conn=conn, scopes=[scope], error=result.failed[scope.stream], at=result.fetched_at
         )
     return written
+
+
+def _in_margin(settlement: Settlement) -> bool:
+    """Whether the answer reaches inside the retention margin (its zeros may be purges)."""
+    return settlement.trusted_from is not None and settlement.trusted_from > settlement.chunk_start
 
 
 def _doubted(
@@ -136,7 +166,7 @@ def _doubted(
     it moves past them: gaps, never final zeros (the rule: Settlement.doubted). Buckets the
     Day check already recorded (`known`) are left to its gap, which a second one starting
     at the same bucket would shorten."""
-    if settlement.trusted_from is None or settlement.trusted_from <= settlement.chunk_start:
+    if not _in_margin(settlement):
         return []
     gaps: list[Gap] = []
     for scope in store_state.moving(

@@ -54,6 +54,11 @@ class _Month:
     bytes_out: int
 
 
+def applies(request: ApiRequest) -> bool:
+    """Whether `request` is an account Day answer, checked against its months."""
+    return request.endpoint.dataset == DAYS.dataset and request.resolution is DAYS.resolution
+
+
 def checked(
     conn: Connection,
     request: ApiRequest,
@@ -73,7 +78,7 @@ def checked(
     before the transaction commits: if it fails, the answer is asked again and they are found
     again.
     """
-    if request.endpoint.dataset == DAYS.dataset and request.resolution is DAYS.resolution:
+    if applies(request):
         return _check(conn, rows, settlement, policy, found)
     return settlement
 

@@ -1,5 +1,5 @@
 """One cycle: register streams, plan, fetch with bounded concurrency, store each response
-in one transaction together with its watermark advance, and record the run."""
+in the same transaction as its watermark advance, and record the run."""
 
 from __future__ import annotations
 
@@ -15,8 +15,7 @@ from sqlalchemy.engine import Connection, Engine
 from archiver.api.client import AnalyticsClient
 from archiver.api.errors import ApiError
 from archiver.config import Settings
-from archiver.cycle import day_check, feeds, prelude, viewers
-from archiver.cycle.answer import store_answer
+from archiver.cycle import batch, day_check, feeds, prelude, viewers
 from archiver.cycle.report import CycleReport, Progress, current_time
 from archiver.cycle.streams import plannable, plannable_capped, update_dormancy
 from archiver.rules.plan import Plan, Policy, Selection, StreamEntry, make_plan
@@ -116,25 +115,25 @@ def _fetch_and_store(
     progress: Progress | None,
     stop: threading.Event | None,
 ) -> None:
-    """Every planned request, a few at a time; each answer stored as it arrives."""
+    """Every planned request, a few at a time; the answers stored as they arrive, those
+    ready together in one transaction (`batch.MOST` at most)."""
     # Requests are values: the plan never asks the same thing twice in one cycle.
     scopes = {p.request: p.scopes for p in plan.requests}
     policy = Policy.from_settings(settings)
     # The account's Month answers come first: Day answers are judged against their month.
     for wave in day_check.waves([p.request for p in plan.requests], stop):
-        with closing(client.fetch_all(wave)) as results:
-            for result in results:
+        with closing(client.fetch_batches(wave, batch.MOST)) as ready:
+            for results in ready:
                 if stop is not None and stop.is_set():
                     break  # reported by the caller: fewer requests answered than planned
-                store_answer(
+                batch.store_answers(
                     engine=engine,
-                    result=result,
-                    scopes=scopes[result.request],
+                    results=results,
+                    scopes=scopes,
                     policy=policy,
                     report=report,
+                    progress=progress,
                 )
-                if progress is not None:
-                    progress(report)
 
 
 @contextmanager

@@ -9,10 +9,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from archiver.datasets import ACCOUNT_VIEWER_STATS, STREAM_VIEWER_STATS
 from archiver.errors import InputError
 from archiver.reading.coverage import FINAL, NOT_ARCHIVED, Coverage, parse_time
 from archiver.reading.report import UNIT_OF, bind_time, label, machine
-from archiver.store.viewer_stats import ACCOUNT_DATASET, ACCOUNT_KEY, STREAM_DATASET
+from archiver.store.viewer_stats import ACCOUNT_KEY
 from archiver.timeutil import Resolution, ceil, floor, next_start
 
 # The view column each metric reads; it also names the value in CSV and JSON.
@@ -77,7 +78,7 @@ def read_coverage(conn: Connection, stream: str | None) -> Coverage:
         else ("stream_viewer_stats", " WHERE stream_name = :s")
     )
     keys = {
-        "d": ACCOUNT_DATASET if stream is None else STREAM_DATASET,
+        "d": ACCOUNT_VIEWER_STATS.dataset if stream is None else STREAM_VIEWER_STATS.dataset,
         "s": ACCOUNT_KEY if stream is None else stream,
     }
     first, last = conn.execute(

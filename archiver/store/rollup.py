@@ -166,6 +166,11 @@ def serialise_writers(conn: Connection, table: str) -> None:
 _FEEDS = {e.table: e.rollups for e in ENDPOINTS if e.rollups}
 
 
+def feeds_rollups(table: str) -> bool:
+    """Whether writes to `table` refresh a rollup."""
+    return table in _FEEDS
+
+
 def refresh_rollups(conn: Connection, table: str, rows: Sequence[Mapping[str, Any]]) -> None:
     """Bring the rollups fed by `table` up to date with `rows`, just written in this transaction
     (the statements its declaration names, in their order)."""

@@ -8,10 +8,12 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from archiver.rules.finality import Settlement
 from archiver.rules.plan import Gap, Scope, ScopeState
+from archiver.store.owed import Owed, book
 from archiver.store.tables import USAGE_TABLES, sync_gaps, sync_runs, sync_state
 from archiver.store.upsert import upsert_rows
 from archiver.timeutil import Resolution
@@ -51,6 +53,16 @@ def _key_clause(scope: Scope) -> sa.ColumnElement[bool]:
     )
 
 
+# How many new scopes at once are a bulk worth fresh planner statistics.
+ANALYZE_AFTER = 1000
+
+
+def _dialect_insert(conn: Connection) -> Any:
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert
+    return sqlite.insert
+
+
 def start_scopes(
     *,
     conn: Connection,
@@ -59,16 +71,22 @@ def start_scopes(
     recorded_at: datetime,
 ) -> None:
     """Persist new scopes' first watermarks and the gaps the plan found, moving past them."""
-    for scope, watermark in watermarks.items():
-        updated = conn.execute(
-            sa.update(sync_state)
-            .where(_key_clause(scope), sync_state.c.watermark < watermark)
-            .values(watermark=watermark)
-        ).rowcount
-        if not updated:
-            exists = conn.execute(sa.select(sa.literal(1)).where(_key_clause(scope))).first()
-            if exists is None:
-                conn.execute(sa.insert(sync_state).values(**_key(scope), watermark=watermark))
+    if watermarks:
+        # One statement, a parameter set per scope: a new scope is inserted, a known one's
+        # watermark only ever moves forward.
+        insert = _dialect_insert(conn)(sync_state)
+        conn.execute(
+            insert.on_conflict_do_update(
+                index_elements=[c.name for c in sync_state.primary_key.columns],
+                set_={"watermark": insert.excluded.watermark},
+                where=sync_state.c.watermark < insert.excluded.watermark,
+            ),
+            [{**_key(scope), "watermark": mark} for scope, mark in watermarks.items()],
+        )
+        if len(watermarks) >= ANALYZE_AFTER and conn.dialect.name == "postgresql":
+            # A bulk of new scopes (a first cycle after `streams import`): planner statistics
+            # now, as the server may never take them itself (autovacuum off).
+            conn.exec_driver_sql("ANALYZE sync_state")
     if gaps:
         upsert_rows(
             conn=conn,
@@ -90,7 +108,7 @@ class Written:
     """What storing one response did."""
 
     rows: int
-    advanced: int
+    advanced: int | None  # None: owed, not yet written
 
 
 def moving(
@@ -119,31 +137,29 @@ def store_response(
     scopes: Iterable[Scope],
     rows: list[dict[str, Any]],
     settlement: Settlement,
+    owed: Owed | None = None,
 ) -> Written:
     """Upsert a response's rows (their `is_final` and `fetched_at` already decided) and move
-    its scopes' watermarks as `settlement` says, in the caller's transaction."""
-    written = upsert_rows(conn=conn, table=USAGE_TABLES[dataset], rows=rows)
-    names = [scope.stream for scope in scopes]
-    # One statement for every scope of the request: they share dataset and resolution.
-    same = sa.and_(
-        sync_state.c.dataset == dataset,
-        sync_state.c.resolution == settlement.resolution.value,
-        sync_state.c.stream_name.in_(names),
-    )
-    # Settlement.moves, as SQL built from its bounds: every watermark in [low, high) goes to
-    # high (proved equal over random watermarks and chunks: tests/test_watermark_move.py).
+    its scopes' watermarks as `settlement` says, in the caller's transaction: now, or owed to
+    `owed` with the rollups, for the caller to pay before it commits."""
+    written = upsert_rows(conn=conn, table=USAGE_TABLES[dataset], rows=rows, owed=owed)
     low, high = settlement.moves_from
-    advanced = conn.execute(
-        sa.update(sync_state)
-        .where(same, sync_state.c.watermark >= low, sync_state.c.watermark < high)
-        .values(watermark=high)
-    ).rowcount
-    conn.execute(
-        sa.update(sync_state)
-        .where(same)
-        .values(last_success_at=settlement.fetched_at, last_error=None, last_error_at=None)
-    )
-    return Written(written, advanced)
+    at, resolution = settlement.fetched_at, settlement.resolution.value
+    entries = [
+        {
+            "k_dataset": dataset,
+            "k_stream": scope.stream,
+            "k_resolution": resolution,
+            "k_low": low,
+            "k_high": high,
+            "k_at": at,
+        }
+        for scope in scopes
+    ]
+    if owed is not None:
+        owed.book(conn, entries)
+        return Written(written, None)
+    return Written(written, book(conn, entries))
 
 
 def record_failure(*, conn: Connection, scopes: Iterable[Scope], error: str, at: datetime) -> None:

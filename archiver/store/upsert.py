@@ -13,13 +13,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from archiver.store.rollup import refresh_rollups, serialise_writers
+from archiver.store.rollup import feeds_rollups, refresh_rollups, serialise_writers
 from archiver.store.tables import SQLITE_TIME_FORMAT, metadata
+
+if TYPE_CHECKING:
+    from archiver.store.owed import Owed
 
 COPY_THRESHOLD = 200
 
@@ -122,8 +125,15 @@ def _tuples(
     return result
 
 
-def upsert_rows(*, conn: Connection, table: sa.Table, rows: Sequence[Mapping[str, Any]]) -> int:
-    """Insert or update `rows` (every column given) inside the caller's transaction.
+def upsert_rows(
+    *,
+    conn: Connection,
+    table: sa.Table,
+    rows: Sequence[Mapping[str, Any]],
+    owed: Owed | None = None,
+) -> int:
+    """Insert or update `rows` (every column given) inside the caller's transaction; the
+    rollups they feed are refreshed now, or owed to `owed` (refreshed before the commit).
 
     Returns the number of rows sent.
     """
@@ -132,7 +142,10 @@ def upsert_rows(*, conn: Connection, table: sa.Table, rows: Sequence[Mapping[str
     dialect = conn.dialect.name
     plan = _statements(table.name, dialect)
     values = _tuples(rows, plan, dialect)
-    serialise_writers(conn, table.name)
+    if owed is None or not owed.locked:
+        serialise_writers(conn, table.name)
+        if owed is not None and feeds_rollups(table.name):
+            owed.locked = True
     if dialect == "postgresql" and len(values) >= COPY_THRESHOLD:
         raw = conn.connection.driver_connection
         assert raw is not None
@@ -146,5 +159,8 @@ def upsert_rows(*, conn: Connection, table: sa.Table, rows: Sequence[Mapping[str
     else:
         conn.exec_driver_sql(plan.insert, values)
     # Same transaction: a rollup never disagrees with the rows it sums.
-    refresh_rollups(conn, table.name, rows)
+    if owed is None:
+        refresh_rollups(conn, table.name, rows)
+    else:
+        owed.rows(table.name, rows)
     return len(values)
