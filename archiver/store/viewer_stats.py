@@ -33,6 +33,16 @@ def viewer_watermarks(conn: Connection, dataset: str) -> dict[str, datetime]:
     return {row.stream_name: row.watermark for row in rows}
 
 
+def last_stream_reads(conn: Connection) -> dict[str, datetime]:
+    """When each stream's viewer watermark last moved (absent: never read)."""
+    rows = conn.execute(
+        sa.select(viewer_reads.c.stream_name, viewer_reads.c.read_at).where(
+            viewer_reads.c.dataset == STREAM_DATASET
+        )
+    )
+    return {row.stream_name: row.read_at for row in rows}
+
+
 def move_viewer_watermarks(
     conn: Connection, dataset: str, names: Iterable[str], watermark: datetime, read_at: datetime
 ) -> None:
