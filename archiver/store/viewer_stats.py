@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from archiver.store.upsert import upsert_rows
+from archiver.store.viewer_rollup import refresh_viewer_rollups, serialise_viewer_writers
 from archiver.store.viewer_tables import account_viewer_stats, stream_viewer_stats, viewer_reads
 
 STREAM_DATASET = "stream_viewer_stats"
@@ -18,9 +19,16 @@ ACCOUNT_KEY = ""  # the account's row in viewer_reads
 
 
 def save_stats(conn: Connection, dataset: str, rows: list[dict[str, Any]]) -> int:
-    """Upsert rows (every column given): a final row is never replaced by a non-final one."""
+    """Upsert rows (every column given): a final row is never replaced by a non-final one;
+    the rollup of each day (stream) or hour (account) they touch is recomputed."""
     table = stream_viewer_stats if dataset == STREAM_DATASET else account_viewer_stats
-    return upsert_rows(conn=conn, table=table, rows=rows)
+    if not rows:
+        return 0
+    serialise_viewer_writers(conn)
+    written = upsert_rows(conn=conn, table=table, rows=rows)
+    # Same transaction: a rollup never disagrees with the rows it groups.
+    refresh_viewer_rollups(conn, table.name, rows)
+    return written
 
 
 def viewer_watermarks(conn: Connection, dataset: str) -> dict[str, datetime]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Boolean, Column, Integer, String, Table
+from sqlalchemy import BigInteger, Boolean, Column, Index, Integer, String, Table
 
 from archiver.store.tables import UtcDateTime, metadata
 
@@ -43,4 +43,31 @@ viewer_reads = Table(
     Column("stream_name", String(128), primary_key=True),
     Column("watermark", UtcDateTime, nullable=False),
     Column("read_at", UtcDateTime, nullable=False),
+)
+
+# Rollups behind the daily and account views (migration 0012), recomputed from their 5-minute
+# rows in the transaction that writes them (viewer_rollup.py): a stream's day, the account's hour.
+stream_daily_periods = Table(
+    "stream_daily_periods",
+    metadata,
+    Column("stream_name", String(128), primary_key=True),
+    Column("day", UtcDateTime, primary_key=True),
+    Column("peak_viewers", Integer, nullable=False),
+    Column("views_started", BigInteger, nullable=False),
+    Column("views_ended", BigInteger, nullable=False),
+    Column("periods", Integer, nullable=False),
+    Column("is_final", Boolean, nullable=False),
+)
+Index("ix_stream_daily_periods_day", stream_daily_periods.c.day)
+
+account_hourly_periods = Table(
+    "account_hourly_periods",
+    metadata,
+    Column("hour", UtcDateTime, primary_key=True),
+    Column("peak_viewers", Integer, nullable=False),
+    Column("views_started", BigInteger, nullable=False),
+    Column("views_ended", BigInteger, nullable=False),
+    Column("peak_streams", Integer, nullable=False),
+    Column("periods", Integer, nullable=False),
+    Column("is_final", Boolean, nullable=False),
 )
