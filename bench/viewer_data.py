@@ -11,11 +11,18 @@ are filled from them as migration 0012 fills them.
 from __future__ import annotations
 
 import importlib.util
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
+
+from archiver.store import db
+from bench.queries_data import PG_URL, WORK
 
 FIRST_DAY = "2025-12-01"  # as bench.queries_data.FIRST
 
@@ -107,3 +114,32 @@ def fill_viewers(engine: Engine, streams: int, days: int) -> dict[str, int]:
         conn.execute(text("ANALYZE"))
         conn.commit()
     return counts
+
+
+@contextmanager
+def archive(dialect: str, label: str) -> Iterator[tuple[Engine, str]]:
+    """A fresh, migrated archive (a SQLite file or a PostgreSQL database), dropped after."""
+    WORK.mkdir(exist_ok=True)
+    admin, name = None, f"archiver_bench_v_{uuid.uuid4().hex[:8]}"
+    path = WORK / f"viewers-{label}.db"
+    if dialect == "sqlite":
+        for suffix in ("", "-wal", "-shm"):
+            Path(str(path) + suffix).unlink(missing_ok=True)
+        url = f"sqlite:///{path}"
+    else:
+        admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        url = sa.make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
+    engine = db.make_engine(url)
+    try:
+        db.upgrade(engine)
+        yield engine, url
+    finally:
+        engine.dispose()
+        if admin is not None:
+            with admin.connect() as conn:
+                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            admin.dispose()
+        for suffix in ("", "-wal", "-shm"):
+            Path(str(path) + suffix).unlink(missing_ok=True)

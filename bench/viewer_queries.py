@@ -11,24 +11,35 @@ rollups, and these). Both go into a section of bench/RESULTS.md of their own.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
+import re
 import statistics
 import time
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from archiver.store import db
+from bench.archive_size import bench_size
 from bench.common import machine
-from bench.queries_data import PG_URL, RESULTS, WORK, build_rollups, fill
+from bench.queries_data import RESULTS
 from bench.query_cases import readme_examples
-from bench.viewer_data import fill_viewers
+from bench.viewer_data import archive, fill_viewers
 
 STREAM = "stream-0001"
+BASELINE = re.compile(r"\b((?:stream|account)_(?:hourly|daily)_viewers)\b")
+
+
+def _0011() -> Any:
+    path = Path(__file__).resolve().parent.parent / "migrations" / "versions"
+    spec = importlib.util.spec_from_file_location("_bench_0011", path / "0011_viewer_stats.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def questions() -> list[tuple[str, str]]:
@@ -73,35 +84,6 @@ def questions() -> list[tuple[str, str]]:
     ]
 
 
-@contextmanager
-def archive(dialect: str, label: str) -> Iterator[tuple[Engine, str]]:
-    """A fresh, migrated archive (a SQLite file or a PostgreSQL database), dropped after."""
-    WORK.mkdir(exist_ok=True)
-    admin, name = None, f"archiver_bench_v_{uuid.uuid4().hex[:8]}"
-    path = WORK / f"viewers-{label}.db"
-    if dialect == "sqlite":
-        for suffix in ("", "-wal", "-shm"):
-            Path(str(path) + suffix).unlink(missing_ok=True)
-        url = f"sqlite:///{path}"
-    else:
-        admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-        url = sa.make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
-    engine = db.make_engine(url)
-    try:
-        db.upgrade(engine)
-        yield engine, url
-    finally:
-        engine.dispose()
-        if admin is not None:
-            with admin.connect() as conn:
-                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            admin.dispose()
-        for suffix in ("", "-wal", "-shm"):
-            Path(str(path) + suffix).unlink(missing_ok=True)
-
-
 def time_question(engine: Engine, sql: str, runs: int) -> list[float]:
     """Seconds of each run: the first on a new connection (cold), then `runs` more."""
     engine.dispose()  # no pooled connection: the first run starts with an empty cache
@@ -131,110 +113,30 @@ def bench_questions(dialect: str, streams: int, days: int, runs: int) -> list[st
             + ", ".join(f"{n:,} rows of `{t}`" for t, n in counts.items()),
             "",
             f"Generated in {filled:.0f} s. Seconds: the cold run (first, new connection), then "
-            f"min and median of all {runs + 1} runs; load average (1, 5, 15 min) before: "
-            f"{load()}.",
+            f"min and median of all {runs + 1} runs; the same questions over the views as "
+            "migration 0011 made them (grouping the 5-minute rows at every query, no rollup), "
+            f"same rows, same run. Load average (1, 5, 15 min) before: {load()}.",
             "",
-            "| question | cold | min | median | under 0.1 s |",
-            "|---|---:|---:|---:|---|",
+            "| question | cold | min | median | 0011 views: cold | 0011 views: median "
+            "| under 0.1 s |",
+            "|---|---:|---:|---:|---:|---:|---|",
         ]
+        old = _0011()
+        with engine.begin() as conn:  # the views as 0011 made them, over the same rows
+            for view in old.VIEWS:
+                sql = old.viewer_view(dialect, view)
+                conn.execute(sa.text(sql.replace(f"VIEW {view}", f"VIEW baseline_{view}")))
         for label, sql in questions():
             times = time_question(engine, sql, runs)
+            before = time_question(engine, BASELINE.sub(r"baseline_\1", sql), runs)
             worst = max(times[0], statistics.median(times))
             lines.append(
                 f"| {label} | {times[0]:.3f} | {min(times):.3f} | "
-                f"{statistics.median(times):.3f} | {'yes' if worst < 0.1 else 'NO'} |"
+                f"{statistics.median(times):.3f} | {before[0]:.3f} | "
+                f"{statistics.median(before):.3f} | {'yes' if worst < 0.1 else 'NO'} |"
             )
             print(lines[-1], flush=True)
         lines += ["", f"Load average after: {load()}.", ""]
-    return lines
-
-
-def table_sizes(engine: Engine) -> dict[str, tuple[int, int]]:
-    """(rows, bytes on disk with its indexes) of every table holding rows."""
-    with engine.connect() as conn:
-        tables = sa.inspect(conn).get_table_names()
-        rows = {
-            t: int(conn.execute(sa.text(f'SELECT COUNT(*) FROM "{t}"')).scalar_one())
-            for t in tables
-        }
-        if conn.dialect.name == "postgresql":
-            size = {
-                t: int(
-                    conn.execute(sa.text(f"SELECT pg_total_relation_size('\"{t}\"')")).scalar_one()
-                )
-                for t in tables
-            }
-        else:  # every b-tree's pages (table and its indexes), from SQLite's dbstat
-            owner = {
-                r.name: r.tbl_name
-                for r in conn.execute(sa.text("SELECT name, tbl_name FROM sqlite_master"))
-            }
-            size = dict.fromkeys(tables, 0)
-            for name, pages in conn.execute(
-                sa.text("SELECT name, SUM(pgsize) FROM dbstat GROUP BY name")
-            ):
-                table = owner.get(name, name)
-                if table in size:
-                    size[table] += int(pages)
-    return {t: (rows[t], size[t]) for t in tables if rows[t] and t != "alembic_version"}
-
-
-def bench_size(streams: int, days: int) -> list[str]:
-    """Bytes on disk per stream-day (tables keyed by stream) and per day (the account's)."""
-    found: dict[str, dict[str, tuple[int, int]]] = {}
-    for dialect in ("sqlite", "postgresql"):
-        with archive(dialect, "size") as (engine, _):
-            fill(engine, streams, days)
-            build_rollups(engine)
-            fill_viewers(engine, streams, days)
-            found[dialect] = table_sizes(engine)
-            with engine.connect() as conn:
-                inspector = sa.inspect(conn)
-                keyed = {
-                    t
-                    for t in found[dialect]
-                    if "stream_name" in {c["name"] for c in inspector.get_columns(t)}
-                }
-                empty = sorted(set(inspector.get_table_names()) - set(found[dialect]))
-    lite, pg = found["sqlite"], found["postgresql"]
-    lines = [
-        f"Archive of {streams:,} streams x {days} days: bench.queries' usage rows (every stream "
-        "every hour, a Day row a day, three countries a day; the account's hours, days, months "
-        "and ten countries an hour) and their rollups (filled as migration 0004 does), and the "
-        "sessions and viewer statistics above. Bytes on disk of each table with its indexes "
-        "(SQLite: its b-tree pages, from `dbstat`; PostgreSQL: `pg_total_relation_size`, right "
-        "after the load), per stream-day for the tables keyed by stream, per day for the "
-        "account's. Empty here (not generated): "
-        + ", ".join(f"`{t}`" for t in empty if t != "alembic_version")
-        + ".",
-        "",
-        "| table | rows | SQLite bytes | PostgreSQL bytes | SQLite per unit | PostgreSQL per unit "
-        "| unit |",
-        "|---|---:|---:|---:|---:|---:|---|",
-    ]
-    sums = {"stream-day": [0, 0], "day": [0, 0]}
-    for table in sorted(set(lite) | set(pg), key=lambda t: (t not in keyed, -pg.get(t, (0, 0))[1])):
-        unit, per = ("stream-day", streams * days) if table in keyed else ("day", days)
-        rows = max(lite.get(table, (0, 0))[0], pg.get(table, (0, 0))[0])
-        a, b = lite.get(table, (0, 0))[1], pg.get(table, (0, 0))[1]
-        sums[unit][0] += a
-        sums[unit][1] += b
-        lines.append(
-            f"| {table} | {rows:,} | {a:,} | {b:,} | {a / per:,.0f} | {b / per:,.0f} | {unit} |"
-        )
-    per_stream = [v / (streams * days) for v in sums["stream-day"]]
-    per_day = [v / days for v in sums["day"]]
-    lines += [
-        "",
-        f"Tables keyed by stream: **{per_stream[0]:,.0f} bytes per stream-day on SQLite, "
-        f"{per_stream[1]:,.0f} on PostgreSQL**; the account's: {per_day[0]:,.0f} and "
-        f"{per_day[1]:,.0f} bytes per day. All tables at 1,000 streams: "
-        f"{per_stream[0] + per_day[0] / 1000:,.0f} (SQLite) and "
-        f"{per_stream[1] + per_day[1] / 1000:,.0f} (PostgreSQL) bytes per stream-day, "
-        f"{(per_stream[0] * 1000 + per_day[0]) * 365 / 1e9:.1f} GB and "
-        f"{(per_stream[1] * 1000 + per_day[1]) * 365 / 1e9:.1f} GB a year.",
-        "",
-    ]
     return lines
 
 
