@@ -9,6 +9,7 @@ from pathlib import Path
 from bench.backfill import bench_backfill
 from bench.common import HERE, WORK, machine
 from bench.cycles import bench_cycle_time, bench_requests_per_cycle
+from bench.graphql_requests import bench_graphql_requests
 from bench.results import merge
 from bench.startup import bench_startup
 from bench.store_speed import bench_store
@@ -20,8 +21,8 @@ def main() -> int:
     parser.add_argument("--output", type=Path, default=HERE / "RESULTS.md")
     parser.add_argument(
         "--only",
-        default="requests,cycle,backfill,store,startup",
-        help="comma-separated subset of: requests, cycle, backfill, store, startup",
+        default="requests,graphql,cycle,backfill,store,startup",
+        help="comma-separated subset of: requests, graphql, cycle, backfill, store, startup",
     )
     parser.add_argument(
         "--backfill-streams",
@@ -43,6 +44,8 @@ def main() -> int:
     ]
     if "requests" in chosen:
         bench_requests_per_cycle(lines)
+    if "graphql" in chosen:
+        bench_graphql_requests(lines)
     if "cycle" in chosen:
         bench_cycle_time(lines, args.runs)
     if "backfill" in chosen:

@@ -35,6 +35,7 @@ from bench.queries_data import (
 )
 from bench.query_cases import cases, timed
 from bench.store_speed import bench_store
+from bench.viewer_data import fill_viewers
 
 
 def export_speed(engine: Engine, url: str, runs: int) -> tuple[float, float, int]:
@@ -101,6 +102,7 @@ def bench(dialect: str, streams: int, days: int, runs: int, *, export: bool) -> 
         db.upgrade(engine)
         began = time.perf_counter()
         hourly = fill(engine, streams, days)
+        viewers = fill_viewers(engine, streams, days)  # the README's session and viewer examples
         filled = time.perf_counter() - began
         began = time.perf_counter()
         build_rollups(engine)
@@ -110,7 +112,8 @@ def bench(dialect: str, streams: int, days: int, runs: int, *, export: bool) -> 
             flush=True,
         )
         lines += [
-            f"### {dialect}: {streams:,} streams x {days} days = {hourly:,} hourly stream rows",
+            f"### {dialect}: {streams:,} streams x {days} days = {hourly:,} hourly stream rows, "
+            f"{viewers['stream_viewer_stats']:,} 5-minute stream viewer rows",
             "",
             f"Generated in {filled:.0f} s; rollups built from them (as migration 0004 does) in "
             f"{rolled:.0f} s. Seconds, median of {runs} runs (one run where it took over 5 s).",
@@ -193,7 +196,8 @@ def main() -> int:
         "migration 0002's views (computed from the raw rows at query time) on the same data, "
         "same run. The archive is generated in SQL: every stream has every hour of the year, a "
         "Day row for every day but the last two, three countries a day; the account has "
-        "hours, days, months and ten countries an hour.",
+        "hours, days, months and ten countries an hour; sessions and viewer statistics as "
+        "bench/viewer_data.py makes them.",
         "",
     ]
     dialects = ("sqlite", "postgresql") if args.db == "both" else (args.db,)

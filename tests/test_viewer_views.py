@@ -134,3 +134,22 @@ def test_watermarks_only_move_forward(engine: Engine) -> None:
         marks = viewer_watermarks(conn, STREAM_VIEWER_STATS.dataset)
         assert viewer_watermarks(conn, ACCOUNT_VIEWER_STATS.dataset) == {}
     assert marks == {"a": at(10, 0), "b": at(11, 0)}
+
+
+def test_the_rollups_follow_a_row_overwritten_lower(engine: Engine) -> None:
+    """A peak is recomputed from the rows, never kept from an earlier, higher read."""
+    high = stream_row("cam", at(10, 5), 9, 6, is_final=False)
+    account = {k: v for k, v in high.items() if k != "stream_name"} | {"streams": 5}
+    with transaction(engine) as conn:
+        save_rows(conn, STREAM_VIEWER_STATS, [STREAM_ROWS[0], high])
+        save_rows(conn, ACCOUNT_VIEWER_STATS, [account])
+    with transaction(engine) as conn:
+        save_rows(conn, STREAM_VIEWER_STATS, [{**high, "active_viewers": 3, "is_final": True}])
+        save_rows(conn, ACCOUNT_VIEWER_STATS, [{**account, "active_viewers": 2, "streams": 1}])
+    daily = view(
+        engine, "SELECT peak_viewers, views_started, periods, is_final FROM stream_daily_viewers"
+    )
+    assert [(*r[:3], bool(r[3])) for r in daily] == [(4, 10, 2, True)]
+    for name in ("account_hourly_viewers", "account_daily_viewers"):
+        found = view(engine, f"SELECT peak_viewers, peak_streams, periods FROM {name}")
+        assert found == [(2, 1, 1)], name

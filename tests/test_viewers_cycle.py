@@ -14,7 +14,12 @@ from sqlalchemy.engine import Engine
 
 from archiver.simulator import SimConfig, Simulator
 from archiver.simulator.server import Faults
-from archiver.store.tables import account_viewer_stats, stream_viewer_stats, viewer_reads
+from archiver.store.tables import (
+    account_viewer_stats,
+    stream_sessions,
+    stream_viewer_stats,
+    viewer_reads,
+)
 from archiver.timeutil import format_iso
 from tests.harness import Harness
 from tests.simhelpers import TOKEN
@@ -96,9 +101,22 @@ def test_the_archive_equals_the_truth_after_cycles_with_graphql_faults(engine: E
     final, total = finals(engine, stream_viewer_stats)
     assert 0 < final < total  # the periods ending after 12:17 are not final yet
     with engine.connect() as conn:
-        marks = set(conn.execute(sa.select(viewer_reads.c.watermark)).scalars())
-    # Every read's watermark: the first period not final at 13:17 (ending after 12:17).
-    assert marks == {datetime(2026, 11, 20, 12, 15, tzinfo=UTC)}
+        reads = conn.execute(sa.select(viewer_reads.c.stream_name, viewer_reads.c.watermark))
+        marks = {r.stream_name: r.watermark for r in reads}
+        sessions = list(
+            conn.execute(sa.select(stream_sessions.c.stream_name, stream_sessions.c.ended))
+        )
+    # Every read's watermark: the first period not final at 13:17 (ending after 12:17), but a
+    # stream whose every feed ended by its watermark is not read again (nothing new to read).
+    first_unfinal = datetime(2026, 11, 20, 12, 15, tzinfo=UTC)
+    assert marks.pop("") == first_unfinal
+    behind = {name for name, mark in marks.items() if mark != first_unfinal}
+    assert all(marks[name] < first_unfinal for name in behind)
+    assert not [
+        (name, ended)
+        for name, ended in sessions
+        if name in behind and (ended is None or ended > marks[name])
+    ]
 
 
 @pytest.mark.parametrize(

@@ -5,8 +5,13 @@ reaches ARCHIVER_ACCOUNT_VIEWER_DAYS or ARCHIVER_STREAM_VIEWER_DAYS back), and s
 final by the rule of every bucket: read at least the settle time after the period's end, by
 the cycle's believed vendor clock (not believed: nothing final, no watermark moves). Rows and
 watermark are written in one transaction; a read that refused a row stores the others and
-keeps its watermark. A failing read costs only itself (a refused secret, no server at the
-URL or a database failure ends the cycle, as for every answer).
+keeps its watermark. When this cycle's feed read was complete (every feed up to now known),
+a stream is read only if it was never read, its last read is a day old, or it was seen
+publishing (a feed running or ended) at or after its watermark; a stream skipped keeps its
+watermark and is read from there once it publishes again: nothing is skipped over. (The daily
+read covers statistics the vendor might keep of a stream without a feed: it does not say.)
+A failing read costs only itself (a refused secret, no server at the URL or a database
+failure ends the cycle, as for every answer).
 """
 
 from __future__ import annotations
@@ -28,11 +33,20 @@ from archiver.datasets import ACCOUNT_VIEWER_STATS, STREAM_VIEWER_STATS, Query
 from archiver.rules.finality import first_unfinal_period, period_final
 from archiver.store.db import transaction
 from archiver.store.query_rows import save_rows
+from archiver.store.sessions import feed_watermark
 from archiver.store.tables import tracked_streams
-from archiver.store.viewer_stats import ACCOUNT_KEY, move_viewer_watermarks, viewer_watermarks
+from archiver.store.viewer_stats import (
+    ACCOUNT_KEY,
+    last_stream_reads,
+    move_viewer_watermarks,
+    viewer_watermarks,
+)
 from archiver.vocabulary import StreamStatus
 
 log = logging.getLogger(__name__)
+
+# How often a stream that publishes no feed is read all the same.
+SAFETY_READ = timedelta(days=1)
 
 
 def viewer_stats(
@@ -43,13 +57,19 @@ def viewer_stats(
     with transaction(engine) as conn:
         account_mark = viewer_watermarks(conn, ACCOUNT_VIEWER_STATS.dataset).get(ACCOUNT_KEY)
         stream_marks = viewer_watermarks(conn, STREAM_VIEWER_STATS.dataset)
-        names = sorted(
+        seen = dict(
             conn.execute(
-                sa.select(tracked_streams.c.stream_name).where(
+                sa.select(tracked_streams.c.stream_name, tracked_streams.c.last_seen_at).where(
                     tracked_streams.c.status != StreamStatus.REFUSED
                 )
-            ).scalars()
+            ).all()
         )
+        feeds_read = feed_watermark(conn)
+        # SQLite keeps whole seconds: this cycle's own read is at `now` less its fraction.
+        if feeds_read is not None and feeds_read >= report.now.replace(microsecond=0):
+            names = due_streams(seen, stream_marks, last_stream_reads(conn), report.now)
+        else:  # a feed may have started unseen since the last complete feed read
+            names = sorted(seen)
     account = step.walk(
         ACCOUNT_VIEWER_STATS,
         [ACCOUNT_KEY],
@@ -84,6 +104,25 @@ def viewer_stats(
                     client, account, chunk, since, until
                 ),
             )
+
+
+def due_streams(
+    seen: dict[str, datetime | None],
+    marks: dict[str, datetime],
+    read_at: dict[str, datetime],
+    now: datetime,
+) -> list[str]:
+    """The streams to read when every feed up to `now` is known (`seen`: last seen publishing
+    or with traffic): those never read, read a day ago or more, or seen at or after their
+    watermark (a feed running, or ended after it: periods not yet final)."""
+    due = []
+    for name, last in sorted(seen.items()):
+        mark, read = marks.get(name), read_at.get(name)
+        if mark is None or read is None or read <= now - SAFETY_READ:
+            due.append(name)  # the safety read: statistics without a feed are not ruled out
+        elif last is not None and last >= mark:
+            due.append(name)  # its periods from the watermark on may hold viewers
+    return due
 
 
 class _Step:

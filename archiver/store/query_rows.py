@@ -11,6 +11,7 @@ from sqlalchemy.engine import Connection
 from archiver.datasets import Finality, Query
 from archiver.store.tables import DATASET_TABLES
 from archiver.store.upsert import upsert_rows
+from archiver.store.viewer_rollup import refresh_viewer_rollups, serialise_viewer_writers
 
 
 def save_rows(conn: Connection, query: Query, rows: Sequence[dict[str, Any]]) -> int:
@@ -22,7 +23,13 @@ def save_rows(conn: Connection, query: Query, rows: Sequence[dict[str, Any]]) ->
     """
     table = DATASET_TABLES[query.table]
     if query.finality is Finality.PERIOD:
-        return upsert_rows(conn=conn, table=table, rows=rows)
+        if not rows:
+            return 0
+        serialise_viewer_writers(conn)
+        written = upsert_rows(conn=conn, table=table, rows=rows)
+        # Same transaction: a rollup never disagrees with the rows it groups.
+        refresh_viewer_rollups(conn, table.name, rows)
+        return written
     if not rows:
         return 0
     insert = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)

@@ -244,11 +244,37 @@ stream_monthly_totals = Table(
 # "All streams on these days/months": the primary keys serve the per-stream questions.
 Index("ix_stream_daily_hours_day", stream_daily_hours.c.day)
 Index("ix_stream_monthly_totals_month", stream_monthly_totals.c.month)
+# Rollups behind the viewer views (0012), recomputed as their rows are written (viewer_rollup.py).
+stream_daily_periods = Table(
+    "stream_daily_periods",
+    metadata,
+    Column("stream_name", String(128), primary_key=True),
+    Column("day", UtcDateTime, primary_key=True),
+    Column("peak_viewers", Integer, nullable=False),
+    Column("views_started", BigInteger, nullable=False),
+    Column("views_ended", BigInteger, nullable=False),
+    Column("periods", Integer, nullable=False),
+    Column("is_final", Boolean, nullable=False),
+)
+Index("ix_stream_daily_periods_day", stream_daily_periods.c.day)
+account_hourly_periods = Table(
+    "account_hourly_periods",
+    metadata,
+    Column("hour", UtcDateTime, primary_key=True),
+    Column("peak_viewers", Integer, nullable=False),
+    Column("views_started", BigInteger, nullable=False),
+    Column("views_ended", BigInteger, nullable=False),
+    Column("peak_streams", Integer, nullable=False),
+    Column("periods", Integer, nullable=False),
+    Column("is_final", Boolean, nullable=False),
+)
 ROLLUP_TABLES = (
     stream_daily_hours,
     account_daily_hours,
     country_daily_hours,
     stream_monthly_totals,
+    stream_daily_periods,
+    account_hourly_periods,
 )
 
 # How far the feeds were last read: one row per source ('feeds'), moved only in the

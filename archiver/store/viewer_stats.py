@@ -8,6 +8,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from archiver.datasets import STREAM_VIEWER_STATS
 from archiver.store.tables import viewer_reads
 
 ACCOUNT_KEY = ""  # the account's row in viewer_reads
@@ -21,6 +22,16 @@ def viewer_watermarks(conn: Connection, dataset: str) -> dict[str, datetime]:
         )
     )
     return {row.stream_name: row.watermark for row in rows}
+
+
+def last_stream_reads(conn: Connection) -> dict[str, datetime]:
+    """When each stream's viewer watermark last moved (absent: never read)."""
+    rows = conn.execute(
+        sa.select(viewer_reads.c.stream_name, viewer_reads.c.read_at).where(
+            viewer_reads.c.dataset == STREAM_VIEWER_STATS.dataset
+        )
+    )
+    return {row.stream_name: row.read_at for row in rows}
 
 
 def move_viewer_watermarks(
