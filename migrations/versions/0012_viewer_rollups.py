@@ -64,8 +64,9 @@ def _view(name: str, dialect: str) -> str:
     all_final = "bool_and(is_final)" if dialect == "postgresql" else "MIN(is_final)"
     return (
         f"CREATE VIEW account_daily_viewers AS SELECT {day} AS day, "
-        "MAX(peak_viewers) AS peak_viewers, SUM(views_started) AS views_started, "
-        "SUM(views_ended) AS views_ended, MAX(peak_streams) AS peak_streams, "
+        # SUM of a BIGINT is NUMERIC on PostgreSQL: cast back, as 0011's view gave integers.
+        "MAX(peak_viewers) AS peak_viewers, CAST(SUM(views_started) AS BIGINT) AS views_started, "
+        "CAST(SUM(views_ended) AS BIGINT) AS views_ended, MAX(peak_streams) AS peak_streams, "
         f"SUM(periods) AS periods, {all_final} AS is_final "
         f"FROM account_hourly_periods GROUP BY {day}"
     )
