@@ -110,6 +110,9 @@ def test_account_views_peak_viewers_and_streams(engine: Engine) -> None:
         ("2026-11-20T00:00:00Z", 9, 14, 3, False),
         ("2026-11-21T00:00:00Z", 5, 5, 4, True),
     ]
+    # Counts are integers on both databases (a PostgreSQL SUM of BIGINT is NUMERIC: a Decimal
+    # that JSON export cannot write).
+    assert {type(v) for r in daily for v in r[1:4]} == {int}
 
 
 def test_a_final_row_is_never_replaced_by_a_non_final_one(engine: Engine) -> None:
