@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from functools import cache
 from typing import Any
@@ -21,7 +21,7 @@ from archiver.timeutil import Resolution, floor, next_start
 # never deleted, so a key once summed always has rows and an upsert of the sums is enough.
 # One statement per rollup and write: the touched keys arrive as one parameter (a JSON array on
 # SQLite, arrays on PostgreSQL), so a write of a thousand streams costs no thousand round trips.
-_KEYS = {
+KEYS = {
     "sqlite": "(SELECT json_extract(value, '$[0]') AS stream_name, "
     "json_extract(value, '$[1]') AS start, json_extract(value, '$[2]') AS stop "
     "FROM json_each(:keys)) AS k",
@@ -30,8 +30,8 @@ _KEYS = {
 }
 # SQLite's planner may start from the big table's (resolution, period_start) index and scan it
 # all; CROSS JOIN makes it start from the keys, as PostgreSQL does of itself.
-_JOIN = {"sqlite": "CROSS JOIN", "postgresql": "JOIN"}
-_ALL_FINAL = {"sqlite": "MIN(u.is_final)", "postgresql": "bool_and(u.is_final)"}
+JOIN = {"sqlite": "CROSS JOIN", "postgresql": "JOIN"}
+ALL_FINAL = {"sqlite": "MIN(u.is_final)", "postgresql": "bool_and(u.is_final)"}
 
 _REFRESH = {
     "stream_daily_hours": (
@@ -113,20 +113,19 @@ _REFRESH = {
 def _statement(rollup: str, dialect: str) -> sa.TextClause:
     return sa.text(
         _REFRESH[rollup].format(
-            keys=_KEYS[dialect],
-            join=_JOIN[dialect],
-            all_final=_ALL_FINAL[dialect],
+            keys=KEYS[dialect],
+            join=JOIN[dialect],
+            all_final=ALL_FINAL[dialect],
             true="1" if dialect == "sqlite" else "true",
         )
     )
 
 
-def _refresh(
-    conn: Connection, rollup: str, keys: set[tuple[str, datetime]], unit: Resolution
-) -> None:
-    if not keys:
-        return
-    dialect = conn.dialect.name
+def key_params(
+    dialect: str, keys: Iterable[tuple[str, datetime]], unit: Resolution
+) -> dict[str, Any]:
+    """The touched keys (stream, start of its unit) as the one parameter `KEYS` reads:
+    a JSON array of [stream, start, stop] texts on SQLite, three arrays on PostgreSQL."""
     ordered = sorted(keys)
     if dialect == "sqlite":
         texts = [
@@ -137,14 +136,21 @@ def _refresh(
             ]
             for stream, start in ordered
         ]
-        params: dict[str, Any] = {"keys": json.dumps(texts)}
-    else:
-        params = {
-            "streams": [stream for stream, _ in ordered],
-            "starts": [start for _, start in ordered],
-            "stops": [next_start(start, unit) for _, start in ordered],
-        }
-    conn.execute(_statement(rollup, dialect), params)
+        return {"keys": json.dumps(texts)}
+    return {
+        "streams": [stream for stream, _ in ordered],
+        "starts": [start for _, start in ordered],
+        "stops": [next_start(start, unit) for _, start in ordered],
+    }
+
+
+def _refresh(
+    conn: Connection, rollup: str, keys: set[tuple[str, datetime]], unit: Resolution
+) -> None:
+    if not keys:
+        return
+    dialect = conn.dialect.name
+    conn.execute(_statement(rollup, dialect), key_params(dialect, keys, unit))
 
 
 # Any constant shared by every writer of the archive; 0x617263 is "arc".

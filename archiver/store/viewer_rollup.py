@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from functools import cache
 from typing import Any
@@ -10,22 +9,13 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from archiver.store.tables import SQLITE_TIME_FORMAT
-from archiver.timeutil import Resolution, floor, next_start
+from archiver.store.rollup import ALL_FINAL, JOIN, KEYS, key_params
+from archiver.timeutil import Resolution, floor
 
 # As rollup.py: each key is recomputed from its rows (a day of one stream, an hour of the
 # account: at most 288 and 12 rows, read by primary key), never adjusted by a delta, since a
 # peak cannot be taken back when a row not yet final is overwritten by a lower one. The keys
-# arrive as one parameter (a JSON array on SQLite, arrays on PostgreSQL).
-_KEYS = {
-    "sqlite": "(SELECT json_extract(value, '$[0]') AS stream_name, "
-    "json_extract(value, '$[1]') AS start, json_extract(value, '$[2]') AS stop "
-    "FROM json_each(:keys)) AS k",
-    "postgresql": "unnest(CAST(:streams AS varchar[]), CAST(:starts AS timestamptz[]), "
-    "CAST(:stops AS timestamptz[])) AS k(stream_name, start, stop)",
-}
-_JOIN = {"sqlite": "CROSS JOIN", "postgresql": "JOIN"}  # start from the keys (rollup.py)
-_ALL_FINAL = {"sqlite": "MIN(u.is_final)", "postgresql": "bool_and(u.is_final)"}
+# arrive as one parameter, built and read as rollup.py does (`key_params`, `KEYS`).
 _COUNTS = (
     "MAX(u.active_viewers), SUM(u.views_started), SUM(u.views_ended), {streams}COUNT(*), "
     "{all_final}"
@@ -60,9 +50,7 @@ _UNIT = {"stream_viewer_stats": Resolution.DAY, "account_viewer_stats": Resoluti
 @cache
 def _statement(table: str, dialect: str) -> sa.TextClause:
     return sa.text(
-        _REFRESH[table].format(
-            keys=_KEYS[dialect], join=_JOIN[dialect], all_final=_ALL_FINAL[dialect]
-        )
+        _REFRESH[table].format(keys=KEYS[dialect], join=JOIN[dialect], all_final=ALL_FINAL[dialect])
     )
 
 
@@ -73,22 +61,7 @@ def refresh_viewer_rollups(conn: Connection, table: str, rows: Sequence[Mapping[
     unit = _UNIT[table]
     starts = {(row.get("stream_name", ""), row["period_start"]) for row in rows}
     keys = sorted({(name, floor(start, unit)) for name, start in starts})
-    if conn.dialect.name == "sqlite":
-        texts = [
-            [
-                name,
-                start.strftime(SQLITE_TIME_FORMAT),
-                next_start(start, unit).strftime(SQLITE_TIME_FORMAT),
-            ]
-            for name, start in keys
-        ]
-        params: dict[str, Any] = {"keys": json.dumps(texts)}
-    else:
-        params = {
-            "streams": [name for name, _ in keys],
-            "starts": [start for _, start in keys],
-            "stops": [next_start(start, unit) for _, start in keys],
-        }
+    params = key_params(conn.dialect.name, keys, unit)
     conn.execute(_statement(table, conn.dialect.name), params)
 
 
