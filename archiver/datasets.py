@@ -263,6 +263,7 @@ STREAM_SESSIONS = Query(
     finality=Finality.ENDED,
     retention=timedelta(days=30),
     index_on="started",
+    views=("stream_daily_sessions",),
 )
 # Viewers watching at the 5-minute period's end, views that began and ended in it. A read spans
 # 288 periods of 100 streams or 2,016 of the account: 288 or 21 pages, under the walk's 1,000.

@@ -5,7 +5,7 @@ Every stream publishes one session a day, starting on the 5-minute grid between 
 hour); a quarter of the sessions have a backup feed as well (30 s later, ending a minute
 earlier). Each session's 5-minute periods have a `stream_viewer_stats` row (13.5 a day on
 average); the account has a row for every 5-minute period of every day. The viewer rollups
-are filled from them as migration 0012 fills them.
+and each stream's publishing days are filled from them as migrations 0012 and 0013 fill them.
 """
 
 from __future__ import annotations
@@ -27,9 +27,10 @@ from bench.queries_data import PG_URL, WORK
 FIRST_DAY = "2025-12-01"  # as bench.queries_data.FIRST
 
 
-def _0012() -> Any:
-    path = Path(__file__).resolve().parent.parent / "migrations" / "versions"
-    spec = importlib.util.spec_from_file_location("_bench_0012", path / "0012_viewer_rollups.py")
+def migration(file: str) -> Any:
+    """A migration module of `migrations/versions`, loaded by path (it is not a package)."""
+    path = Path(__file__).resolve().parent.parent / "migrations" / "versions" / file
+    spec = importlib.util.spec_from_file_location(f"_bench_{path.stem}", path)
     assert spec is not None
     assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
@@ -104,8 +105,10 @@ def fill_viewers(engine: Engine, streams: int, days: int) -> dict[str, int]:
     with engine.begin() as conn:
         for statement in statements:
             conn.execute(text(statement))
-        for statement in _0012().fill_rollups(dialect):  # the rollups, as 0012 fills them
+        # The rollups, as migrations 0012 and 0013 fill them from an archive's rows.
+        for statement in migration("0012_viewer_rollups.py").fill_rollups(dialect):
             conn.execute(text(statement))
+        migration("0013_session_days.py")._fill(conn)
         counts = {
             table: int(conn.execute(text(f"SELECT COUNT(*) FROM {table}")).scalar_one())
             for table in ("stream_sessions", "stream_viewer_stats", "account_viewer_stats")

@@ -182,3 +182,29 @@ def cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> 
         return Ran(code, captured.out, captured.err)
 
     return run
+
+
+def archive_at(request: pytest.FixtureRequest, tmp_path: Path, revision: str) -> Iterator[Engine]:
+    """A fresh archive migrated to `revision` only, on the fixture's database (`request.param`:
+    sqlite or postgresql): the body of each migration test's `at_NNNN` fixture."""
+    if request.param == "sqlite":
+        engine = db.make_engine(f"sqlite:///{tmp_path / 'old.db'}")
+        db.upgrade(engine, revision)
+        yield engine
+        engine.dispose()
+        return
+    request.getfixturevalue("postgres_url")  # skips or fails as the other PostgreSQL tests do
+    admin = sa.create_engine(postgres_admin_url(), isolation_level="AUTOCOMMIT")
+    name = f"archiver_m{revision}_{uuid.uuid4().hex[:10]}"
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    url = sa.make_url(postgres_admin_url()).set(database=name)
+    engine = db.make_engine(url.render_as_string(hide_password=False))
+    try:
+        db.upgrade(engine, revision)
+        yield engine
+    finally:
+        engine.dispose()
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()

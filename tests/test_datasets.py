@@ -16,7 +16,8 @@ from archiver.reading.export import EXPORTABLE, VIEWS
 from archiver.simulator import gqlschema, gqltruth, vendor
 from archiver.simulator.oracle import TRUTH_DATASETS
 from archiver.store.rollup import _REFRESH
-from archiver.store.tables import DATASET_TABLES, USAGE_TABLES, UtcDateTime
+from archiver.store.tables import DATASET_TABLES, USAGE_TABLES
+from archiver.store.timecolumn import UtcDateTime
 
 TYPES = {
     Kind.COUNT: sa.BigInteger,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import uuid
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -14,7 +13,7 @@ from alembic import command
 
 from archiver.store import db
 from archiver.timeutil import format_iso
-from tests.conftest import postgres_admin_url
+from tests.conftest import archive_at
 
 # Two hours and a day row of stream a, an hour of stream b, a sync state and a run, as 0002 wrote.
 OLD_ROWS = """
@@ -35,27 +34,7 @@ VALUES ('sync', {t}'2026-11-26 06:00:00.25{f}', 'ok', 1, 0, 5, 0)
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def at_0002(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sa.Engine]:
     """A fresh archive migrated to 0002 only."""
-    if request.param == "sqlite":
-        engine = db.make_engine(f"sqlite:///{tmp_path / 'old.db'}")
-        db.upgrade(engine, "0002")
-        yield engine
-        engine.dispose()
-        return
-    request.getfixturevalue("postgres_url")  # skips or fails as the other PostgreSQL tests do
-    admin = sa.create_engine(postgres_admin_url(), isolation_level="AUTOCOMMIT")
-    name = f"archiver_m4_{uuid.uuid4().hex[:10]}"
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    url = sa.make_url(postgres_admin_url()).set(database=name)
-    engine = db.make_engine(url.render_as_string(hide_password=False))
-    try:
-        db.upgrade(engine, "0002")
-        yield engine
-    finally:
-        engine.dispose()
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    yield from archive_at(request, tmp_path, "0002")
 
 
 def _fill_old(engine: sa.Engine) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,7 +13,7 @@ import sqlalchemy as sa
 from archiver.reading.export import _as_text
 from archiver.store import db
 from archiver.store.tables import account_viewer_stats, stream_viewer_stats
-from tests.conftest import postgres_admin_url
+from tests.conftest import archive_at
 
 DAY = datetime(2026, 11, 20, tzinfo=UTC)
 FETCHED = datetime(2026, 11, 21, tzinfo=UTC)
@@ -29,27 +28,7 @@ VIEWS = (
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def at_0011(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sa.Engine]:
     """A fresh archive migrated to 0011 only."""
-    if request.param == "sqlite":
-        engine = db.make_engine(f"sqlite:///{tmp_path / 'old.db'}")
-        db.upgrade(engine, "0011")
-        yield engine
-        engine.dispose()
-        return
-    request.getfixturevalue("postgres_url")  # skips or fails as the other PostgreSQL tests do
-    admin = sa.create_engine(postgres_admin_url(), isolation_level="AUTOCOMMIT")
-    name = f"archiver_m12_{uuid.uuid4().hex[:10]}"
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    url = sa.make_url(postgres_admin_url()).set(database=name)
-    engine = db.make_engine(url.render_as_string(hide_password=False))
-    try:
-        db.upgrade(engine, "0011")
-        yield engine
-    finally:
-        engine.dispose()
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    yield from archive_at(request, tmp_path, "0011")
 
 
 def rows(minutes: list[int], **extra: Any) -> list[dict[str, Any]]:

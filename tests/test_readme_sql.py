@@ -174,6 +174,34 @@ def check_long_sessions(rows: Rows, truth: Truth) -> None:
     assert 0 < len(expected) < len(sessions)  # the filter keeps some sessions and drops some
 
 
+def check_session_days(rows: Rows, truth: Truth) -> None:
+    # Each day's publishing is the set of its seconds some feed of the stream covered (a feed
+    # still running, up to the backfill's read); feeds are counted on the day they started.
+    seconds: dict[tuple[str, str], set[int]] = defaultdict(set)
+    started: dict[tuple[str, str], int] = defaultdict(int)
+    sessions = truth("stream_sessions", "", "2026-11-20", "2026-12-02")
+    for r in sessions:
+        start = int(_instant(r["started"]).timestamp())
+        stop = int((_instant(r["ended"]) if r["ended"] else BACKFILL_AT).timestamp())
+        started[(r["stream_name"], r["started"][:10])] += 1
+        for second in range(start, stop):
+            day = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%d")
+            seconds[(r["stream_name"], day)].add(second)
+    expected = {
+        (name, f"{day}T00:00:00Z"): (started[(name, day)], len(seconds[(name, day)]) // 60, False)
+        for name, day in set(seconds) | set(started)
+        if "2026-11-26" <= day < "2026-12-01"
+    }
+    got = {
+        (r["stream_name"], r["day"]): (r["sessions"], r["publishing_minutes"], bool(r["active"]))
+        for r in rows
+    }
+    assert got == expected
+    # The proof needs two feeds at once and a session across midnight in it.
+    assert max(s for s, _, _ in expected.values()) >= 2
+    assert any(r["ended"] and r["started"][:10] < r["ended"][:10] < "2026-12" for r in sessions)
+
+
 def check_peak_viewers(rows: Rows, truth: Truth) -> None:
     peaks: dict[str, list[int]] = {}
     for r in truth("stream_viewer_stats", "", "2026-11-26", "2026-12-02"):
@@ -206,6 +234,7 @@ CHECKS: dict[str, Callable[[Rows, Truth], None]] = {
     "completeness": check_completeness,
     "long-sessions": check_long_sessions,
     "peak-viewers": check_peak_viewers,
+    "session-days": check_session_days,
     "unattributed": check_unattributed,
     "tracking-ids": check_tracking_ids,
 }

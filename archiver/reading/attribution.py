@@ -9,7 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from archiver.store.tables import UtcDateTime
+from archiver.store.timecolumn import UtcDateTime
 from archiver.timeutil import format_iso
 
 # The view migrations 0003, 0006 and 0008 define; declared apart from the tables' metadata (a

@@ -22,7 +22,7 @@ from archiver.reading.coverage import (
     parse_time,
 )
 from archiver.rules.plan import Policy
-from archiver.store.tables import SQLITE_TIME_FORMAT
+from archiver.store.timecolumn import SQLITE_TIME_FORMAT
 from archiver.timeutil import Resolution, ceil, floor, format_iso, next_start, utc
 
 # The states are spelt in archiver.reading.coverage; the report's callers read them here.

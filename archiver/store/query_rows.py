@@ -8,7 +8,8 @@ from typing import Any
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
-from archiver.datasets import Finality, Query
+from archiver.datasets import Dataset, Finality, Query
+from archiver.store.session_days import refresh_session_days
 from archiver.store.tables import DATASET_TABLES
 from archiver.store.upsert import upsert_rows
 from archiver.store.viewer_rollup import refresh_viewer_rollups, serialise_viewer_writers
@@ -32,6 +33,7 @@ def save_rows(conn: Connection, query: Query, rows: Sequence[dict[str, Any]]) ->
         return written
     if not rows:
         return 0
+    serialise_viewer_writers(conn)  # the day figures, as the viewer rollups, read what is stored
     insert = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
     statement = insert.on_conflict_do_update(
         index_elements=[c.name for c in table.primary_key.columns],
@@ -39,4 +41,6 @@ def save_rows(conn: Connection, query: Query, rows: Sequence[dict[str, Any]]) ->
         where=table.c.ended.is_(None),
     )
     conn.execute(statement, list(rows))
+    if query.dataset is Dataset.STREAM_SESSIONS:
+        refresh_session_days(conn, rows)  # same transaction: the days agree with the sessions
     return len(rows)

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from archiver.datasets import ENDPOINTS, Keys
-from archiver.store.tables import SQLITE_TIME_FORMAT
+from archiver.store.timecolumn import SQLITE_TIME_FORMAT
 from archiver.timeutil import Resolution, floor, next_start
 
 # Each refresh recomputes its keys from their source rows (at most 24 hours or 31 days a key,

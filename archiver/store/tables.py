@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any, Literal
 
 from sqlalchemy import (
@@ -10,7 +9,6 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     Column,
-    DateTime,
     Float,
     Index,
     Integer,
@@ -18,14 +16,12 @@ from sqlalchemy import (
     String,
     Table,
     Text,
-    TypeDecorator,
 )
-from sqlalchemy.dialects import sqlite
-from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeEngine
 
 from archiver.datasets import DECLARED, ENDPOINTS, Dataset, Endpoint, Kind, Query
 from archiver.datasets import Column as DatasetColumn
+from archiver.store.timecolumn import UtcDateTime
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -37,48 +33,6 @@ NAMING = {
 metadata = MetaData(naming_convention=NAMING)
 
 RESOLUTIONS = "resolution IN ('Hour', 'Day', 'Month')"
-
-
-# SQLite keeps times as text: RFC 3339 UTC in whole seconds (`2026-11-17T23:00:00Z`), the form
-# every CLI output prints, so that text comparisons against ISO literals copied from there (and
-# date-only literals in half-open ranges, `>= '2026-11-25' AND < '2026-11-26'`) select the right
-# rows. Fixed width and no fractions: `.` sorts before `Z`, so a fraction would misorder a second.
-SQLITE_TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
-_SQLITE_DATETIME = sqlite.DATETIME(  # type: ignore[no-untyped-call]
-    storage_format="%(year)04d-%(month)02d-%(day)02dT%(hour)02d:%(minute)02d:%(second)02dZ",
-    regexp=r"(\d{4})-(\d\d)-(\d\d)[T ](\d\d):(\d\d):(\d\d)",
-)
-
-
-class UtcDateTime(TypeDecorator[datetime]):
-    """A timestamp stored as UTC (RFC 3339 text on SQLite) and always read back timezone-aware.
-
-    SQLite keeps no zone, so without this a value written aware reads back naive.
-    """
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
-        if dialect.name == "sqlite":
-            return dialect.type_descriptor(_SQLITE_DATETIME)
-        return dialect.type_descriptor(DateTime(timezone=True))
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given to a UTC column")
-        value = value.astimezone(UTC)
-        if dialect.name == "sqlite":
-            # Whole seconds, as stored: a bound value compares as the stored one would.
-            return value.replace(tzinfo=None, microsecond=0)
-        return value
-
-    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 _TYPES: dict[Kind, type[TypeEngine[Any]]] = {
@@ -268,6 +222,17 @@ account_hourly_periods = Table(
     Column("periods", Integer, nullable=False),
     Column("is_final", Boolean, nullable=False),
 )
+# Each stream's days of publishing (0013), recomputed as sessions are written (session_days.py).
+stream_daily_feeds = Table(
+    "stream_daily_feeds",
+    metadata,
+    Column("stream_name", String(128), primary_key=True),
+    Column("day", UtcDateTime, primary_key=True),
+    Column("sessions", Integer, nullable=False),
+    Column("publishing_seconds", Integer, nullable=False),
+    Column("active", Boolean, nullable=False),
+)
+Index("ix_stream_daily_feeds_day", stream_daily_feeds.c.day)
 ROLLUP_TABLES = (
     stream_daily_hours,
     account_daily_hours,
@@ -275,6 +240,7 @@ ROLLUP_TABLES = (
     stream_monthly_totals,
     stream_daily_periods,
     account_hourly_periods,
+    stream_daily_feeds,
 )
 
 # How far the feeds were last read: one row per source ('feeds'), moved only in the

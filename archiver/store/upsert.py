@@ -19,7 +19,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from archiver.store.rollup import feeds_rollups, refresh_rollups, serialise_writers
-from archiver.store.tables import SQLITE_TIME_FORMAT, metadata
+from archiver.store.tables import metadata
+from archiver.store.timecolumn import SQLITE_TIME_FORMAT
 
 if TYPE_CHECKING:
     from archiver.store.owed import Owed

@@ -70,8 +70,8 @@ _VIEWER_LOCK = 0x617276
 
 
 def serialise_viewer_writers(conn: Connection) -> None:
-    """On PostgreSQL, wait for any other transaction writing viewer statistics: under READ
-    COMMITTED a refresh cannot see another writer's uncommitted rows of the same day or hour,
+    """On PostgreSQL, wait for any other transaction writing viewer statistics or sessions: under
+    READ COMMITTED a refresh cannot see another writer's uncommitted rows of the same day or hour,
     and its later upsert of the rollup row would drop them (as rollup.serialise_writers)."""
     if conn.dialect.name == "postgresql":
         conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_VIEWER_LOCK})")
