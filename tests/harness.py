@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -243,6 +243,33 @@ def archived_sessions(engine: Engine) -> list[tuple[Any, ...]]:
             )
             for r in rows
         ]
+
+
+def session_days_problems(engine: Engine) -> list[str]:
+    """Where `stream_daily_sessions` differs from each stream's day counted second by second
+    from the archived sessions (a running feed up to the read that last saw it)."""
+    t = stream_sessions
+    live: dict[tuple[str, str], set[int]] = {}
+    started: dict[tuple[str, str], int] = {}
+    with engine.connect() as conn:
+        for r in conn.execute(sa.select(t.c.stream_name, t.c.started, t.c.ended, t.c.fetched_at)):
+            started[(r[0], r[1].strftime("%F"))] = started.get((r[0], r[1].strftime("%F")), 0) + 1
+            for second in range(int(r[1].timestamp()), int((r[2] or r[3]).timestamp())):
+                day = datetime.fromtimestamp(second, UTC).strftime("%F")
+                live.setdefault((r[0], day), set()).add(second)
+        view = conn.execute(
+            sa.text(
+                "SELECT stream_name, day, sessions, publishing_seconds FROM stream_daily_sessions"
+            )
+        )
+        got = {(r[0], str(r[1])[:10]): (r[2], r[3]) for r in view}  # text or datetime
+    want = {k: (started.get(k, 0), len(live.get(k, ()))) for k in set(live) | set(started)}
+    wrong = sorted(k for k in set(got) | set(want) if got.get(k) != want.get(k))
+    return [
+        f"stream_daily_sessions: {len(wrong)} days differ, e.g. {k}: archive {got.get(k)} "
+        f"counted {want.get(k)}"
+        for k in wrong[:1]
+    ]
 
 
 def truth_sessions(http: httpx.Client, retained_at: datetime) -> list[tuple[Any, ...]]:

@@ -47,6 +47,7 @@ from tests.harness import (
     Harness,
     archived_sessions,
     compare_with_truth,
+    session_days_problems,
     tracked_names,
     truth,
     truth_sessions,
@@ -295,6 +296,7 @@ def _run(engine: Engine, spool: Path, loss: float | None, status: Callable[[], R
             )
             if missing or extra:
                 problems.append(f"sessions: missing e.g. {missing[:1]}, extra e.g. {extra[:1]}")
+            problems += session_days_problems(engine)
             problems += _viewer_stats(engine, http, first_told, lines)
             # `archiver status` and the metric: the last 7 days' share, from the same view.
             last_week = _expected(sim, Resolution.HOUR, END - WINDOW, END)
