@@ -168,3 +168,15 @@ def test_0013_fills_the_days_as_the_write_path_computes_them(at_0012: sa.Engine)
         conn.execute(sa.text("DELETE FROM stream_daily_feeds"))
         refresh_session_days(conn, rows)
     assert days(at_0012) == filled
+
+
+def test_a_new_feed_is_counted_with_one_that_started_days_before(engine: Engine) -> None:
+    # A 24/7 stream: the feed started two days ago still runs (then ends) when a backup feed
+    # starts; the backup's day is recomputed with the old feed in it, not from the backup alone.
+    day2 = "2026-11-22T00:00:00Z"
+    write(engine, session("tv", 600, None, 2 * 1440 + 60))  # from day 0, 10:00; read at 01:00
+    write(engine, session("tv", 2 * 1440 + 10, 2 * 1440 + 20, 2 * 1440 + 70))
+    assert days(engine)[("tv", day2)] == (1, 60 * 60, True)
+    write(engine, session("tv", 600, 2 * 1440 + 50, 2 * 1440 + 80))  # the old feed ends
+    write(engine, session("tv", 2 * 1440 + 40, 2 * 1440 + 45, 2 * 1440 + 90, ordinal=0))
+    assert days(engine)[("tv", day2)] == (2, 50 * 60, False)

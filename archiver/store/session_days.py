@@ -75,6 +75,29 @@ def _days(feed: Feed, read_at: datetime) -> Iterable[datetime]:
         day += DAY
 
 
+def _overlapping(
+    conn: Connection, names: list[str], first: datetime, last: datetime
+) -> Iterable[dict[str, Any]]:
+    """The sessions of `names` that reach into `[first, last)`, each once, read by index only
+    (a year of a stream's sessions is not scanned): those started in it, and those started
+    before it that still ran at `first` (running, or ended at or after it)."""
+    s = stream_sessions.c
+    columns = (s.stream_name, s.started, s.feed_ordinal, s.ended, s.fetched_at)
+    named = s.stream_name.in_(names)
+    earlier = (named, s.started < first)
+    seen: set[tuple[str, datetime, int]] = set()
+    for where in (
+        (named, s.started >= first, s.started < last),  # the key
+        (*earlier, s.ended.is_(None)),  # ix_stream_sessions_stream_ended
+        (*earlier, s.ended >= first),  # ix_stream_sessions_stream_ended
+    ):
+        for row in conn.execute(sa.select(*columns).where(*where)).mappings():
+            key = (row["stream_name"], row["started"], row["feed_ordinal"])
+            if key not in seen:
+                seen.add(key)
+                yield dict(row)
+
+
 def refresh_session_days(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
     """Bring `stream_daily_feeds` up to date with session `rows`, just written in this
     transaction: every day they touch is recomputed from the sessions now stored."""
@@ -84,18 +107,9 @@ def refresh_session_days(conn: Connection, rows: Sequence[Mapping[str, Any]]) ->
     names = sorted({name for name, _ in keys})
     first, last = min(d for _, d in keys), max(d for _, d in keys) + DAY
     stored: dict[str, list[Feed]] = {}
-    s = stream_sessions.c
     for i in range(0, len(names), _NAMES_PER_SELECT):
-        chosen = names[i : i + _NAMES_PER_SELECT]
-        found = conn.execute(
-            sa.select(s.stream_name, s.started, s.ended, s.fetched_at).where(
-                s.stream_name.in_(chosen),
-                s.started < last,
-                sa.or_(s.ended.is_(None), s.ended >= first),
-            )
-        )
-        for row in found.mappings():
-            stored.setdefault(row["stream_name"], []).append(_feed(dict(row)))
+        for row in _overlapping(conn, names[i : i + _NAMES_PER_SELECT], first, last):
+            stored.setdefault(row["stream_name"], []).append(_feed(row))
     upserts, emptied = [], []
     for name, day in sorted(keys):
         figures = day_figures(stored.get(name, ()), day)
