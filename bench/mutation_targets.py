@@ -4,6 +4,10 @@ from __future__ import annotations
 
 API_TESTS = [
     "tests/test_api_client.py",
+    "tests/test_api_mutants.py",
+    "tests/test_api_transport.py",
+    "tests/test_api_edges.py",
+    "tests/test_api_retry.py",
     "tests/test_smallest_unit.py",
     "tests/test_bad_input.py",
     "tests/test_outages_and_refusals.py",
@@ -57,10 +61,17 @@ TARGETS: dict[str, list[str]] = {
     # The API layer: the fake-vendor tests first (`httpx.MockTransport`, milliseconds each).
     **{
         f"archiver/api/{name}.py": API_TESTS
-        for name in ("series", "coverage", "decode", "clock", "translate", "client")
+        for name in (
+            "series",
+            "coverage",
+            "decode",
+            "clock",
+            "retry",
+            "translate",
+            "client",
+            "transport",
+        )
     },
-    "archiver/api/transport.py": ["tests/test_api_retry.py", *API_TESTS],
-    "archiver/api/retry.py": ["tests/test_api_retry.py", *API_TESTS],
     # The service: fast tests only (the e2e service tests start real processes; minutes each).
     "archiver/service/lock.py": [
         "tests/test_lock.py",

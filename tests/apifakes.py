@@ -28,14 +28,15 @@ def fake_client(
         asked.append(request)
         return answer(request)
 
-    client = AnalyticsClient(
-        base_url="https://api.millicast.com",
-        token=TOKEN,
-        transport=httpx.MockTransport(record),
-        retry=RetryPolicy(max_attempts=3),
-        sleep=lambda _: None,
-        **options,  # type: ignore[arg-type]
-    )
+    arguments: dict[str, object] = {
+        "base_url": "https://api.millicast.com",
+        "token": TOKEN,
+        "transport": httpx.MockTransport(record),
+        "retry": RetryPolicy(max_attempts=3),
+        "sleep": lambda _: None,
+    }
+    arguments.update(options)  # a test's own token, sleep or clock
+    client = AnalyticsClient(**arguments)  # type: ignore[arg-type]
     return client, asked
 
 
