@@ -223,7 +223,9 @@ class Query:
     reach_setting: str = ""  # a field of `config.Settings`
     window: timedelta | None = None  # how much one read spans (None: all since its watermark)
     names_per_read: int = 0  # streams named in one read (a `streamId: {in: [...]}` filter)
-    index_on: str = ""  # a key column indexed alone: "all streams at t" without a scan
+    # Indexes beside the key: a key column alone ("all streams at t" without a scan), or what
+    # a rollup's refresh reads by.
+    index_on: tuple[tuple[str, ...], ...] = ()
     views: tuple[str, ...] = ()  # exported beside the table (created by its migrations)
 
     @property
@@ -241,7 +243,7 @@ class Query:
     @property
     def indexes(self) -> dict[str, tuple[str, ...]]:
         """Its table's indexes beside the key, by name."""
-        return {f"ix_{self.table}_{self.index_on}": (self.index_on,)} if self.index_on else {}
+        return {f"ix_{self.table}_{'_'.join(columns)}": columns for columns in self.index_on}
 
 
 # A row per feed (a publication), kept forever (the vendor drops feeds 30 days after they end).
@@ -262,7 +264,8 @@ STREAM_SESSIONS = Query(
     ),
     finality=Finality.ENDED,
     retention=timedelta(days=30),
-    index_on="started",
+    # `stream_name, ended`: the sessions still running, or ended since a day (session_days.py).
+    index_on=(("started",), ("stream_name", "ended")),
     views=("stream_daily_sessions",),
 )
 # Viewers watching at the 5-minute period's end, views that began and ended in it. A read spans

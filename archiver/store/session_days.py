@@ -88,8 +88,8 @@ def _overlapping(
     seen: set[tuple[str, datetime, int]] = set()
     for where in (
         (named, s.started >= first, s.started < last),  # the key
-        (*earlier, s.ended.is_(None)),  # ix_stream_sessions_stream_ended
-        (*earlier, s.ended >= first),  # ix_stream_sessions_stream_ended
+        (*earlier, s.ended.is_(None)),  # ix_stream_sessions_stream_name_ended
+        (*earlier, s.ended >= first),  # ix_stream_sessions_stream_name_ended
     ):
         for row in conn.execute(sa.select(*columns).where(*where)).mappings():
             key = (row["stream_name"], row["started"], row["feed_ordinal"])

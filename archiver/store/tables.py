@@ -222,8 +222,6 @@ account_hourly_periods = Table(
     Column("periods", Integer, nullable=False),
     Column("is_final", Boolean, nullable=False),
 )
-# A stream's sessions still running or ended since a day: what its day figures re-read (0013).
-Index("ix_stream_sessions_stream_ended", stream_sessions.c.stream_name, stream_sessions.c.ended)
 # Each stream's days of publishing (0013), recomputed as sessions are written (session_days.py).
 stream_daily_feeds = Table(
     "stream_daily_feeds",

@@ -110,7 +110,7 @@ def upgrade() -> None:
     op.create_index("ix_stream_daily_feeds_day", "stream_daily_feeds", ["day"])
     # The write path re-reads a stream's sessions that still ran at a day's start by this.
     op.create_index(
-        "ix_stream_sessions_stream_ended", "stream_sessions", ["stream_name", "ended"]
+        "ix_stream_sessions_stream_name_ended", "stream_sessions", ["stream_name", "ended"]
     )
     _fill(op.get_bind())
     op.execute(VIEW)
@@ -118,6 +118,6 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.execute("DROP VIEW stream_daily_sessions")
-    op.drop_index("ix_stream_sessions_stream_ended", table_name="stream_sessions")
+    op.drop_index("ix_stream_sessions_stream_name_ended", table_name="stream_sessions")
     op.drop_index("ix_stream_daily_feeds_day", table_name="stream_daily_feeds")
     op.drop_table("stream_daily_feeds")
