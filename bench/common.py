@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import platform
 import statistics
@@ -89,3 +90,14 @@ def machine() -> list[str]:
         f"- Python {platform.python_version()}, SQLite {__import__('sqlite3').sqlite_version}"
         f", PostgreSQL {pg}, SQLAlchemy {sa.__version__}, httpx {httpx.__version__}",
     ]
+
+
+def migration(file: str) -> Any:
+    """A migration module of `migrations/versions`, loaded by path (it is not a package)."""
+    path = Path(__file__).resolve().parent.parent / "migrations" / "versions" / file
+    spec = importlib.util.spec_from_file_location(f"_bench_{path.stem}", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 from datetime import UTC, datetime, timedelta
@@ -11,6 +10,8 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
+
+from bench.common import migration
 
 HERE = Path(__file__).resolve().parent
 WORK = HERE / ".work"
@@ -31,19 +32,9 @@ VIEWS = (
 )
 
 
-def _0002() -> Any:
-    path = HERE.parent / "migrations" / "versions" / "0002_query_views.py"
-    spec = importlib.util.spec_from_file_location("_bench_0002", path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def baseline_sql(dialect: str) -> list[str]:
     """Migration 0002's views, named `baseline_*`, for times stored as 0004 stores them."""
-    module = _0002()
+    module = migration("0002_query_views.py")
     if dialect == "postgresql":
         sql = {
             "day": "date_trunc('day', {c} AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'",
@@ -166,12 +157,7 @@ def build_rollups(engine: Engine) -> None:
     from alembic.migration import MigrationContext
     from alembic.operations import Operations
 
-    path = HERE.parent / "migrations" / "versions" / "0004_time_text_rollups.py"
-    spec = importlib.util.spec_from_file_location("_bench_0004", path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = migration("0004_time_text_rollups.py")
     with engine.begin() as conn:
         setattr(module, "op", Operations(MigrationContext.configure(conn)))  # noqa: B010
         for table in ("stream_daily_hours", "account_daily_hours", "country_daily_hours"):

@@ -10,32 +10,20 @@ and each stream's publishing days are filled from them as migrations 0012 and 00
 
 from __future__ import annotations
 
-import importlib.util
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from archiver.store import db
+from bench.common import migration
 from bench.queries_data import PG_URL, WORK
 
 FIRST_DAY = "2025-12-01"  # as bench.queries_data.FIRST
-
-
-def migration(file: str) -> Any:
-    """A migration module of `migrations/versions`, loaded by path (it is not a package)."""
-    path = Path(__file__).resolve().parent.parent / "migrations" / "versions" / file
-    spec = importlib.util.spec_from_file_location(f"_bench_{path.stem}", path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _gen(dialect: str, column: str, n: int) -> str:

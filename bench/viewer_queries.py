@@ -20,10 +20,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from bench.archive_size import bench_size
-from bench.common import machine
+from bench.common import machine, migration
 from bench.queries_data import RESULTS
 from bench.query_cases import readme_examples
-from bench.viewer_data import archive, fill_viewers, migration
+from bench.viewer_data import archive, fill_viewers
 
 STREAM = "stream-0001"
 BASELINE = re.compile(r"\b((?:stream|account)_(?:hourly|daily)_viewers)\b")

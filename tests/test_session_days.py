@@ -3,7 +3,6 @@ agree with a minute-by-minute count, on both databases, through a feed's whole l
 
 from __future__ import annotations
 
-import importlib.util
 import random
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -23,19 +22,10 @@ from archiver.store.db import transaction
 from archiver.store.query_rows import save_rows
 from archiver.store.session_days import DayFigures, Feed, day_figures, refresh_session_days
 from archiver.store.tables import stream_sessions
+from bench.common import migration
 from tests.conftest import archive_at
 
 D = datetime(2026, 11, 20, tzinfo=UTC)
-MIGRATION = Path(__file__).resolve().parents[1] / "migrations/versions/0013_session_days.py"
-
-
-def _0013() -> Any:
-    spec = importlib.util.spec_from_file_location("_revision_0013", MIGRATION)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def at(minutes: int) -> datetime:
@@ -77,7 +67,9 @@ def test_the_rule_and_the_migrations_copy_count_as_the_minutes_do(feeds: list[Fe
     days = [D + timedelta(days=n) for n in range(6)]
     expected = {day: counted(feeds, day) for day in days}
     assert {day: day_figures(feeds, day) for day in days} == expected
-    filled = _0013().stream_days([(f.started, f.known_until, f.running) for f in feeds])
+    filled = migration("0013_session_days.py").stream_days(
+        [(f.started, f.known_until, f.running) for f in feeds]
+    )
     assert {d: DayFigures(*figures) for d, figures in filled.items()} == {
         d: f for d, f in expected.items() if f is not None
     }
