@@ -123,6 +123,16 @@ def cases(
             ),
         ),
         (
+            "report --by stream --top 20 (a year; baseline: its days in stream_daily_usage)",
+            lambda: render_streams(*top_streams(conn, start=FIRST, stop=end, top=20), "table"),
+            query(
+                conn,
+                "SELECT stream_name, SUM(bytes_out) FROM stream_daily_usage "
+                f"WHERE day >= '{lit(FIRST)}' AND day < '{lit(end)}' GROUP BY stream_name "
+                "ORDER BY 2 DESC LIMIT 20",
+            ),
+        ),
+        (
             "stream_monthly_usage, one month, all streams",
             query(conn, f"SELECT * FROM stream_monthly_usage WHERE month = '{lit(month_start)}'"),
             query(

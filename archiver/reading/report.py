@@ -184,12 +184,32 @@ def top_streams(
     if top < 1:
         raise InputError("--top must be at least 1")
     first, last = floor(start, Resolution.DAY), ceil(stop, Resolution.DAY)
+    # Whole months come from the monthly rollup (a month's figure is the sum of its days in
+    # stream_daily_usage, the rule of both views), the days at either edge from the daily
+    # view: a year's ranking sums 12 rows a stream, not 365.
+    months_from = ceil(first, Resolution.MONTH)
+    months_to = max(floor(last, Resolution.MONTH), months_from)
+    parts = [
+        "SELECT stream_name, bytes_in, bytes_out FROM stream_daily_usage "
+        "WHERE day >= :start AND day < :months_from",
+        "SELECT stream_name, bytes_in, bytes_out FROM stream_monthly_usage "
+        "WHERE month >= :months_from AND month < :months_to",
+        "SELECT stream_name, bytes_in, bytes_out FROM stream_daily_usage "
+        "WHERE day >= :days_from AND day < :stop",
+    ]
     query = sa.text(
-        "SELECT stream_name, SUM(bytes_in), SUM(bytes_out) FROM stream_daily_usage "
-        "WHERE day >= :start AND day < :stop GROUP BY stream_name "
-        "ORDER BY SUM(bytes_out) DESC, stream_name LIMIT :top"
+        f"SELECT stream_name, SUM(bytes_in), SUM(bytes_out) FROM ({' UNION ALL '.join(parts)}) "
+        "AS u GROUP BY stream_name ORDER BY SUM(bytes_out) DESC, stream_name LIMIT :top"
     )
-    params = {"start": bind_time(conn, first), "stop": bind_time(conn, last), "top": top}
+    bounds = {
+        "start": first,
+        "months_from": min(months_from, last),
+        "months_to": months_to,
+        "days_from": max(months_to, first),
+        "stop": last,
+    }
+    params: dict[str, Any] = {key: bind_time(conn, value) for key, value in bounds.items()}
+    params["top"] = top
     rows = [
         StreamRow(rank, name, int(bytes_in), int(bytes_out))
         for rank, (name, bytes_in, bytes_out) in enumerate(conn.execute(query, params), start=1)
