@@ -66,6 +66,7 @@ class Keys(StrEnum):
     HOUR_DAYS = "hour_days"  # the days of the Hour rows written
     DAY_ROWS = "day_rows"  # the Day rows written
     MONTHS = "months"  # the months of the Hour and Day rows written
+    PERIODS = "periods"  # the Hour and Day buckets written, all streams of each
 
 
 @dataclass(frozen=True)
@@ -175,6 +176,7 @@ STREAMS_SERIES = Endpoint(
         Rollup("supersede_stream", Keys.DAY_ROWS),
         Rollup("stream_daily_hours", Keys.HOUR_DAYS),
         Rollup("stream_monthly_totals", Keys.MONTHS),
+        Rollup("stream_period_totals", Keys.PERIODS),
     ),
     marks_seen=True,
     views=("stream_daily_usage", "stream_monthly_usage", "usage_attribution"),

@@ -67,7 +67,9 @@ def baseline_sql(dialect: str) -> list[str]:
         for view in VIEWS:
             text = re.sub(rf"\b{view}\b", f"baseline_{view}", text)
         renamed.append(text)
-    return renamed
+    # usage_attribution as 0008 defined it (the stream rows summed at each read), for 0014.
+    old = migration("0014_attribution_rollup.py")._old_view(dialect)
+    return [*renamed, old.replace("VIEW usage_attribution", "VIEW attribution_0008")]
 
 
 def fill(engine: Engine, streams: int, days: int) -> int:
@@ -165,6 +167,8 @@ def build_rollups(engine: Engine) -> None:
         conn.execute(sa.text("DELETE FROM stream_monthly_totals"))
         module._fill_daily_rollups()
         module._fill_monthly_rollup()
+        conn.execute(sa.text("DELETE FROM stream_period_totals"))
+        conn.execute(sa.text(migration("0014_attribution_rollup.py").fill_sql(engine.dialect.name)))
         for statement in baseline_sql(engine.dialect.name):
             conn.execute(sa.text(statement))
     with engine.connect() as conn:

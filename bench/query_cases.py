@@ -63,6 +63,11 @@ def cases(
         "ORDER BY bytes_out DESC LIMIT 10"
     )
     day31 = end - timedelta(days=31)
+    week = (
+        "SELECT * FROM {v} WHERE resolution = 'Hour' AND period_start >= "
+        f"'{lit(end - timedelta(days=40))}' AND period_start < '{lit(end - timedelta(days=33))}' "
+        "ORDER BY period_start"
+    )
     result: list[tuple[str, Callable[[], Any], Callable[[], Any]]] = []
     for name, sql in readme_examples().items():
         result.append((f"README: {name}", query(conn, sql), query(conn, baseline(sql))))
@@ -131,6 +136,11 @@ def cases(
                 f"WHERE day >= '{lit(FIRST)}' AND day < '{lit(end)}' GROUP BY stream_name "
                 "ORDER BY 2 DESC LIMIT 20",
             ),
+        ),
+        (
+            "usage_attribution, a week by hour",
+            query(conn, week.format(v="usage_attribution")),
+            query(conn, week.format(v="attribution_0008")),
         ),
         (
             "stream_monthly_usage, one month, all streams",

@@ -106,6 +106,18 @@ _REFRESH = {
         "ON CONFLICT (stream_name, month) DO UPDATE SET bytes_in = excluded.bytes_in, "
         "bytes_out = excluded.bytes_out, days_with_traffic = excluded.days_with_traffic"
     ),
+    # Every stream's rows of a bucket, summed: the key's "stream" is the resolution (its stop
+    # is unused). Read by the (resolution, period_start) index.
+    "stream_period_totals": (
+        "INSERT INTO stream_period_totals (resolution, period_start, bytes_in, bytes_out, "
+        "streams, is_final) "
+        "SELECT k.stream_name, k.start, SUM(u.bytes_in), SUM(u.bytes_out), COUNT(*), {all_final} "
+        "FROM {keys} {join} stream_usage u ON u.resolution = k.stream_name "
+        "AND u.period_start = k.start "
+        "WHERE true GROUP BY k.stream_name, k.start "
+        "ON CONFLICT (resolution, period_start) DO UPDATE SET bytes_in = excluded.bytes_in, "
+        "bytes_out = excluded.bytes_out, streams = excluded.streams, is_final = excluded.is_final"
+    ),
 }
 
 
@@ -209,6 +221,7 @@ def refresh_rollups(conn: Connection, table: str, rows: Sequence[Mapping[str, An
             keys[Keys.DAY_ROWS].add((stream, row["period_start"]))
         else:
             continue
+        keys[Keys.PERIODS].add((resolution, row["period_start"]))
         keys[Keys.MONTHS].add((stream, month_of(row["period_start"])))
     # The declarations list day rows first: an hour refresh of the same write then sees them.
     for rollup in rollups:

@@ -233,6 +233,18 @@ stream_daily_feeds = Table(
     Column("active", Boolean, nullable=False),
 )
 Index("ix_stream_daily_feeds_day", stream_daily_feeds.c.day)
+# The streams' sums per hour and day (0014), behind usage_attribution; recomputed as stream
+# rows are written (rollup.py), like the daily and monthly ones.
+stream_period_totals = Table(
+    "stream_period_totals",
+    metadata,
+    Column("resolution", String(5), primary_key=True),
+    Column("period_start", UtcDateTime, primary_key=True),
+    Column("bytes_in", BigInteger, nullable=False),
+    Column("bytes_out", BigInteger, nullable=False),
+    Column("streams", BigInteger, nullable=False),
+    Column("is_final", Boolean, nullable=False),
+)
 ROLLUP_TABLES = (
     stream_daily_hours,
     account_daily_hours,
@@ -241,6 +253,7 @@ ROLLUP_TABLES = (
     stream_daily_periods,
     account_hourly_periods,
     stream_daily_feeds,
+    stream_period_totals,
 )
 
 # How far the feeds were last read: one row per source ('feeds'), moved only in the
