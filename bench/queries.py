@@ -192,7 +192,7 @@ def main() -> int:
         f"--days {args.days}`)",
         "",
         *machine(),
-        "- Current: migration 0004's views over rollups kept by the write path. Baseline: "
+        "- Current: the views over rollups kept by the write path (0004, 0012-0014). Baseline: "
         "migration 0002's views (computed from the raw rows at query time) on the same data, "
         "same run. The archive is generated in SQL: every stream has every hour of the year, a "
         "Day row for every day but the last two, three countries a day; the account has "
