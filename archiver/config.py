@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import base64
-import ipaddress
 import os
-import re
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Literal
@@ -21,6 +19,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from archiver import setting_values
 from archiver.api.options import TOKEN_SETTING, ClientOptions, is_loopback_host
 from archiver.errors import ConfigError
 from archiver.setting_names import check as check_names
@@ -183,49 +182,22 @@ class Settings(BaseSettings):
     @field_validator("api_base_url")
     @classmethod
     def _https_or_loopback(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError("must be an http(s) URL such as https://api.millicast.com")
-        if parts.scheme == "http" and not is_loopback_host(parts.hostname):
-            raise ValueError("must use https (plain http is allowed only to loopback addresses)")
-        return value.rstrip("/")
+        return setting_values.api_base_url(value)
 
     @field_validator("database_url")
     @classmethod
     def _known_database(cls, value: str) -> str:
-        scheme = value.split(":", 1)[0].split("+", 1)[0]
-        if scheme not in ("sqlite", "postgresql", "postgres") or "://" not in value:
-            raise ValueError(
-                "must be a SQLAlchemy URL such as sqlite:///archiver.db or "
-                "postgresql+psycopg://user@host/dbname"
-            )
-        if value.startswith(("postgres://", "postgresql://")):
-            # psycopg 3 is the driver we ship; bare postgresql:// would ask for psycopg2.
-            return "postgresql+psycopg://" + value.split("://", 1)[1]
-        return value
+        return setting_values.database_url(value)
 
     @field_validator("schedule_minutes")
     @classmethod
     def _minutes(cls, value: str) -> str:
-        parts = [p.strip() for p in value.split(",") if p.strip()]
-        if not parts or not all(p.isdigit() and 0 <= int(p) <= 59 for p in parts):
-            raise ValueError("must be comma-separated minutes 0-59, such as 2,17,32,47")
-        return ",".join(str(int(p)) for p in parts)
+        return setting_values.schedule_minutes(value)
 
     @field_validator("metrics_address")
     @classmethod
     def _address(cls, value: str) -> str:
-        value = value.strip().strip("[]")
-        try:
-            ipaddress.ip_address(value)
-        except ValueError:
-            # A host name: labels of letters, digits and inner hyphens, not all digits.
-            label = r"[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?"
-            if not re.fullmatch(rf"{label}(\.{label})*", value) or value.replace(".", "").isdigit():
-                raise ValueError(
-                    "must be an address to listen on, such as 127.0.0.1 or 0.0.0.0"
-                ) from None
-        return value
+        return setting_values.listen_address(value)
 
     @model_validator(mode="after")
     def _settings_agree(self) -> Settings:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
 
+from archiver.columns import FETCHED_AT, IS_FINAL, PERIOD_START, STREAM, Column, Kind, counts
 from archiver.timeutil import Resolution
 
 
@@ -30,34 +31,6 @@ class Answer(StrEnum):
     GEO = "geo"  # `geo`, then buckets, then countries
     STREAM_GEO = "stream_geo"  # `geo`, then stream, then buckets, then countries
     STREAM_TRACKING = "stream_tracking"  # stream, then buckets, then a list per trackingId
-
-
-class Kind(StrEnum):
-    """A column's type in the archive (store/tables.py maps each to SQL)."""
-
-    COUNT = "count"  # a vendor int64 metric: BIGINT
-    INT = "int"  # a GraphQL `Int` (32 bits): INTEGER
-    CODE = "code"  # short text the vendor names a part by (a country, a tracking ID)
-    TIME = "time"  # a UTC time (RFC 3339 text on SQLite)
-    FLAG = "flag"  # true or false: BOOLEAN
-
-
-@dataclass(frozen=True)
-class Column:
-    """One column of a dataset's table."""
-
-    name: str
-    kind: Kind = Kind.COUNT
-    key: bool = False  # part of the primary key (a country, a tracking ID)
-    nullable: bool = False  # an optional breakdown the vendor may leave out
-    length: int = 0  # CODE columns: the longest value kept
-
-
-# The bucket key and bookkeeping every table shares: stream names as the registry stores them.
-STREAM = Column("stream_name", Kind.CODE, key=True, length=128)
-PERIOD_START = Column("period_start", Kind.TIME, key=True)
-FETCHED_AT = Column("fetched_at", Kind.TIME)
-IS_FINAL = Column("is_final", Kind.FLAG)
 
 
 class Keys(StrEnum):
@@ -118,24 +91,20 @@ class Endpoint:
         return {f"ix_{self.table}_period": period} if self.period_index else {}
 
 
-def _counts(names: str, kind: Kind = Kind.COUNT, *, nullable: bool = False) -> tuple[Column, ...]:
-    return tuple(Column(name, kind, nullable=nullable) for name in names.split())
-
-
-_USAGE = _counts("bytes_in bytes_out") + _counts(
+_USAGE = counts("bytes_in bytes_out") + counts(
     "standard_bytes_in standard_bytes_out restream_bytes_in restream_bytes_out "
     "restream_seconds cascade_bytes_in cascade_bytes_out",
     nullable=True,
 )
 _GEO = (
     Column("country", Kind.CODE, key=True, length=8),
-    *_counts("publishes views publish_seconds view_seconds bytes_in bytes_out"),
+    *counts("publishes views publish_seconds view_seconds bytes_in bytes_out"),
 )
 # The tracking ID of a subscribe token; '' is traffic under no tracking ID.
 MAX_TRACKING_ID_LENGTH = 128
 _TRACKING = (
     Column("tracking_id", Kind.CODE, key=True, length=MAX_TRACKING_ID_LENGTH),
-    *_counts("bytes_in bytes_out"),
+    *counts("bytes_in bytes_out"),
 )
 
 ACCOUNT_SERIES = Endpoint(
@@ -272,7 +241,7 @@ STREAM_SESSIONS = Query(
 )
 # Viewers watching at the 5-minute period's end, views that began and ended in it. A read spans
 # 288 periods of 100 streams or 2,016 of the account: 288 or 21 pages, under the walk's 1,000.
-_VIEWERS = _counts("active_viewers views_started views_ended", Kind.INT)
+_VIEWERS = counts("active_viewers views_started views_ended", Kind.INT)
 STREAM_VIEWER_STATS = Query(
     dataset=Dataset.STREAM_VIEWER_STATS,
     resolver="streamStatPagination",

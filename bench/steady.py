@@ -7,30 +7,20 @@ import argparse
 import cProfile
 import os
 import pstats
-import shutil
 import statistics
 import subprocess
 import sys
 import time
 from contextlib import closing
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import psycopg
-import sqlalchemy as sa
-
 from archiver.api.client import AnalyticsClient
 from archiver.config import get_settings
-from archiver.cycle.streams import add_streams
 from archiver.cycle.sync import plan_cycle
-from archiver.datasets import ENDPOINTS
-from archiver.rules.plan import Policy, Scope
 from archiver.store import db
-from archiver.store.state import start_scopes
-from archiver.timeutil import Resolution
-from archiver.vocabulary import StreamSource
-from bench.common import NOW, PG_URL, STEADY, TOKEN, WORK, machine
+from bench import steady_archive
+from bench.common import NOW, STEADY, TOKEN, WORK, machine
 from bench.results import merge
 
 # The vendor in its own process (as `archiver simulate` runs), answering after `latency` ms.
@@ -47,8 +37,6 @@ print(sim.url, flush=True)
 while True:
     time.sleep(3600)
 """
-ADMIN = PG_URL.replace("postgresql+psycopg", "postgresql")
-PG_DATABASE = "bench_steady"
 
 
 def _simulator(streams: int, latency: float) -> tuple[subprocess.Popen[str], str]:
@@ -65,64 +53,6 @@ def _set_clock(base_url: str) -> None:
     import httpx
 
     httpx.post(f"{base_url}/_sim/clock", json={"now": STEADY.isoformat()}).raise_for_status()
-
-
-def _pg(statement: str) -> None:
-    with psycopg.connect(ADMIN, autocommit=True) as conn:
-        conn.execute(statement.encode())
-
-
-def _pg_url(name: str) -> str:
-    return str(sa.make_url(PG_URL).set(database=name))
-
-
-def _template(kind: str, names: list[str]) -> str:
-    """A prepared archive: every name tracked, every scope at its steady-state watermark (as
-    the previous cycle, 15 minutes earlier, left it). Nothing here takes statistics; whatever
-    the archiver's own code takes, it takes."""
-    if kind == "sqlite":
-        url = f"sqlite:///{WORK / 'steady-template.db'}"
-    else:
-        _pg(f"DROP DATABASE IF EXISTS {PG_DATABASE}_template")
-        _pg(f"CREATE DATABASE {PG_DATABASE}_template")
-        url = _pg_url(f"{PG_DATABASE}_template")
-    engine = db.make_engine(url)
-    db.upgrade(engine)
-    with db.transaction(engine) as conn:
-        add_streams(conn=conn, names=names, source=StreamSource.CONFIG, now=NOW - timedelta(days=1))
-    policy = Policy()
-    marks = {}
-    for endpoint in ENDPOINTS:
-        for resolution in endpoint.resolutions:
-            mark = policy.first_unfinal(resolution, NOW)
-            if resolution is Resolution.MONTH:
-                mark = NOW.replace(day=1, hour=0, minute=0)
-            for key in names if endpoint.takes_streams else [""]:
-                marks[Scope(endpoint.dataset, key, resolution)] = mark
-    with db.transaction(engine) as conn:
-        start_scopes(conn=conn, watermarks=marks, gaps=[], recorded_at=NOW)
-    engine.dispose()
-    return url
-
-
-def _copy(kind: str, template: str, old: bool) -> str:
-    """A fresh copy of the template; an old archive's has statistics on every table."""
-    if kind == "sqlite":
-        path = WORK / "steady.db"
-        for suffix in ("-wal", "-shm"):
-            Path(str(path) + suffix).unlink(missing_ok=True)
-        shutil.copyfile(sa.make_url(template).database or "", path)
-        url = f"sqlite:///{path}"
-    else:
-        _pg(f"DROP DATABASE IF EXISTS {PG_DATABASE}")
-        _pg(f"CREATE DATABASE {PG_DATABASE} TEMPLATE {PG_DATABASE}_template")
-        url = _pg_url(PG_DATABASE)
-    if old:
-        engine = db.make_engine(url)
-        with engine.begin() as conn:
-            conn.exec_driver_sql("ANALYZE")
-        engine.dispose()
-    return url
 
 
 def _settings(base_url: str, url: str, concurrency: int, rate: float) -> object:
@@ -254,11 +184,11 @@ def main() -> int:
     requests = 0
     try:
         _set_clock(base_url)
-        names = _names(args.streams)
+        names = steady_archive.names(args.streams)
         for kind in args.databases.split(","):
-            template = _template(kind, names)
+            template = steady_archive.template(kind, names)
             for state in args.states.split(","):
-                url = _copy(kind, template, old=state == "old")
+                url = steady_archive.copy(kind, template, old=state == "old")
                 if not floors:
                     for _ in range(args.runs):
                         seconds, requests = _floor(base_url, url, args.concurrency, args.rate)
@@ -266,7 +196,7 @@ def main() -> int:
                         print(f"floor: {requests} requests in {seconds:.1f} s", flush=True)
                 times, stores, plans = [], [], []
                 for run in range(args.runs):
-                    url = _copy(kind, template, old=state == "old")
+                    url = steady_archive.copy(kind, template, old=state == "old")
                     print(f"{args.label}: {kind} {state} run {run}", flush=True)
                     profile = args.profile if run == 0 else None
                     if profile:
@@ -288,21 +218,14 @@ def main() -> int:
         sim.terminate()
         sim.wait(10)
         if "postgresql" in args.databases:
-            _pg(f"DROP DATABASE IF EXISTS {PG_DATABASE}")
-            _pg(f"DROP DATABASE IF EXISTS {PG_DATABASE}_template")
+            steady_archive.pg(f"DROP DATABASE IF EXISTS {steady_archive.PG_DATABASE}")
+            steady_archive.pg(f"DROP DATABASE IF EXISTS {steady_archive.PG_DATABASE}_template")
     print(f"network floor: {_figure(floors)} s")
     for row in rows:
         print(row)
     if args.output:
         _write(args, rows, floors)
     return 0
-
-
-def _names(streams: int) -> list[str]:
-    from archiver.simulator import SimConfig, Simulator
-
-    with Simulator(SimConfig(streams=streams, seed=1)) as probe:
-        return [s.name for s in probe.traffic.streams]
 
 
 def _write(args: argparse.Namespace, rows: list[str], floors: list[float]) -> None:

@@ -10,8 +10,9 @@ from sqlalchemy.engine import Engine
 
 from archiver.api.endpoints import schema_of
 from archiver.api.graphql import PAGE_FIELDS
+from archiver.columns import Kind
 from archiver.config import Settings
-from archiver.datasets import ENDPOINTS, QUERIES, Finality, Kind
+from archiver.datasets import ENDPOINTS, QUERIES, Finality
 from archiver.reading.export import EXPORTABLE, VIEWS
 from archiver.simulator import gqlschema, gqltruth, vendor
 from archiver.simulator.oracle import TRUTH_DATASETS

@@ -19,8 +19,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.types import TypeEngine
 
-from archiver.datasets import DECLARED, ENDPOINTS, Dataset, Endpoint, Kind, Query
-from archiver.datasets import Column as DatasetColumn
+from archiver.columns import Column as DatasetColumn
+from archiver.columns import Kind
+from archiver.datasets import DECLARED, ENDPOINTS, Dataset, Endpoint, Query
 from archiver.store.timecolumn import UtcDateTime
 
 NAMING = {
