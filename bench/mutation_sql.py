@@ -114,15 +114,15 @@ MUTANTS = [
 # each database (and in Python for the tables with floats).
 EXPORT = "archiver/reading/export.py"
 TEXT = "archiver/text.py"
-PG_CLASS = r"'^[-=+@\\t\\r]'"
+PG_CLASS = "ascii({c}) IN (45, 61, 43, 64, 9, 13)"
 MUTANTS += [
-    Mutant(EXPORT, "PostgreSQL cell: `@` not neutralised", PG_CLASS, PG_CLASS.replace("@", "")),
-    Mutant(EXPORT, "PostgreSQL cell: `-` not neutralised", PG_CLASS, PG_CLASS.replace("-", "")),
+    Mutant(EXPORT, "PostgreSQL cell: `@` not neutralised", PG_CLASS, PG_CLASS.replace(", 64", "")),
+    Mutant(EXPORT, "PostgreSQL cell: `-` not neutralised", PG_CLASS, PG_CLASS.replace("45, ", "")),
     Mutant(
         EXPORT,
         "PostgreSQL cell: the `'` prefix dropped",
-        "]' THEN '''' || {c} ELSE",
-        "]' THEN {c} ELSE",
+        "13) THEN '''' || {c} ELSE",
+        "13) THEN {c} ELSE",
     ),
     Mutant(EXPORT, "SQLite cell: `@` not neutralised", "'-', '@', char(9)", "'-', char(9)"),
     Mutant(EXPORT, "SQLite cell: a tab not neutralised", "'@', char(9), ", "'@', "),
