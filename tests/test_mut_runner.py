@@ -34,7 +34,7 @@ from sqlalchemy.engine import Engine
 from archiver.api.errors import AuthenticationError, ServerError, UnreachableError
 from archiver.config import Settings, get_settings
 from archiver.cycle.report import CycleReport
-from archiver.errors import ConfigError, DatabaseError
+from archiver.errors import ConfigError, DatabaseError, LockError
 from archiver.observability import Metrics
 from archiver.service import runner
 from archiver.store import db
@@ -521,6 +521,40 @@ def test_a_lock_lost_mid_cycle_cuts_the_cycle_in_flight(
         "cancel",
         "shutdown wait=True",
     ]
+
+
+def test_a_lock_that_cannot_even_be_asked_for_again_cuts_the_cycle_in_flight(
+    clean_env: None, rig: Rig, archive: Engine
+) -> None:
+    # The lock file deleted, and the directory no longer writable: `FileLock.try_acquire`
+    # raises. The service ends with that error, and the cycle in flight, no longer under the
+    # lock, must not write on meanwhile (`shutdown(wait=True)` waits for it).
+    rig.threaded = True
+    rig.lock.acquire = [True, LockError("cannot use the lock file x.lock: Permission denied")]
+    rig.lock.held = [True, False]
+    seen: list[bool] = []
+
+    def long_cycle(client: Client) -> None:
+        seen.append(client.cancelled.wait(30))
+
+    rig.cycles = [long_cycle]
+    with pytest.raises(LockError, match="Permission denied"):
+        rig.start(config(archive), archive).run()
+    assert seen == [True]
+    assert rig.trace == [
+        "acquire True",
+        "scheduler",
+        "start",
+        "held? True",
+        "cycle",
+        "wait 0.5",
+        "held? False",
+        "acquire failed",
+        "cancel",
+        "shutdown wait=True",
+        "release",
+    ]
+    assert rig.value("archiver_active") == 0.0
 
 
 # --- the database ---------------------------------------------------------------------------
