@@ -79,6 +79,7 @@ TARGETS: dict[str, list[str]] = {
         "tests/test_fast_invariants.py",
     ],
     "archiver/service/runner.py": [
+        "tests/test_mut_runner.py",
         "tests/test_fast_invariants.py",
         "tests/test_webhook_spool.py",
         "tests/test_startup.py",

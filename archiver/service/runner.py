@@ -222,6 +222,11 @@ class Service:
                     )
                     lost = True
                     break
+        except BaseException:
+            # The watch itself failed (the lock could not even be asked for again): the
+            # service ends, and a cycle in flight must not write on without the lock.
+            lost = True
+            raise
         finally:
             client = self._client
             if lost and client is not None:
