@@ -36,7 +36,7 @@ from archiver.config import Settings, get_settings
 from archiver.cycle.report import CycleReport
 from archiver.errors import ConfigError, DatabaseError, LockError
 from archiver.observability import Metrics
-from archiver.service import runner
+from archiver.service import gauges, runner
 from archiver.store import db
 from archiver.store.tables import sync_runs
 from archiver.vocabulary import RunKind
@@ -298,7 +298,9 @@ def ok(client: Client) -> None:
 
 def messages(caplog: pytest.LogCaptureFixture, level: int) -> list[str]:
     return [
-        r.getMessage() for r in caplog.records if r.name == runner.__name__ and r.levelno == level
+        r.getMessage()
+        for r in caplog.records
+        if r.name in (runner.__name__, gauges.__name__) and r.levelno == level
     ]
 
 

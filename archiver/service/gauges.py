@@ -1,7 +1,9 @@
-"""The metrics that mirror the database: rows, gaps, data at risk, streams, explained usage."""
+"""The metrics: served on their port, and those that mirror the database (rows, gaps, data at
+risk, streams, explained usage)."""
 
 from __future__ import annotations
 
+import errno
 import logging
 
 import sqlalchemy as sa
@@ -55,3 +57,28 @@ def _refresh_attribution(settings: Settings, engine: Engine, metrics: Metrics) -
     warning = unexplained_warning(attribution, settings.unattributed_warn_percent)
     if warning is not None:
         log.warning("%s", warning)
+
+
+def serve_metrics(metrics: Metrics, settings: Settings) -> None:
+    """Serve the metrics, if a port is set; a port taken is a warning, never the end."""
+    port, address = settings.metrics_port, settings.metrics_address
+    if not port:
+        return
+    try:
+        metrics.serve(port, address)
+    except OSError as exc:
+        # A second instance on the same host (a standby) must not die for its metrics.
+        advice = (
+            "the port is taken: set ARCHIVER_METRICS_PORT to a free one"
+            if exc.errno == errno.EADDRINUSE
+            else "check ARCHIVER_METRICS_ADDRESS"
+        )
+        log.warning(
+            "metrics not served: cannot listen on %s:%d (%s); %s",
+            address,
+            port,
+            exc.strerror or exc,
+            advice,
+        )
+        return
+    log.info("metrics on %s:%d", address, port)

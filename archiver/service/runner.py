@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import errno
 import logging
 import signal
 import threading
@@ -22,7 +21,7 @@ from archiver.cycle.report import current_time
 from archiver.cycle.sync import run_cycle
 from archiver.errors import ArchiverError, DatabaseError
 from archiver.observability import Metrics
-from archiver.service.gauges import refresh_gauges
+from archiver.service.gauges import refresh_gauges, serve_metrics
 from archiver.service.lock import InstanceLock, lock_for
 from archiver.service.spool import spool_for
 from archiver.service.webhooks import WebhookReceiver, WebhookServer
@@ -70,7 +69,7 @@ class Service:
         """
         self.settings.require_token()
         db.check_connection(self.engine)
-        self._serve_metrics()
+        serve_metrics(self.metrics, self.settings)
         webhooks = self._serve_webhooks()
         try:
             while self._become_active():
@@ -106,29 +105,6 @@ class Service:
             raise  # reachable, so the migration itself failed: that will not fix itself
         self._interrupt_stale_runs()
         return True
-
-    def _serve_metrics(self) -> None:
-        port, address = self.settings.metrics_port, self.settings.metrics_address
-        if not port:
-            return
-        try:
-            self.metrics.serve(port, address)
-        except OSError as exc:
-            # A second instance on the same host (a standby) must not die for its metrics.
-            advice = (
-                "the port is taken: set ARCHIVER_METRICS_PORT to a free one"
-                if exc.errno == errno.EADDRINUSE
-                else "check ARCHIVER_METRICS_ADDRESS"
-            )
-            log.warning(
-                "metrics not served: cannot listen on %s:%d (%s); %s",
-                address,
-                port,
-                exc.strerror or exc,
-                advice,
-            )
-            return
-        log.info("metrics on %s:%d", address, port)
 
     def _interrupt_stale_runs(self) -> None:
         try:
