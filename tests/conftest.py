@@ -17,6 +17,7 @@ from hypothesis import settings as hypothesis_settings
 from sqlalchemy.engine import Engine
 
 from archiver.cli import main
+from archiver.observability import SecretFilter
 from archiver.simulator import Simulator
 from archiver.store import db
 from archiver.store.tables import metadata
@@ -98,6 +99,21 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     _empty(engine)
     engine.dispose()
     return url
+
+
+@pytest.fixture(autouse=True)
+def _no_command_logging_left() -> Iterator[None]:
+    """A test that runs `cli.main` in-process installs the command's stderr handler, whose
+    secret filter rewrites each record it sees; left on the root logger, it would change the
+    records of every later test's `caplog`. Removed after each test (pytest's own capture
+    handlers come and go by themselves), and the root's level put back."""
+    root = logging.getLogger()
+    level = root.level
+    yield
+    for handler in list(root.handlers):
+        if any(isinstance(f, SecretFilter) for f in handler.filters):
+            root.removeHandler(handler)
+    root.setLevel(level)
 
 
 @pytest.fixture
