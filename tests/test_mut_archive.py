@@ -7,6 +7,7 @@ long as the kernel follows, and the sole writer's lock, migration and log line.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 from datetime import UTC, datetime
@@ -16,7 +17,7 @@ from typing import TextIO
 import pytest
 import sqlalchemy as sa
 
-from archiver.cli._archive import sole_writer, write_output
+from archiver.cli._archive import archive, archive_readonly, sole_writer, write_output
 from archiver.errors import DatabaseError, InputError, LockError
 from archiver.store import db
 from archiver.store.tables import sync_runs
@@ -100,3 +101,32 @@ def test_an_archive_that_cannot_be_reached_is_one_database_error(tmp_path: Path)
     config = settings(database_url=f"sqlite:///{tmp_path / 'no' / 'such' / 'archive.db'}")
     with pytest.raises(DatabaseError, match="cannot reach the database"), sole_writer(config):
         pytest.fail("opened an archive in a folder that does not exist")
+
+
+def _open_in(folder: Path) -> list[str]:
+    """What this process holds open in `folder` (its descriptors, as /proc names them)."""
+    held = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:  # the listing's own descriptor, closed meanwhile
+            continue
+        if target.startswith(f"{folder}/"):
+            held.append(target)
+    return sorted(held)
+
+
+def test_each_way_of_opening_the_archive_closes_it_after(tmp_path: Path) -> None:
+    # A command leaves no descriptor on the archive behind (the service's status probes and
+    # gauges open it again and again). The garbage collector would close a forgotten engine
+    # some time later: it is held off, so that "later" cannot hide one.
+    config = settings(database_url=f"sqlite:///{tmp_path / 'archive.db'}")
+    gc.disable()
+    try:
+        for opening in (archive, archive_readonly, sole_writer):
+            with opening(config) as engine, engine.connect() as conn:
+                conn.execute(sa.text("SELECT 1"))
+                assert _open_in(tmp_path)
+            assert _open_in(tmp_path) == [], opening.__name__
+    finally:
+        gc.enable()
