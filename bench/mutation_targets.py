@@ -87,6 +87,7 @@ TARGETS: dict[str, list[str]] = {
         "tests/test_outages_and_refusals.py",
     ],
     "archiver/service/webhooks.py": [
+        "tests/test_mut_webhooks.py",
         "tests/test_webhooks.py",
         "tests/test_webhook_spool.py",
         "tests/test_fast_invariants.py",
@@ -98,15 +99,29 @@ TARGETS: dict[str, list[str]] = {
     ],
     "archiver/service/replay.py": ["tests/test_webhook_spool.py", "tests/test_fast_invariants.py"],
     "archiver/reading/export.py": [
+        "tests/test_mut_export.py",
         "tests/test_export_csv.py",
         "tests/test_output_files.py",
         "tests/test_sqlite_urls.py",
         "tests/test_hostile.py",
     ],
     "archiver/reading/attribution.py": [
+        "tests/test_mut_attribution.py",
         "tests/test_fast_invariants.py",
         "tests/test_reconciliation_views.py",
         "tests/test_status.py",
         "tests/test_export_views.py",
+    ],
+    # Export path safety (the database file and its -wal/-shm never written, FIFOs and devices
+    # written in place, links followed) and the archive as the commands open it.
+    "archiver/cli/_archive.py": [
+        "tests/test_mut_archive.py",
+        "tests/test_sqlite_urls.py",
+        "tests/test_output_files.py",
+        "tests/test_bad_input.py",
+        "tests/test_readonly.py",
+        "tests/test_lock_scope.py",
+        "tests/test_dry_run.py",
+        "tests/test_hostile.py",
     ],
 }
