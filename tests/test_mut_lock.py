@@ -29,6 +29,7 @@ from archiver.service.lock import (
     lock_path,
 )
 from archiver.store import db
+from tests.processes import wait_for
 
 # --- the holder's description -----------------------------------------------------------------
 
@@ -158,13 +159,18 @@ def _sessions(engine: Engine, where: str) -> list[sa.Row[Any]]:
 
 
 def _terminate_archivers(engine: Engine) -> None:
+    """End the archivers' sessions, and wait until they are gone (the signal is asynchronous:
+    a loaded server may still answer on them for a while)."""
+    named = "application_name LIKE 'archiver %'"
+    pids = [row.pid for row in _sessions(engine, named)]
+    assert pids
     with engine.connect() as conn:
-        conn.execute(
-            sa.text(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE datname = current_database() AND application_name LIKE 'archiver %'"
-            )
-        )
+        for pid in pids:
+            conn.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+    wait_for(
+        lambda: not {row.pid for row in _sessions(engine, "true")} & set(pids),
+        what="the terminated sessions to end",
+    )
 
 
 def _fail_once(engine: Engine, statement: str) -> None:
