@@ -74,6 +74,7 @@ TARGETS: dict[str, list[str]] = {
     },
     # The service: fast tests only (the e2e service tests start real processes; minutes each).
     "archiver/service/lock.py": [
+        "tests/test_mut_lock.py",
         "tests/test_lock.py",
         "tests/test_lock_scope.py",
         "tests/test_fast_invariants.py",
@@ -93,11 +94,16 @@ TARGETS: dict[str, list[str]] = {
         "tests/test_fast_invariants.py",
     ],
     "archiver/service/spool.py": [
+        "tests/test_mut_spool.py",
         "tests/test_webhook_spool.py",
         "tests/test_webhooks.py",
         "tests/test_fast_invariants.py",
     ],
-    "archiver/service/replay.py": ["tests/test_webhook_spool.py", "tests/test_fast_invariants.py"],
+    "archiver/service/replay.py": [
+        "tests/test_mut_replay.py",
+        "tests/test_webhook_spool.py",
+        "tests/test_fast_invariants.py",
+    ],
     "archiver/reading/export.py": [
         "tests/test_mut_export.py",
         "tests/test_export_csv.py",
