@@ -22,6 +22,14 @@ from archiver.timeutil import utc
 VIEWS = tuple(view for declared in DECLARED for view in declared.views)
 # Rollups are the views' internals, not part of the archive's interface.
 EXPORTABLE = tuple(sorted(set(metadata.tables) - {t.name for t in ROLLUP_TABLES})) + VIEWS
+# The columns that hold true or false: every boolean column of the tables, and the one views
+# make of their own (`reconciliation.gap_recorded`). SQLite returns them as 0/1 and its views
+# carry no column types, so the name decides: the same spelling on both databases, in CSV
+# and JSON alike.
+BOOLEANS = frozenset(
+    {c.name for t in metadata.tables.values() for c in t.columns if isinstance(c.type, sa.Boolean)}
+    | {"gap_recorded"}
+)
 
 
 def _as_text(value: Any) -> str:
@@ -62,8 +70,7 @@ def _same(value: Any) -> Any:
 
 
 def _converter(name: str, first: Any) -> Callable[[Any], Any]:
-    if name == "is_final":
-        # SQLite returns booleans as 0/1 (views carry no column types): the same everywhere.
+    if name in BOOLEANS:
         return bool
     if isinstance(first, datetime):
         return _as_text
@@ -101,7 +108,7 @@ def write_export(rows: Export, fmt: str, stream: TextIO) -> int:
 def _spelling(name: str, kind: Any, sample: Any = 0) -> str:
     """How a column's cells are spelt: "bool", "time", "text" or "as-is" (numbers). An
     untyped column (a SQLite view's) is text unless its sample value is a number."""
-    if name == "is_final" or isinstance(kind, sa.Boolean):
+    if name in BOOLEANS or isinstance(kind, sa.Boolean):
         return "bool"
     if isinstance(kind, sa.DateTime):
         return "time"
@@ -115,7 +122,7 @@ def _spelling(name: str, kind: Any, sample: Any = 0) -> str:
 def _python_cell(name: str, value: Any) -> Any:
     if value is None:
         return None
-    if name == "is_final" or isinstance(value, bool):
+    if name in BOOLEANS or isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, datetime):
         return _as_text(value)
