@@ -1,7 +1,7 @@
 """Export path safety and the archive as commands open it, mutant by mutant.
 
 Each test kills mutants of `archiver/cli/_archive.py` the older tests let live
-(bench/MUTATION-mut3.md names them): a name the system refuses to look at, a chain of links as
+(bench/MUTATION.md names them): a name the system refuses to look at, a chain of links as
 long as the kernel follows, and the sole writer's lock, migration and log line.
 """
 

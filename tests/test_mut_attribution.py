@@ -1,7 +1,7 @@
 """Usage attribution, mutant by mutant: the window's two edges and the warning's threshold.
 
 Each test kills mutants of `archiver/reading/attribution.py` the older tests let live
-(bench/MUTATION-mut3.md names them).
+(bench/MUTATION.md names them).
 """
 
 from __future__ import annotations

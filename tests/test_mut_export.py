@@ -3,7 +3,7 @@
 SQLite's views carry no column types where a column is an expression (`usage_attribution`'s
 `is_final`, for one): the export then decides a column's spelling from its name and a sample
 value. These tests kill the mutants of `archiver/reading/export.py` that no test reached
-(bench/MUTATION-mut3.md names them).
+(bench/MUTATION.md names them).
 """
 
 from __future__ import annotations

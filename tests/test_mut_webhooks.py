@@ -1,7 +1,7 @@
 """The webhook receiver and its HTTP shell, mutant by mutant: what an operator and the vendor see.
 
 Each test here kills mutants of `archiver/service/webhooks.py` that the older tests let live
-(bench/MUTATION-mut3.md names them): the refusals' log lines and counters, the body-size
+(bench/MUTATION.md names them): the refusals' log lines and counters, the body-size
 bounds, connections dropped after a refusal, the response's headers, and a server whose
 threads never keep the process alive and whose socket is closed by `stop()`.
 """
