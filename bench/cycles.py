@@ -28,29 +28,36 @@ from bench.common import (
 )
 
 
-def prepare_steady_state(sim: Simulator, url: str, names: list[str], *, synthetic: bool) -> None:
-    """Track every name and bring every scope to its steady-state watermark."""
+def synthetic_steady_state(url: str, names: list[str]) -> None:
+    """Track every name, every scope at its steady-state watermark: as if the previous cycle
+    (at NOW) had stored everything, every watermark at the first bucket not yet final then."""
     engine = db.make_engine(url)
     db.upgrade(engine)
     with db.transaction(engine) as conn:
         add_streams(conn=conn, names=names, source=StreamSource.CONFIG, now=NOW - timedelta(days=1))
+    policy = Policy()
+    marks = {}
+    for endpoint in ENDPOINTS:
+        for resolution in endpoint.resolutions:
+            mark = policy.first_unfinal(resolution, NOW)
+            if resolution is Resolution.MONTH:
+                mark = NOW.replace(day=1, hour=0, minute=0)
+            for key in names if endpoint.takes_streams else [""]:
+                marks[Scope(endpoint.dataset, key, resolution)] = mark
+    with db.transaction(engine) as conn:
+        start_scopes(conn=conn, watermarks=marks, gaps=[], recorded_at=NOW)
+    engine.dispose()
+
+
+def prepare_steady_state(sim: Simulator, url: str, names: list[str], *, synthetic: bool) -> None:
+    """Track every name and bring every scope to its steady-state watermark."""
     if synthetic:
-        # As if the previous cycle (at NOW) had stored everything: every watermark at the
-        # first bucket not yet final then.
-        policy = Policy()
-        marks = {}
-        for endpoint in ENDPOINTS:
-            for resolution in endpoint.resolutions:
-                mark = policy.first_unfinal(resolution, NOW)
-                if resolution is Resolution.MONTH:
-                    mark = NOW.replace(day=1, hour=0, minute=0)
-                keys = names if endpoint.takes_streams else [""]
-                for key in keys:
-                    marks[Scope(endpoint.dataset, key, resolution)] = mark
-        with db.transaction(engine) as conn:
-            start_scopes(conn=conn, watermarks=marks, gaps=[], recorded_at=NOW)
-        engine.dispose()
+        synthetic_steady_state(url, names)
         return
+    engine = db.make_engine(url)
+    db.upgrade(engine)
+    with db.transaction(engine) as conn:
+        add_streams(conn=conn, names=names, source=StreamSource.CONFIG, now=NOW - timedelta(days=1))
     engine.dispose()
     # One cycle starts every name: the steady state measured next has no new names left.
     cycle(

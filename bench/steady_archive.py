@@ -4,20 +4,14 @@ steady cycle left it; a fresh copy each run, with or without planner statistics.
 from __future__ import annotations
 
 import shutil
-from datetime import timedelta
 from pathlib import Path
 
 import psycopg
 import sqlalchemy as sa
 
-from archiver.cycle.streams import add_streams
-from archiver.datasets import ENDPOINTS
-from archiver.rules.plan import Policy, Scope
 from archiver.store import db
-from archiver.store.state import start_scopes
-from archiver.timeutil import Resolution
-from archiver.vocabulary import StreamSource
-from bench.common import NOW, PG_URL, WORK
+from bench.common import PG_URL, WORK
+from bench.cycles import synthetic_steady_state
 
 ADMIN = PG_URL.replace("postgresql+psycopg", "postgresql")
 PG_DATABASE = "bench_steady"
@@ -42,22 +36,7 @@ def template(kind: str, names: list[str]) -> str:
         pg(f"DROP DATABASE IF EXISTS {PG_DATABASE}_template")
         pg(f"CREATE DATABASE {PG_DATABASE}_template")
         url = pg_url(f"{PG_DATABASE}_template")
-    engine = db.make_engine(url)
-    db.upgrade(engine)
-    with db.transaction(engine) as conn:
-        add_streams(conn=conn, names=names, source=StreamSource.CONFIG, now=NOW - timedelta(days=1))
-    policy = Policy()
-    marks = {}
-    for endpoint in ENDPOINTS:
-        for resolution in endpoint.resolutions:
-            mark = policy.first_unfinal(resolution, NOW)
-            if resolution is Resolution.MONTH:
-                mark = NOW.replace(day=1, hour=0, minute=0)
-            for key in names if endpoint.takes_streams else [""]:
-                marks[Scope(endpoint.dataset, key, resolution)] = mark
-    with db.transaction(engine) as conn:
-        start_scopes(conn=conn, watermarks=marks, gaps=[], recorded_at=NOW)
-    engine.dispose()
+    synthetic_steady_state(url, names)
     return url
 
 

@@ -87,6 +87,16 @@ def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@pytest.fixture
+def sqlite_copy(tmp_path: Path, migrated_sqlite: Path) -> Iterator[Engine]:
+    """A migrated, empty SQLite archive of the test's own (a copy of the session's)."""
+    path = tmp_path / "archive.db"
+    shutil.copyfile(migrated_sqlite, path)
+    engine = db.make_engine(f"sqlite:///{path}")
+    yield engine
+    engine.dispose()
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A migrated, empty archive: a SQLite file, or the session's PostgreSQL database."""

@@ -22,7 +22,6 @@ from sqlalchemy.engine import Engine
 
 from archiver.observability import Metrics
 from archiver.service.webhooks import PATH, WebhookReceiver, WebhookServer, sign
-from archiver.store import db
 from tests.test_webhooks import NOW, SECRET, feed_event, outcome, signed, spool_in
 
 MAX_BODY = 4096
@@ -30,12 +29,9 @@ LOGGER = "archiver.service.webhooks"
 
 
 @pytest.fixture
-def sqlite_engine(tmp_path: Path, migrated_sqlite: Path) -> Iterator[Engine]:
-    path = tmp_path / "archive.db"
-    shutil.copyfile(migrated_sqlite, path)
-    engine = db.make_engine(f"sqlite:///{path}")
-    yield engine
-    engine.dispose()
+def sqlite_engine(sqlite_copy: Engine) -> Engine:
+    """A migrated, empty SQLite archive."""
+    return sqlite_copy
 
 
 @pytest.fixture
