@@ -22,10 +22,10 @@ from archiver.timeutil import utc
 VIEWS = tuple(view for declared in DECLARED for view in declared.views)
 # Rollups are the views' internals, not part of the archive's interface.
 EXPORTABLE = tuple(sorted(set(metadata.tables) - {t.name for t in ROLLUP_TABLES})) + VIEWS
-# The columns that hold true or false: every boolean column of the tables, and the one views
-# make of their own (`reconciliation.gap_recorded`). SQLite returns them as 0/1 and its views
-# carry no column types, so the name decides: the same spelling on both databases, in CSV
-# and JSON alike.
+# The names of the columns that hold true or false: every boolean column of the tables, and the
+# one views make of their own (`reconciliation.gap_recorded`). SQLite returns booleans as 0/1
+# and its views carry no column types: for an untyped column the name decides (`_boolean`),
+# so both databases spell them alike, in CSV and JSON lines.
 BOOLEANS = frozenset(
     {c.name for t in metadata.tables.values() for c in t.columns if isinstance(c.type, sa.Boolean)}
     | {"gap_recorded"}
@@ -48,6 +48,7 @@ class Export:
         self.table = table
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
+        kinds = {c["name"]: c["type"] for c in sa.inspect(self.conn).get_columns(self.table)}
         result = self.conn.execution_options(stream_results=True, yield_per=5000).execute(
             sa.text(f"SELECT * FROM {self.table}")
         )
@@ -60,7 +61,8 @@ class Export:
                     continue
                 convert = converters[i]
                 if convert is None:
-                    convert = converters[i] = _converter(columns[i], value)
+                    name = columns[i]
+                    convert = converters[i] = _converter(_boolean(name, kinds.get(name)), value)
                 values[i] = convert(value)
             yield dict(zip(columns, values, strict=True))
 
@@ -69,8 +71,15 @@ def _same(value: Any) -> Any:
     return value
 
 
-def _converter(name: str, first: Any) -> Callable[[Any], Any]:
-    if name in BOOLEANS:
+def _boolean(name: str, kind: Any) -> bool:
+    """Whether a column holds true or false: by its type, or by its name if it has none."""
+    if isinstance(kind, sa.Boolean):
+        return True
+    return (kind is None or isinstance(kind, sa.types.NullType)) and name in BOOLEANS
+
+
+def _converter(boolean: bool, first: Any) -> Callable[[Any], Any]:
+    if boolean:
         return bool
     if isinstance(first, datetime):
         return _as_text
@@ -99,7 +108,7 @@ def write_export(rows: Export, fmt: str, stream: TextIO) -> int:
     if any(isinstance(kind, sa.Float) for _, kind in columns):
         # Each database spells floats its own way (SQLite to 15 digits, COPY `2` for 2.0):
         # such tables (sync_runs, a few rows a day) are written as JSON writes them.
-        return _python_csv(rows.conn, rows.table, stream)
+        return _python_csv(rows.conn, rows.table, dict(columns), stream)
     if rows.conn.dialect.name == "postgresql":
         return _copy_csv(rows.conn, rows.table, columns, stream)
     return _sqlite_csv(rows.conn, rows.table, columns, stream)
@@ -108,7 +117,7 @@ def write_export(rows: Export, fmt: str, stream: TextIO) -> int:
 def _spelling(name: str, kind: Any, sample: Any = 0) -> str:
     """How a column's cells are spelt: "bool", "time", "text" or "as-is" (numbers). An
     untyped column (a SQLite view's) is text unless its sample value is a number."""
-    if name in BOOLEANS or isinstance(kind, sa.Boolean):
+    if _boolean(name, kind):
         return "bool"
     if isinstance(kind, sa.DateTime):
         return "time"
@@ -119,27 +128,28 @@ def _spelling(name: str, kind: Any, sample: Any = 0) -> str:
     return "as-is"
 
 
-def _python_cell(name: str, value: Any) -> Any:
+def _python_cell(boolean: bool, value: Any) -> Any:
     if value is None:
         return None
-    if name in BOOLEANS or isinstance(value, bool):
+    if boolean or isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, datetime):
         return _as_text(value)
     return csv_cell(value)
 
 
-def _python_csv(conn: Connection, table: str, stream: TextIO) -> int:
+def _python_csv(conn: Connection, table: str, kinds: dict[str, Any], stream: TextIO) -> int:
     """CSV written row by row by Python's csv writer (the slow path, for small tables)."""
     result = conn.execution_options(stream_results=True, yield_per=5000).execute(
         sa.text(f"SELECT * FROM {table}")
     )
     names = list(result.keys())
+    booleans = [_boolean(name, kinds.get(name)) for name in names]
     writer = csv.writer(stream, lineterminator="\n")
     writer.writerow(names)
     count = 0
     for row in result:
-        writer.writerow([_python_cell(n, v) for n, v in zip(names, row, strict=True)])
+        writer.writerow([_python_cell(b, v) for b, v in zip(booleans, row, strict=True)])
         count += 1
     return count
 
@@ -150,11 +160,17 @@ def _python_csv(conn: Connection, table: str, stream: TextIO) -> int:
 _PG_TRUE_FALSE = "CASE WHEN {c} THEN 'true' WHEN NOT {c} THEN 'false' END"
 _PG_TIME = "to_char({c} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
 # The first character's code (- = + @ tab CR): half the server's time of a regex on each cell.
+# `ascii()` fails on a non-ASCII first character in a multibyte encoding other than UTF8
+# (EUC_JP, ...): a database in one keeps the regex.
 _PG_CELL = "CASE WHEN ascii({c}) IN (45, 61, 43, 64, 9, 13) THEN '''' || {c} ELSE {c} END"
+_PG_CELL_ANY_ENCODING = "CASE WHEN {c} ~ '^[-=+@\\t\\r]' THEN '''' || {c} ELSE {c} END"
 
 
 def _copy_csv(conn: Connection, table: str, columns: list[Any], stream: TextIO) -> int:
     """CSV formatted by PostgreSQL itself (COPY), with the same spellings as the other paths."""
+    raw: Any = conn.connection.driver_connection
+    utf8 = raw.info.parameter_status("server_encoding") == "UTF8"  # reported at connect
+    cell = _PG_CELL if utf8 else _PG_CELL_ANY_ENCODING
     exprs = []
     for name, kind in columns:
         quoted = f'"{name}"'
@@ -165,13 +181,15 @@ def _copy_csv(conn: Connection, table: str, columns: list[Any], stream: TextIO) 
             expr = _PG_TIME.format(c=quoted)
         elif spelling == "text":
             # Stream names come from publishers: `=HYPERLINK(...` must stay text.
-            expr = f"NULLIF({_PG_CELL.format(c=quoted)}, '')"
+            expr = f"NULLIF({cell.format(c=quoted)}, '')"
         else:
             expr = quoted
         exprs.append(f"{expr} AS {quoted}")
     query = f"COPY (SELECT {', '.join(exprs)} FROM {table}) TO STDOUT WITH (FORMAT csv, HEADER)"
-    raw: Any = conn.connection.driver_connection
     with raw.cursor() as cursor:
+        if not utf8:
+            # The lines are read as UTF-8 whatever the database's own encoding.
+            cursor.execute("SET LOCAL client_encoding = 'UTF8'")
         with cursor.copy(query) as copy:
             for chunk in copy:
                 stream.write(bytes(chunk).decode("utf-8"))
