@@ -40,8 +40,8 @@ def _as_text(value: Any) -> str:
 
 class Export:
     """A table's rows as `archiver export` writes them, streamed. JSON values get each
-    column's conversion chosen once, from its name and first value; CSV is formatted by the
-    database itself (COPY on PostgreSQL, SQL expressions on SQLite)."""
+    column's conversion chosen once, from its type (its name where it has none) and first
+    value; CSV is formatted by the database itself (COPY on PostgreSQL, SQL on SQLite)."""
 
     def __init__(self, conn: Connection, table: str) -> None:
         self.conn = conn

@@ -187,7 +187,7 @@ def top_streams(
     # Whole months come from the monthly rollup (a month's figure is the sum of its days in
     # stream_daily_usage, the rule of both views), the days at either edge from the daily
     # view: a year's ranking sums 12 rows a stream, not 365.
-    months_from = ceil(first, Resolution.MONTH)
+    months_from = min(ceil(first, Resolution.MONTH), last)
     months_to = max(floor(last, Resolution.MONTH), months_from)
     parts = [
         "SELECT stream_name, bytes_in, bytes_out FROM stream_daily_usage "
@@ -195,19 +195,13 @@ def top_streams(
         "SELECT stream_name, bytes_in, bytes_out FROM stream_monthly_usage "
         "WHERE month >= :months_from AND month < :months_to",
         "SELECT stream_name, bytes_in, bytes_out FROM stream_daily_usage "
-        "WHERE day >= :days_from AND day < :stop",
+        "WHERE day >= :months_to AND day < :stop",
     ]
     query = sa.text(
         f"SELECT stream_name, SUM(bytes_in), SUM(bytes_out) FROM ({' UNION ALL '.join(parts)}) "
         "AS u GROUP BY stream_name ORDER BY SUM(bytes_out) DESC, stream_name LIMIT :top"
     )
-    bounds = {
-        "start": first,
-        "months_from": min(months_from, last),
-        "months_to": months_to,
-        "days_from": max(months_to, first),
-        "stop": last,
-    }
+    bounds = {"start": first, "months_from": months_from, "months_to": months_to, "stop": last}
     params: dict[str, Any] = {key: bind_time(conn, value) for key, value in bounds.items()}
     params["top"] = top
     rows = [
