@@ -39,6 +39,7 @@ class Keys(StrEnum):
     HOUR_DAYS = "hour_days"  # the days of the Hour rows written
     DAY_ROWS = "day_rows"  # the Day rows written
     MONTHS = "months"  # the months of the Hour and Day rows written
+    DAY_MONTHS = "day_months"  # the months of the Day rows written
     PERIODS = "periods"  # the Hour and Day buckets written, all streams of each
 
 
@@ -158,6 +159,8 @@ STREAMS_GEO_SERIES = Endpoint(
     answer=Answer.STREAM_GEO,
     columns=_GEO,
     period_index=True,
+    rollups=(Rollup("stream_country_monthly_totals", Keys.DAY_MONTHS),),
+    views=("stream_country_monthly_usage",),
 )
 STREAMS_TRACKING_SERIES = Endpoint(
     dataset=Dataset.STREAM_TRACKING_USAGE,

@@ -29,6 +29,7 @@ VIEWS = (
     "stream_monthly_usage",
     "account_monthly_usage",
     "country_daily_usage",
+    "stream_country_monthly_usage",
 )
 
 
@@ -69,7 +70,16 @@ def baseline_sql(dialect: str) -> list[str]:
         renamed.append(text)
     # usage_attribution as 0008 defined it (the stream rows summed at each read), for 0014.
     old = migration("0014_attribution_rollup.py")._old_view(dialect)
-    return [*renamed, old.replace("VIEW usage_attribution", "VIEW attribution_0008")]
+    # 0015's view as the day rows summed at each read (what README's query did before).
+    countries = migration("0015_country_monthly_rollup.py").fill_sql(dialect)
+    countries = countries[countries.index("SELECT") :]
+    return [
+        *renamed,
+        old.replace("VIEW usage_attribution", "VIEW attribution_0008"),
+        "CREATE VIEW baseline_stream_country_monthly_usage (stream_name, month, country, "
+        "publishes, views, publish_seconds, view_seconds, bytes_in, bytes_out, "
+        f"days_with_traffic) AS {countries}",
+    ]
 
 
 def fill(engine: Engine, streams: int, days: int) -> int:
@@ -169,6 +179,9 @@ def build_rollups(engine: Engine) -> None:
         module._fill_monthly_rollup()
         conn.execute(sa.text("DELETE FROM stream_period_totals"))
         conn.execute(sa.text(migration("0014_attribution_rollup.py").fill_sql(engine.dialect.name)))
+        conn.execute(sa.text("DELETE FROM stream_country_monthly_totals"))
+        countries = migration("0015_country_monthly_rollup.py").fill_sql(engine.dialect.name)
+        conn.execute(sa.text(countries))
         for statement in baseline_sql(engine.dialect.name):
             conn.execute(sa.text(statement))
     with engine.connect() as conn:

@@ -106,6 +106,24 @@ _REFRESH = {
         "ON CONFLICT (stream_name, month) DO UPDATE SET bytes_in = excluded.bytes_in, "
         "bytes_out = excluded.bytes_out, days_with_traffic = excluded.days_with_traffic"
     ),
+    # A month's countries per stream: the vendor's day rows summed, as a query of the table's
+    # Day rows would (the vendor keeps them a year, hours a week; today's row is partial and
+    # kept up to date like the rest). Hour rows refresh nothing here.
+    "stream_country_monthly_totals": (
+        "INSERT INTO stream_country_monthly_totals (stream_name, month, country, publishes, "
+        "views, publish_seconds, view_seconds, bytes_in, bytes_out, days_with_traffic) "
+        "SELECT k.stream_name, k.start, g.country, SUM(g.publishes), SUM(g.views), "
+        "SUM(g.publish_seconds), SUM(g.view_seconds), SUM(g.bytes_in), SUM(g.bytes_out), "
+        "COUNT(*) "
+        "FROM {keys} {join} stream_geo_usage g ON g.stream_name = k.stream_name "
+        "AND g.resolution = 'Day' AND g.period_start >= k.start AND g.period_start < k.stop "
+        "WHERE true GROUP BY k.stream_name, k.start, g.country "
+        "ON CONFLICT (stream_name, month, country) DO UPDATE SET "
+        "publishes = excluded.publishes, views = excluded.views, "
+        "publish_seconds = excluded.publish_seconds, view_seconds = excluded.view_seconds, "
+        "bytes_in = excluded.bytes_in, bytes_out = excluded.bytes_out, "
+        "days_with_traffic = excluded.days_with_traffic"
+    ),
     # Every stream's rows of a bucket, summed: the key's "stream" is the resolution (its stop
     # is unused). Read by the (resolution, period_start) index.
     "stream_period_totals": (
@@ -212,18 +230,22 @@ def refresh_rollups(conn: Connection, table: str, rows: Sequence[Mapping[str, An
         return found
 
     keys: dict[Keys, set[tuple[str, datetime]]] = {k: set() for k in Keys}
+    # Rollups of day rows only (stream_geo_usage's) owe nothing for the hours written.
+    hours_feed = bool({r.keys for r in rollups} - {Keys.DAY_ROWS, Keys.DAY_MONTHS})
     for row in rows:
         resolution = row["resolution"]
         stream = row.get("stream_name", "")
-        if resolution == "Hour":
+        if resolution == "Hour" and hours_feed:
             keys[Keys.HOUR_DAYS].add((stream, day_of(row["period_start"])))
         elif resolution == "Day":
             keys[Keys.DAY_ROWS].add((stream, row["period_start"]))
+            keys[Keys.DAY_MONTHS].add((stream, month_of(row["period_start"])))
         else:
             continue
         keys[Keys.PERIODS].add((resolution, row["period_start"]))
         keys[Keys.MONTHS].add((stream, month_of(row["period_start"])))
     # The declarations list day rows first: an hour refresh of the same write then sees them.
     for rollup in rollups:
-        unit = Resolution.MONTH if rollup.keys is Keys.MONTHS else Resolution.DAY
+        monthly = rollup.keys in (Keys.MONTHS, Keys.DAY_MONTHS)
+        unit = Resolution.MONTH if monthly else Resolution.DAY
         _refresh(conn, rollup.statement, keys[rollup.keys], unit)

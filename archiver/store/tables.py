@@ -246,6 +246,22 @@ stream_period_totals = Table(
     Column("streams", BigInteger, nullable=False),
     Column("is_final", Boolean, nullable=False),
 )
+# Each stream's countries per month (0015): its day rows summed (rollup.py).
+stream_country_monthly_totals = Table(
+    "stream_country_monthly_totals",
+    metadata,
+    Column("stream_name", String(128), primary_key=True),
+    Column("month", UtcDateTime, primary_key=True),
+    Column("country", String(8), primary_key=True),
+    Column("publishes", BigInteger, nullable=False),
+    Column("views", BigInteger, nullable=False),
+    Column("publish_seconds", BigInteger, nullable=False),
+    Column("view_seconds", BigInteger, nullable=False),
+    Column("bytes_in", BigInteger, nullable=False),
+    Column("bytes_out", BigInteger, nullable=False),
+    Column("days_with_traffic", BigInteger, nullable=False),
+)
+Index("ix_stream_country_monthly_totals_month", stream_country_monthly_totals.c.month)
 ROLLUP_TABLES = (
     stream_daily_hours,
     account_daily_hours,
@@ -255,6 +271,7 @@ ROLLUP_TABLES = (
     account_hourly_periods,
     stream_daily_feeds,
     stream_period_totals,
+    stream_country_monthly_totals,
 )
 
 # How far the feeds were last read: one row per source ('feeds'), moved only in the
