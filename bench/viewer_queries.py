@@ -23,6 +23,7 @@ from bench.archive_size import bench_size
 from bench.common import machine, migration
 from bench.queries_data import RESULTS
 from bench.query_cases import readme_examples
+from bench.results import put_block
 from bench.viewer_data import archive, fill_viewers
 
 STREAM = "stream-0001"
@@ -176,14 +177,7 @@ def main() -> int:
 
 def record(lines: list[str]) -> None:
     """Put `lines` in RESULTS.md in place of the previous figures of this benchmark."""
-    begin, end = "<!-- bench.viewer_queries: begin -->", "<!-- bench.viewer_queries: end -->"
-    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    section = "\n".join([begin, *lines, end])
-    if begin in text and end in text:
-        text = text[: text.index(begin)] + section + text[text.index(end) + len(end) :]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    RESULTS.write_text(text)
+    RESULTS.write_text(put_block(RESULTS, "bench.viewer_queries", lines))
 
 
 if __name__ == "__main__":
