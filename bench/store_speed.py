@@ -119,7 +119,7 @@ def bench_store(lines: list[str], runs: int) -> None:
         "SELECT ... ON CONFLICT`; both given ready-made tuples. Median of "
         f"{runs} runs.",
         "",
-        "| database | operation | archiver rows/s | raw rows/s | ratio | target 0.5 |",
+        "| database | operation | archiver rows/s | raw rows/s | ratio | issue 24: at least 0.8 |",
         "|---|---|---:|---:|---:|---|",
     ]
     admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT")
@@ -141,7 +141,7 @@ def bench_store(lines: list[str], runs: int) -> None:
                 ratio = ours_rate / raw_rate
                 lines.append(
                     f"| {dialect} | {operation} | {ours_rate:,.0f} | {raw_rate:,.0f} | "
-                    f"{ratio:.2f} | {'met' if ratio >= 0.5 else 'MISSED'} |"
+                    f"{ratio:.2f} | {'met' if ratio >= 0.8 else 'MISSED'} |"
                 )
                 print(f"store {dialect} {operation}: {ours_rate:,.0f} vs raw {raw_rate:,.0f}")
             engine.dispose()

@@ -125,9 +125,18 @@ def test_a_final_day_is_kept_and_hours_feed_nothing(engine: Engine) -> None:
     _apply(engine, [("a", "Day", 24 * 19, "US", 10, True), ("a", "Day", 24 * 20, "US", 5, False)])
     _apply(engine, [("a", "Day", 24 * 19, "US", 99, False), ("a", "Hour", 24 * 20, "US", 7, True)])
     _apply(engine, [("a", "Day", 24 * 20, "US", 6, True), ("a", "Day", 24 * 21, "DE", 2, True)])
+    # One row written twice in a batched transaction: what is stored counts, once.
+    _apply(
+        engine, [("b", "Day", 24 * 3, "FR", 5, False), ("b", "Day", 24 * 3, "FR", 8, False)], True
+    )
     nov, dec = datetime(2026, 11, 1, tzinfo=UTC), datetime(2026, 12, 1, tzinfo=UTC)
-    got = {key: values[1] for key, values in _rollup(engine).items()}
-    assert got == {("a", nov, "US"): 10, ("a", dec, "US"): 6, ("a", dec, "DE"): 2}
+    got = {key: (values[1], values[6]) for key, values in _rollup(engine).items()}
+    assert got == {
+        ("a", nov, "US"): (10, 1),
+        ("a", dec, "US"): (6, 1),
+        ("a", dec, "DE"): (2, 1),
+        ("b", nov, "FR"): (8, 1),
+    }
     assert _rollup(engine) == _expected(engine)
 
 
