@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from collections import defaultdict
 from collections.abc import Callable
@@ -114,6 +115,29 @@ def test_account_stats_are_the_streams_sums_and_count_the_published_streams() ->
         end = instant(row["to"])
         live = {f["name"] for f in feeds if instant(f["started"]) < end < ended(f)}
         assert row["streams"] == len(live), row
+
+
+def test_stats_named_by_stream_id_are_those_of_the_whole_read() -> None:
+    # `streamId` (equal, or `in` a list) narrows which streams the simulator computes, never
+    # what it answers: unknown names, another account's and repeats change nothing.
+    bounds = f'from: {{gte: "{START.isoformat()}"}}, to: {{lte: "{NOW.isoformat()}"}}'
+    with running_simulator(CONFIG, start=NOW) as (sim, http):
+        every = walk(http, "streamStatPagination", STREAM_STAT, WINDOW, per_page=100)
+        first, *_, last = sorted({r["streamId"] for r in every})  # two streams with stats
+        other = next(f"simacct/{s.name}" for s in sim.traffic.streams if s.name not in first)
+        wanted = [first, last, last, "simacct/nobody", "another" + other.removeprefix("simacct")]
+        listed = f"streamId: {{in: {json.dumps(wanted)}}}"
+
+        def read(filt: str) -> Any:
+            return walk(http, "streamStatPagination", STREAM_STAT, filt, per_page=100)
+
+        among = read(f"{{_operators: {{{bounds}, {listed}}}}}")
+        both = read(f'{{streamId: "{last}", _operators: {{{bounds}, {listed}}}}}')
+        neither = read(f'{{streamId: "{other}", _operators: {{{bounds}, {listed}}}}}')
+    assert among == [r for r in every if r["streamId"] in wanted]
+    assert both == [r for r in every if r["streamId"] == last]
+    assert neither == []
+    assert {r["streamId"] for r in among} == {first, last}
 
 
 def test_stats_are_kept_after_the_feeds_are_gone() -> None:

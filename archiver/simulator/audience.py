@@ -172,17 +172,17 @@ class Audience:
         return tuple(rows)
 
     def stream_stats(
-        self, start: datetime, stop: datetime, now: datetime, stream: int | None = None
+        self, start: datetime, stop: datetime, now: datetime, streams: list[int] | None = None
     ) -> list[PeriodStat]:
         """Stream rows of the periods starting in `[start, stop)` that ended by `now`,
-        in `_id` order (period, stream); `stream`: only that stream's."""
+        in `_id` order (period, stream); `streams`: only those streams' (by index)."""
         first = seconds(start) // (PERIOD_MINUTES * 60)
         last = min(
             -(-seconds(stop) // (PERIOD_MINUTES * 60)), seconds(now) // (PERIOD_MINUTES * 60)
         )
         if last <= first:
             return []
-        indices = range(len(self.traffic.streams)) if stream is None else range(stream, stream + 1)
+        indices = range(len(self.traffic.streams)) if streams is None else streams
         found: list[PeriodStat] = []
         per_day = 1440 // PERIOD_MINUTES
         # A session that started the day before may still publish on the first day.

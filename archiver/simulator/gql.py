@@ -18,8 +18,8 @@ ne, in, nin, exists) on the times and on `name`/`streamId`, `AND`/`OR` lists. So
 `last`, `limit`; `limit` defaults to 100 or the cap) is an error. A query graphql-core
 rejects answers HTTP 200 with `{"errors": [...], "data": null}`; a body that is not a
 GraphQL request answers 400. Times answer as `2026-11-20T12:05:00.000Z`; a Date argument
-is ISO 8601 or a date alone (UTC midnight). Stream stats filtered by `streamId` equality and
-stats bounded by `from`/`to` are computed for that stream or span only.
+is ISO 8601 or a date alone (UTC midnight). Stream stats filtered by `streamId` (equal to one,
+or `in` a list) and stats bounded by `from`/`to` are computed for those streams or span only.
 """
 
 from __future__ import annotations
@@ -85,20 +85,33 @@ def _records(model: str, ctx: Context, filt: dict[str, Any] | None) -> list[dict
         start = max(low or audience.first_instant(), audience.first_instant())
         stop = min(high + PERIOD, now) if high else now
         if model == "StreamStat":
-            stream: int | None = None
-            wanted = (filt or {}).get("streamId")
-            if isinstance(wanted, str):
-                found = audience.traffic.by_name.get(wanted.removeprefix(f"{ACCOUNT_ID}/"))
-                if found is None or not wanted.startswith(f"{ACCOUNT_ID}/"):
-                    return []
-                stream = found.index
-            stats = audience.stream_stats(start, stop, now, stream)
+            stats = audience.stream_stats(start, stop, now, _streams(audience, filt))
             rows = [audience.stream_stat_record(r) for r in stats]
         else:
             rows = [
                 audience.account_stat_record(r) for r in audience.account_stats(start, stop, now)
             ]
     return broken_rows(ctx.faults, model, [r for r in rows if matches(r, filt)])
+
+
+def _streams(audience: Audience, filt: dict[str, Any] | None) -> list[int] | None:
+    """The streams a stats filter can match at most, by its top-level `streamId` (equal to
+    one, or `in` a list); None: any. Only which rows are built: `matches` still judges each."""
+    filt = filt or {}
+    wanted = filt.get("streamId")
+    ids: list[Any] | None = [wanted] if isinstance(wanted, str) else None
+    listed = ((filt.get("_operators") or {}).get("streamId") or {}).get("in")
+    if isinstance(listed, list):
+        ids = listed if ids is None else [i for i in ids if i in listed]
+    if ids is None:
+        return None
+    prefix = f"{ACCOUNT_ID}/"
+    found = (
+        audience.traffic.by_name.get(i.removeprefix(prefix))
+        for i in ids
+        if isinstance(i, str) and i.startswith(prefix)
+    )
+    return sorted({stream.index for stream in found if stream is not None})
 
 
 def _selected(model: str, ctx: Context, args: dict[str, Any]) -> list[dict[str, Any]]:
