@@ -70,6 +70,9 @@ class Audience:
         self.traffic = traffic
         self._periods = lru_cache(maxsize=100_000)(self._periods_uncached)
         self._day_feeds = lru_cache(maxsize=4096)(self._day_feeds_uncached)
+        # The account's sums of a day, kept as computed (a day's streams never change): a read
+        # of the account then costs its days, not every stream's periods again.
+        self._account_day = lru_cache(maxsize=4096)(self._account_day_uncached)
         self._answers: OrderedDict[Hashable, list[dict[str, Any]]] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -192,18 +195,41 @@ class Audience:
         found.sort(key=lambda r: (r.period, r.stream))
         return found
 
+    def _account_day_uncached(self, day: int) -> tuple[tuple[int, int, int, int, int], ...]:
+        """Every stream's rows of the periods of `day`, summed per period."""
+        per_day = 1440 // PERIOD_MINUTES
+        totals: dict[int, list[int]] = {}
+        for index in range(len(self.traffic.streams)):
+            # A session that started the day before may still publish on this day.
+            for source in (day - 1, day):
+                for row in self._periods(index, source):
+                    if row.period // per_day != day:
+                        continue
+                    total = totals.setdefault(row.period, [0, 0, 0, 0])
+                    total[0] += row.active
+                    total[1] += row.started
+                    total[2] += row.ended
+                    total[3] += 1 if row.active else 0
+        return tuple((p, *values) for p, values in sorted(totals.items()))  # type: ignore[misc]
+
     def account_stats(
         self, start: datetime, stop: datetime, now: datetime
     ) -> list[tuple[int, int, int, int, int]]:
-        """Account rows (period, active, numStarted, numEnded, streams), in period order."""
-        totals: dict[int, list[int]] = {}
-        for row in self.stream_stats(start, stop, now):
-            total = totals.setdefault(row.period, [0, 0, 0, 0])
-            total[0] += row.active
-            total[1] += row.started
-            total[2] += row.ended
-            total[3] += 1 if row.active else 0
-        return [(p, *values) for p, values in sorted(totals.items())]  # type: ignore[misc]
+        """Account rows (period, active, numStarted, numEnded, streams), in period order: the
+        sums of `stream_stats` over every stream."""
+        first = seconds(start) // (PERIOD_MINUTES * 60)
+        last = min(
+            -(-seconds(stop) // (PERIOD_MINUTES * 60)), seconds(now) // (PERIOD_MINUTES * 60)
+        )
+        if last <= first:
+            return []
+        per_day = 1440 // PERIOD_MINUTES
+        return [
+            row
+            for day in range(first // per_day, (last - 1) // per_day + 1)
+            for row in self._account_day(day)
+            if first <= row[0] < last
+        ]
 
     # --- in the vendor's words -------------------------------------------------------------
 
