@@ -9,12 +9,14 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
 from archiver.simulator import SimConfig, Traffic
 from archiver.simulator.buckets import Resolution as SimResolution
 from archiver.simulator.server import Faults
-from archiver.simulator.traffic import hour_index
+from archiver.simulator.traffic import _hash, hour_index
 from archiver.timeutil import Resolution
 from tests.conftest import VENDOR
 from tests.harness import truth
@@ -345,3 +347,9 @@ def test_concurrent_account_answers_sum_each_day_once(monkeypatch: pytest.Monkey
     assert answers[0].bandwidth()[1] > 0
     # Days before the first stream was born are empty without a look at any stream.
     assert traffic._day_account(hour_index(start) // 24 - 400) == {}
+
+
+@given(st.lists(st.integers(-(2**70), 2**70), min_size=2, max_size=5))
+def test_a_hash_continues_one_taken_of_the_parts_before(parts: list[int]) -> None:
+    # The simulator's draws rest on it: a stream's hash is taken once, each period continues it.
+    assert _hash(*parts) == _hash(parts[-1], value=_hash(*parts[:-1]))

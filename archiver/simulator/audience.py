@@ -147,6 +147,8 @@ class Audience:
         if session is None:
             return ()
         seed = self.traffic.config.seed
+        # Each period's draws continue a hash taken once per stream (`_hash`'s identity).
+        viewers_seed, churn_seed = _hash(seed, 12, index), _hash(seed, 13, index)
         rows: list[PeriodStat] = []
         previous = 0
         views: dict[int, int] = {}
@@ -160,8 +162,8 @@ class Audience:
                 views[hour] = sum(v[1] for v in usage.geo.values()) if usage else 1
             active = 0
             if end_minute < session.end:  # still publishing when the period ends
-                active = 1 + _hash(seed, 12, index, period) % max(views[hour], 1)
-            churn = 1 + _hash(seed, 13, index, period) % 3
+                active = 1 + _hash(period, value=viewers_seed) % max(views[hour], 1)
+            churn = 1 + _hash(period, value=churn_seed) % 3
             rows.append(
                 PeriodStat(
                     index,
