@@ -63,6 +63,13 @@ def seconds(moment: datetime) -> int:
     return int((moment - EPOCH).total_seconds() // 1)
 
 
+def _periods_between(start: datetime, stop: datetime, now: datetime) -> tuple[int, int]:
+    """The periods starting in `[start, stop)` that ended by `now`, as `[first, last)`."""
+    first = seconds(start) // (PERIOD_MINUTES * 60)
+    last = min(-(-seconds(stop) // (PERIOD_MINUTES * 60)), seconds(now) // (PERIOD_MINUTES * 60))
+    return first, last
+
+
 class Audience:
     """Feeds and viewer statistics of a Traffic model, computed on demand."""
 
@@ -181,10 +188,7 @@ class Audience:
     ) -> list[PeriodStat]:
         """Stream rows of the periods starting in `[start, stop)` that ended by `now`,
         in `_id` order (period, stream); `streams`: only those streams' (by index)."""
-        first = seconds(start) // (PERIOD_MINUTES * 60)
-        last = min(
-            -(-seconds(stop) // (PERIOD_MINUTES * 60)), seconds(now) // (PERIOD_MINUTES * 60)
-        )
+        first, last = _periods_between(start, stop, now)
         if last <= first:
             return []
         indices = range(len(self.traffic.streams)) if streams is None else streams
@@ -219,10 +223,7 @@ class Audience:
     ) -> list[tuple[int, int, int, int, int]]:
         """Account rows (period, active, numStarted, numEnded, streams), in period order: the
         sums of `stream_stats` over every stream."""
-        first = seconds(start) // (PERIOD_MINUTES * 60)
-        last = min(
-            -(-seconds(stop) // (PERIOD_MINUTES * 60)), seconds(now) // (PERIOD_MINUTES * 60)
-        )
+        first, last = _periods_between(start, stop, now)
         if last <= first:
             return []
         per_day = 1440 // PERIOD_MINUTES
