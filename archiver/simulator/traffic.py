@@ -61,6 +61,17 @@ def _hash(*parts: int, value: int = 0) -> int:
     return value
 
 
+def _diurnal(index: int, hour: int) -> int:
+    """The audience's factor in `hour` at stream `index`'s local time: evenings 5, days 2."""
+    local = (hour % 24 + 3 * index) % 24
+    return 1 + (4 if 17 <= local <= 22 else 1 if 9 <= local <= 16 else 0)
+
+
+def _views(diurnal: int, draw: int) -> int:
+    """Views of one country in one hour, from its draw."""
+    return diurnal * (1 + draw % 40)
+
+
 def hour_index(moment: datetime) -> int:
     """Whole hours since the Unix epoch."""
     return int((moment - EPOCH).total_seconds()) // HOUR
@@ -157,17 +168,26 @@ class Traffic:
             return None
         return self._usage(index, hour, session)
 
+    def hour_views(self, index: int, hour: int) -> int | None:
+        """Views of stream `index` in `hour` summed over its countries, as `stream_hour`
+        gives them, or None when it was not live (the viewer statistics' only need of an
+        hour: the countries' other metrics are not drawn)."""
+        if self.live_session(index, hour) is None:
+            return None
+        diurnal, prefix = _diurnal(index, hour), _hash(self.config.seed, 5, index, hour)
+        count = len(self.streams[index].countries)
+        return sum(_views(diurnal, _hash(k, value=prefix)) for k in range(count))
+
     def _usage(self, index: int, hour: int, session: Session) -> Usage:
         stream = self.streams[index]
         seed = self.config.seed
         publish_seconds = max(session.minutes_in(hour), 1) * 60
-        local = (hour % 24 + 3 * index) % 24
-        diurnal = 1 + (4 if 17 <= local <= 22 else 1 if 9 <= local <= 16 else 0)
+        diurnal = _diurnal(index, hour)
         usage = Usage()
         prefix = _hash(seed, 5, index, hour)  # taken once for every country of the hour
         for k, country in enumerate(stream.countries):
             h = _hash(k, value=prefix)
-            views = diurnal * (1 + h % 40)
+            views = _views(diurnal, h)
             view_seconds = views * (publish_seconds * (30 + (h >> 8) % 71) // 100)
             bytes_out = view_seconds * (150_000 + (h >> 16) % 350_000)
             home = k == 0
