@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -12,6 +14,10 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from archiver.api.errors import TransportError
+from archiver.api.viewers import read_stream_stats
+from archiver.cycle import viewers
+from archiver.datasets import STREAM_VIEWER_STATS
 from archiver.simulator import SimConfig, Simulator
 from archiver.simulator.server import Faults
 from archiver.store.tables import (
@@ -117,6 +123,55 @@ def test_the_archive_equals_the_truth_after_cycles_with_graphql_faults(engine: E
         for name, ended in sessions
         if name in behind and (ended is None or ended > marks[name])
     ]
+
+
+def test_the_streams_reads_walk_side_by_side_and_each_keeps_its_own_watermark(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Two names a read: the 7 reportable streams are 4 walks. The first two reads wait for
+    # each other (a read walked after another never meets it: the barrier breaks), and the
+    # third read fails: its walk stops there, the others store everything.
+    monkeypatch.setattr(
+        viewers, "STREAM_VIEWER_STATS", replace(STREAM_VIEWER_STATS, names_per_read=2)
+    )
+    meet = threading.Barrier(2, timeout=30)
+    calls: list[list[str]] = []
+    lock = threading.Lock()
+    real = read_stream_stats
+
+    def read(client: Any, account: str, names: list[str], *args: Any) -> Any:
+        with lock:
+            calls.append(names)
+            number = len(calls)
+        if number <= 2:
+            meet.wait()
+        if number == 3:
+            raise TransportError("the third read failed")
+        return real(client, account, names, *args)
+
+    monkeypatch.setattr(viewers, "read_stream_stats", read)
+    with harness(engine) as (_, h, http):
+        report = h.cycle(NOW)
+        stream_truth = truth(
+            http, "stream_viewer_stats", STREAM_COLUMNS, NOW - timedelta(days=7, minutes=5), NOW
+        )
+    assert [e for e in report.errors if "the third read failed" in e], report.errors
+    failed = set(calls[2])
+    assert len({name for names in calls for name in names}) == 7
+    archived_rows = archived(engine, stream_viewer_stats, STREAM_COLUMNS)
+    assert [r for r in stream_truth if r[0] not in failed] == [
+        r for r in archived_rows if r[0] not in failed
+    ]
+    with engine.connect() as conn:
+        query = sa.select(viewer_reads.c.stream_name, viewer_reads.c.watermark)
+        marks = {r.stream_name: r.watermark for r in conn.execute(query)}
+    # The other walks read up to the first period not final, as the account's read did; the
+    # failed walk's streams keep no watermark past what they stored.
+    first_unfinal = marks.pop("")
+    assert {name for name, mark in marks.items() if mark == first_unfinal} == {
+        name for names in calls for name in names
+    } - failed
+    assert all(marks.get(name, NOW - timedelta(days=7)) < first_unfinal for name in failed)
 
 
 @pytest.mark.parametrize(
