@@ -11,7 +11,7 @@ from archiver.cycle.feeds import OVERLAP
 from archiver.datasets import ACCOUNT_VIEWER_STATS, STREAM_SESSIONS, STREAM_VIEWER_STATS
 from archiver.rules.finality import first_unfinal_period
 from archiver.simulator import SimConfig, Simulator
-from archiver.simulator.audience import at, seconds
+from archiver.simulator.periods import at, seconds
 from archiver.simulator.vendor import GRAPHQL, reportable
 from archiver.store import db
 from archiver.store.sessions import move_feed_watermark

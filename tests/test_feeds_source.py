@@ -16,7 +16,7 @@ from sqlalchemy.engine import Engine
 from archiver.datasets import STREAMS_SERIES
 from archiver.rules.plan import Policy
 from archiver.simulator import SimConfig, Simulator
-from archiver.simulator.audience import at
+from archiver.simulator.periods import at
 from archiver.simulator.server import Faults
 from archiver.store.tables import account_usage, feed_reads, stream_sessions, tracked_streams
 from archiver.timeutil import Resolution

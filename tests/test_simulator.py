@@ -15,8 +15,9 @@ from jsonschema import Draft202012Validator
 
 from archiver.simulator import SimConfig, Traffic
 from archiver.simulator.buckets import Resolution as SimResolution
+from archiver.simulator.draws import draw_hash
 from archiver.simulator.server import Faults
-from archiver.simulator.traffic import _hash, hour_index
+from archiver.simulator.traffic import hour_index
 from archiver.timeutil import Resolution
 from tests.conftest import VENDOR
 from tests.harness import truth
@@ -352,4 +353,4 @@ def test_concurrent_account_answers_sum_each_day_once(monkeypatch: pytest.Monkey
 @given(st.lists(st.integers(-(2**70), 2**70), min_size=2, max_size=5))
 def test_a_hash_continues_one_taken_of_the_parts_before(parts: list[int]) -> None:
     # The simulator's draws rest on it: a stream's hash is taken once, each period continues it.
-    assert _hash(*parts) == _hash(parts[-1], value=_hash(*parts[:-1]))
+    assert draw_hash(*parts) == draw_hash(parts[-1], value=draw_hash(*parts[:-1]))

@@ -19,17 +19,24 @@ from __future__ import annotations
 import random
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Hashable, Iterator
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from functools import lru_cache
-from typing import Any, NamedTuple
+from typing import Any
 
-from archiver.simulator.buckets import EPOCH
-from archiver.simulator.traffic import Traffic, _hash
+from archiver.simulator.draws import draw_hash
+from archiver.simulator.periods import (
+    NO_SESSION,
+    PERIOD_MINUTES,
+    PeriodStat,
+    SessionStats,
+    at,
+    periods_between,
+    seconds,
+)
+from archiver.simulator.traffic import Traffic
 from archiver.simulator.vendor import ACCOUNT_ID
-
-PERIOD_MINUTES = 5
 
 
 @dataclass(frozen=True)
@@ -41,56 +48,6 @@ class Feed:
     started: int
     ended: int
     backup: bool
-
-
-class PeriodStat(NamedTuple):
-    """One stream's viewers in one 5-minute period (`period` counts periods since the epoch).
-
-    A tuple, not a dataclass: a read of every stream's week builds a million at 10,000 streams."""
-
-    stream: int
-    period: int
-    active: int
-    started: int
-    ended: int
-
-
-class SessionStats(NamedTuple):
-    """A session's viewer statistics as columns, one entry per period from `first`.
-
-    Columns, not a row object per period: the account's sums keep 300,000 of these at 10,000
-    streams, and millions of small objects made the garbage collector most of the cost."""
-
-    first: int
-    active: tuple[int, ...]
-    started: tuple[int, ...]
-    ended: tuple[int, ...]
-
-    def rows(self, stream: int, first: int, last: int) -> Iterator[PeriodStat]:
-        """Its rows of the periods in `[first, last)`."""
-        low, high = max(first - self.first, 0), min(last - self.first, len(self.active))
-        for k in range(low, high):
-            yield PeriodStat(stream, self.first + k, self.active[k], self.started[k], self.ended[k])
-
-
-NO_SESSION = SessionStats(0, (), (), ())
-
-
-def at(seconds: int) -> datetime:
-    """An instant from seconds since the epoch."""
-    return EPOCH + timedelta(seconds=seconds)
-
-
-def seconds(moment: datetime) -> int:
-    """Whole seconds since the epoch (floored)."""
-    return int((moment - EPOCH).total_seconds() // 1)
-
-
-def _periods_between(start: datetime, stop: datetime, now: datetime) -> tuple[int, int]:
-    """The periods starting in `[start, stop)` that ended by `now`, as `[first, last)`."""
-    first = seconds(start) // (PERIOD_MINUTES * 60)
-    last = min(-(-seconds(stop) // (PERIOD_MINUTES * 60)), seconds(now) // (PERIOD_MINUTES * 60))
-    return first, last
 
 
 class Audience:
@@ -131,7 +88,7 @@ class Audience:
         name = self.traffic.streams[index].name
         start, end = session.start * 60, session.end * 60
         feeds = [Feed(index, name, start, end, False)]
-        h = _hash(self.traffic.config.seed, 11, index, day)
+        h = draw_hash(self.traffic.config.seed, 11, index, day)
         if h % 100 < self.traffic.config.redundant_percent and end - start >= 180:
             # A backup encoder joins 1 s to 2 min late and leaves up to a minute early.
             late = 1 + (h >> 8) % min(120, (end - start) // 3)
@@ -180,7 +137,7 @@ class Audience:
         hour_views = self.traffic.hour_views
         # The session's draws come from one generator seeded by its stream and day: a hash
         # per period cost the account's sums 2 us a row, millions of rows at 10,000 streams.
-        draws = random.Random(_hash(self.traffic.config.seed, 12, index, day)).getrandbits
+        draws = random.Random(draw_hash(self.traffic.config.seed, 12, index, day)).getrandbits
         actives: list[int] = []
         starts: list[int] = []
         ends: list[int] = []
@@ -207,7 +164,7 @@ class Audience:
     ) -> list[PeriodStat]:
         """Stream rows of the periods starting in `[start, stop)` that ended by `now`,
         in `_id` order (period, stream); `streams`: only those streams' (by index)."""
-        first, last = _periods_between(start, stop, now)
+        first, last = periods_between(start, stop, now)
         if last <= first:
             return []
         indices = range(len(self.traffic.streams)) if streams is None else streams
@@ -250,7 +207,7 @@ class Audience:
     ) -> list[tuple[int, int, int, int, int]]:
         """Account rows (period, active, numStarted, numEnded, streams), in period order: the
         sums of `stream_stats` over every stream."""
-        first, last = _periods_between(start, stop, now)
+        first, last = periods_between(start, stop, now)
         if last <= first:
             return []
         per_day = 1440 // PERIOD_MINUTES

@@ -13,8 +13,9 @@ from __future__ import annotations
 from typing import Any
 
 from archiver.simulator import vendor
-from archiver.simulator.audience import PERIOD_MINUTES, Audience, at, seconds
+from archiver.simulator.audience import Audience
 from archiver.simulator.buckets import format_iso
+from archiver.simulator.periods import PERIOD_MINUTES, at, seconds
 from archiver.simulator.rendering import Query, parse_time
 
 DATASETS = ("stream_sessions", "stream_viewer_stats", "account_viewer_stats")

@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 
 from archiver.simulator.buckets import EPOCH, Resolution, floor, next_start
+from archiver.simulator.draws import diurnal_factor, draw_hash, draw_views
 from archiver.simulator.model import (
     GEO_FIELDS,
     SESSION_FIRST_MINUTE,
@@ -44,32 +45,7 @@ HOUR = 3600
 DAY = 86400
 QUARTER = 900
 MINUTE = 60
-MASK = (1 << 64) - 1
 COUNTRIES = ("US", "GB", "DE", "FR", "BR", "MX", "CA", "JP", "IN", "AU", "SG", "ZA")
-
-
-def _hash(*parts: int, value: int = 0) -> int:
-    """The hash of `parts`; `value` continues a hash already taken of the parts before them
-    (`_hash(c, value=_hash(a, b)) == _hash(a, b, c)`)."""
-    # splitmix64's finaliser, a fast and well-spread 64-bit hash, written out in the loop:
-    # the account's sums call this millions of times at 10,000 streams.
-    for part in parts:
-        value = ((value ^ (part & MASK)) + 0x9E3779B97F4A7C15) & MASK
-        value = ((value ^ (value >> 30)) * 0xBF58476D1CE4E5B9) & MASK
-        value = ((value ^ (value >> 27)) * 0x94D049BB133111EB) & MASK
-        value ^= value >> 31
-    return value
-
-
-def _diurnal(index: int, hour: int) -> int:
-    """The audience's factor in `hour` at stream `index`'s local time: evenings 5, days 2."""
-    local = (hour % 24 + 3 * index) % 24
-    return 1 + (4 if 17 <= local <= 22 else 1 if 9 <= local <= 16 else 0)
-
-
-def _views(diurnal: int, draw: int) -> int:
-    """Views of one country in one hour, from its draw."""
-    return diurnal * (1 + draw % 40)
 
 
 def hour_index(moment: datetime) -> int:
@@ -93,7 +69,7 @@ class Traffic:
         late = max(config.streams - initial, 1)
         streams: list[Stream] = []
         for i in range(config.streams):
-            h = _hash(seed, 1, i)
+            h = draw_hash(seed, 1, i)
             if i < initial:
                 born = origin_hour - config.history_days * 24
             else:
@@ -130,15 +106,15 @@ class Traffic:
         """The session stream `index` starts on `day`, if any."""
         stream = self.streams[index]
         seed = self.config.seed
-        h = _hash(seed, 2, index, day)
+        h = draw_hash(seed, 2, index, day)
         if h % 100 >= self.config.session_chance_percent:
             return None
         if self.config.session_minutes is None:
             first = day * 24 + 5 + (h >> 8) % 19  # 05:00 to 23:00 UTC, some cross midnight
             last = first + (h >> 16) % 5
             # Publishing starts some minutes into the first hour and stops in the last one.
-            start = first * 60 + _hash(seed, 3, index, first) % 40
-            end = max(last * 60 + 20 + _hash(seed, 4, index, first) % 41, start + 1)
+            start = first * 60 + draw_hash(seed, 3, index, first) % 40
+            end = max(last * 60 + 20 + draw_hash(seed, 4, index, first) % 41, start + 1)
         else:
             shortest, longest = self.config.session_minutes
             start = day * 1440 + SESSION_FIRST_MINUTE + (h >> 8) % (1440 - SESSION_FIRST_MINUTE)
@@ -174,20 +150,20 @@ class Traffic:
         hour: the countries' other metrics are not drawn)."""
         if self.live_session(index, hour) is None:
             return None
-        diurnal, prefix = _diurnal(index, hour), _hash(self.config.seed, 5, index, hour)
+        diurnal, prefix = diurnal_factor(index, hour), draw_hash(self.config.seed, 5, index, hour)
         count = len(self.streams[index].countries)
-        return sum(_views(diurnal, _hash(k, value=prefix)) for k in range(count))
+        return sum(draw_views(diurnal, draw_hash(k, value=prefix)) for k in range(count))
 
     def _usage(self, index: int, hour: int, session: Session) -> Usage:
         stream = self.streams[index]
         seed = self.config.seed
         publish_seconds = max(session.minutes_in(hour), 1) * 60
-        diurnal = _diurnal(index, hour)
+        diurnal = diurnal_factor(index, hour)
         usage = Usage()
-        prefix = _hash(seed, 5, index, hour)  # taken once for every country of the hour
+        prefix = draw_hash(seed, 5, index, hour)  # taken once for every country of the hour
         for k, country in enumerate(stream.countries):
-            h = _hash(k, value=prefix)
-            views = _views(diurnal, h)
+            h = draw_hash(k, value=prefix)
+            views = draw_views(diurnal, h)
             view_seconds = views * (publish_seconds * (30 + (h >> 8) % 71) // 100)
             bytes_out = view_seconds * (150_000 + (h >> 16) % 350_000)
             home = k == 0
