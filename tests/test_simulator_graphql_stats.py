@@ -12,7 +12,8 @@ from typing import Any
 import httpx
 import pytest
 
-from archiver.simulator import SimConfig
+from archiver.simulator import SimConfig, Simulator
+from archiver.simulator.buckets import Resolution
 from archiver.simulator.faults import HOSTILE_NAME
 from archiver.simulator.server import Faults
 from tests.simhelpers import get_data, running_simulator
@@ -299,3 +300,27 @@ def test_a_broken_rows_fault_breaks_the_first_row_of_an_answer(
 def test_an_unknown_broken_row_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown"):
         Faults(graphql_broken=("sideways",))
+
+
+def test_the_accounts_sums_are_ready_before_the_first_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    # `archiver simulate` sums the account's days before it serves (at 10,000 streams a read
+    # summing them took minutes): after `prepare` no read sums a day, and the sums are those
+    # a simulator summing on demand answers.
+    fresh = Simulator(CONFIG, start=NOW)
+    ready = Simulator(CONFIG, start=NOW)
+    ready.prepare()
+
+    def summed(day: int) -> Any:
+        raise AssertionError(f"day {day} summed on demand")
+
+    monkeypatch.setattr(ready.audience, "_account_day_uncached", summed)
+    monkeypatch.setattr(ready.traffic, "_day_account_uncached", summed)
+    first = ready.audience.first_instant()
+    assert ready.audience.account_stats(first, NOW, NOW) == fresh.audience.account_stats(
+        first, NOW, NOW
+    )
+    assert len(fresh.audience.account_stats(first, NOW, NOW)) > 1000
+    for day in range(60):
+        start = NOW.replace(hour=0, minute=0) - timedelta(days=day)
+        got = ready.traffic.bucket(None, Resolution.DAY, start, visible_until=NOW)
+        assert got == fresh.traffic.bucket(None, Resolution.DAY, start, visible_until=NOW)

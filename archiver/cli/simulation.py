@@ -7,7 +7,7 @@ import base64
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from archiver.cli._output import out
+from archiver.cli._output import out, say
 from archiver.cli._parsing import Commands, count, instant, port, rate
 from archiver.errors import InputError
 
@@ -149,6 +149,9 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
         sim.start()
     except OSError as exc:
         raise InputError(f"cannot listen on {args.host}:{args.port}: {exc.strerror}") from exc
+    if args.streams >= 1000:
+        say(f"summing the account's days of {args.streams} streams before the first answer")
+    sim.prepare()  # the account's sums ready, as the vendor has them: not summed per request
     out(
         f"simulator listening on {sim.url} ({args.streams} streams, seed {args.seed}, "
         f"{args.clock} clock at {sim.now():%Y-%m-%dT%H:%M:%SZ})"

@@ -58,8 +58,10 @@ class Audience:
         self._periods = lru_cache(maxsize=100_000)(self._periods_uncached)
         self._day_feeds = lru_cache(maxsize=4096)(self._day_feeds_uncached)
         # The account's sums of a day, kept as computed (a day's streams never change): a read
-        # of the account then costs its days, not every stream's periods again.
-        self._account_day = lru_cache(maxsize=4096)(self._account_day_uncached)
+        # of the account then costs its days, not every stream's periods again. One thread
+        # sums a day; concurrent reads of it wait for that result instead of summing it too.
+        self._account_days: dict[int, tuple[tuple[int, int, int, int, int], ...]] = {}
+        self._account_lock = threading.Lock()
         self._answers: OrderedDict[Hashable, list[dict[str, Any]]] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -176,6 +178,20 @@ class Audience:
                 found.extend(self._periods(index, day).rows(index, first, last))
         found.sort(key=lambda r: (r.period, r.stream))
         return found
+
+    def prepare(self, until: datetime) -> None:
+        """Sum the account's statistics of every day up to `until`'s now, before any read."""
+        for day in range(self._first_day(), seconds(until) // 86400 + 1):
+            self._account_day(day)
+
+    def _account_day(self, day: int) -> tuple[tuple[int, int, int, int, int], ...]:
+        rows = self._account_days.get(day)
+        if rows is None:
+            with self._account_lock:
+                rows = self._account_days.get(day)
+                if rows is None:
+                    rows = self._account_days[day] = self._account_day_uncached(day)
+        return rows
 
     def _account_day_uncached(self, day: int) -> tuple[tuple[int, int, int, int, int], ...]:
         """Every stream's rows of the periods of `day`, summed per period."""

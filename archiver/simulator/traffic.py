@@ -185,6 +185,11 @@ class Traffic:
 
     # --- buckets -------------------------------------------------------------------------
 
+    def prepare(self, until: datetime) -> None:
+        """Sum the account's usage of every day up to `until`'s, before any request asks."""
+        for day in range(self._first_day, hour_index(until) // 24 + 1):
+            self._day_account(day)
+
     def _day_account(self, day: int) -> dict[int, Usage]:
         """Account metrics contributed by sessions that start on `day`, per hour (kept)."""
         hours = self._days.get(day)
