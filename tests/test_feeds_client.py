@@ -4,16 +4,14 @@ refused, pages read to the end and bounded, bad rows refused one by one."""
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
 
 from archiver.api.errors import (
-    ApiError,
     AuthenticationError,
-    GraphQLAnswerError,
     ResponseFormatError,
 )
 from archiver.api.feeds import parse_feeds, read_feeds
@@ -22,6 +20,8 @@ from tests.apifakes import fake_client
 from tests.simhelpers import TOKEN
 
 SINCE = datetime(2026, 11, 1, tzinfo=UTC)
+NOW = SINCE + timedelta(hours=12)  # less than a window: the feeds of before SINCE, then one walk
+EMPTY = {"items": [], "pageInfo": {"currentPage": 1, "hasNextPage": False}}
 
 
 def feed(name: str, started: str, ended: str | None = None, **extra: Any) -> dict[str, Any]:
@@ -42,11 +42,20 @@ def page(items: list[Any], number: int, count: int, per_page: int = 100) -> dict
     return {"items": items, "pageInfo": {**info, "hasNextPage": number < pages}}
 
 
+def failed_read(client: Any, **options: Any) -> str:
+    """Why a read failed: a walk that fails costs its own window, the read goes on."""
+    read = read_feeds(client, SINCE, NOW, **options)
+    assert read.failed is not None
+    return read.failed
+
+
 def vendor(pages: list[dict[str, Any]]) -> Any:
     """Answers page `n` of a feedPagination walk with `pages[n - 1]`."""
 
     def answer(request: httpx.Request) -> httpx.Response:
         body = json.loads(request.content)
+        if "lt: " in body["query"]:  # the walk of feeds started before SINCE: none
+            return httpx.Response(200, json={"data": {"feedPagination": EMPTY}})
         number = int(body["query"].split("page: ")[1].split(",")[0])
         return httpx.Response(200, json={"data": {"feedPagination": pages[number - 1]}})
 
@@ -58,10 +67,11 @@ def test_a_walk_posts_json_with_the_token_and_reads_every_page() -> None:
     pages = [page(rows[:3], 1, 7, 3), page(rows[3:6], 2, 7, 3), page(rows[6:], 3, 7, 3)]
     client, asked = fake_client(vendor(pages))
     with client:
-        read = read_feeds(client, SINCE, per_page=3)
+        read = read_feeds(client, SINCE, NOW, per_page=3)
     assert [f.stream_name for f in read.feeds] == [f"s{i}" for i in range(7)]
     assert read.refused == []
-    assert len(asked) == 3
+    assert len(asked) == 4
+    filters = set()
     for request in asked:
         assert request.method == "POST"
         assert request.url.path == "/graphql"
@@ -69,8 +79,13 @@ def test_a_walk_posts_json_with_the_token_and_reads_every_page() -> None:
         assert request.headers["Content-Type"] == "application/json"
         query = json.loads(request.content)["query"]
         assert "perPage: 3" in query
-        assert 'gte: "2026-11-01T00:00:00Z"' in query
-        assert "{active: true}" in query
+        filters.add(query.split("filter: ")[1].split(") {items")[0])
+    since = '"2026-11-01T00:00:00Z"'
+    assert filters == {
+        f"{{AND: [{{_operators: {{started: {{lt: {since}}}}}}}, "
+        f"{{OR: [{{_operators: {{ended: {{gte: {since}}}}}}}, {{active: true}}]}}]}}",
+        f"{{_operators: {{started: {{gte: {since}}}}}}}",
+    }
 
 
 def test_an_errors_answer_with_partial_data_is_a_failed_request_never_retried() -> None:
@@ -79,11 +94,12 @@ def test_an_errors_answer_with_partial_data_is_a_failed_request_never_retried() 
         "data": {"feedPagination": page([feed("s", "2026-11-02")], 1, 1)},
     }
     client, asked = fake_client(lambda _: httpx.Response(200, json=partial))
-    with client, pytest.raises(GraphQLAnswerError) as caught:
-        read_feeds(client, SINCE)
-    assert len(asked) == 1  # the next cycle asks again
-    assert TOKEN not in str(caught.value)  # scrubbed as every vendor text is
-    assert "[redacted]" in str(caught.value)
+    with client:
+        failed = failed_read(client)
+    assert len(asked) == 2  # each walk asked once: the next cycle asks again
+    assert "the vendor answered 1 error(s)" in failed
+    assert TOKEN not in failed  # scrubbed as every vendor text is
+    assert "[redacted]" in failed
 
 
 def test_the_rest_transport_rules_hold_retries_401_and_the_body_cap() -> None:
@@ -94,7 +110,7 @@ def test_the_rest_transport_rules_hold_retries_401_and_the_body_cap() -> None:
     assert len(asked) == 2  # a 503 is retried, as for REST
     client, _ = fake_client(lambda _: httpx.Response(401))
     with client, pytest.raises(AuthenticationError):
-        read_feeds(client, SINCE)
+        read_feeds(client, SINCE, NOW)
     big = {"data": {"x": page([feed("s" * 50, "2026-11-02")] * 100, 1, 100)}}
     client, _ = fake_client(lambda _: httpx.Response(200, json=big), max_response_bytes=4096)
     with client, pytest.raises(ResponseFormatError, match="larger than 4096"):
@@ -134,13 +150,16 @@ def test_the_rest_transport_rules_hold_retries_401_and_the_body_cap() -> None:
 )
 def test_a_walk_that_would_not_end_is_an_error(pages: list[Any], message: str) -> None:
     client, _ = fake_client(vendor(pages))
-    with client, pytest.raises(ResponseFormatError, match=message):
-        read_feeds(client, SINCE)
+    with client:
+        assert message in failed_read(client)
 
 
 def test_a_walk_is_bounded_by_its_page_count() -> None:
     def endless(request: httpx.Request) -> httpx.Response:
-        number = int(json.loads(request.content)["query"].split("page: ")[1].split(",")[0])
+        query = json.loads(request.content)["query"]
+        if "lt: " in query:
+            return httpx.Response(200, json={"data": {"feedPagination": EMPTY}})
+        number = int(query.split("page: ")[1].split(",")[0])
         items = [feed(f"s{number}", "2026-11-02")]
         info = {"currentPage": number, "hasNextPage": True}
         return httpx.Response(
@@ -148,9 +167,9 @@ def test_a_walk_is_bounded_by_its_page_count() -> None:
         )
 
     client, asked = fake_client(endless)
-    with client, pytest.raises(ResponseFormatError, match="after 5 pages"):
-        read_feeds(client, SINCE, max_pages=5)
-    assert len(asked) == 5
+    with client:
+        assert "still not at the end after 5 pages" in failed_read(client, max_pages=5)
+    assert len([r for r in asked if b"lt: " not in r.content]) == 5
 
 
 @pytest.mark.parametrize(
@@ -165,8 +184,8 @@ def test_a_walk_is_bounded_by_its_page_count() -> None:
 )
 def test_a_body_of_the_wrong_shape_is_refused(body: bytes) -> None:
     client, _ = fake_client(lambda _: httpx.Response(200, content=body))
-    with client, pytest.raises(ApiError):
-        read_feeds(client, SINCE)
+    with client:
+        assert "2 of 2 walks failed" in failed_read(client)
 
 
 def test_bad_rows_are_refused_one_by_one_and_the_rest_goes_on() -> None:

@@ -1,5 +1,8 @@
 """The vendor's feeds (publications into streams), read from GraphQL and parsed row by row.
 
+A read walks a day of starts at a time and joins the walks in the vendor's order; a walk that
+fails costs only its own day (the read is then partial, and says so).
+
 A row the vendor should never send (fields missing or of the wrong type, a time that is not
 ISO 8601, `ended` before `started`, `active` disagreeing with `ended`, a `streamId` that is
 not `<accountId>/<name>` or whose account differs from the answer's, a name with control
@@ -12,9 +15,10 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from archiver.api.errors import CYCLE_ENDING, ApiError
 from archiver.api.graphql import MAX_PAGES, PAGE_SIZE, BadRow, read_pages, row_time
 from archiver.datasets import STREAM_SESSIONS
 from archiver.text import printable
@@ -40,34 +44,69 @@ class FeedRead:
 
     feeds: list[Feed] = field(default_factory=list)
     refused: list[str] = field(default_factory=list)
+    failed: str | None = None  # why some of the feeds could not be read: the read is partial
+
+
+# The feeds of a read are walked a day of starts at a time: the vendor pages 100 feeds a
+# query, and 10,000 streams hold over 100,000 feeds in its 30 days, past a walk's bound.
+WINDOW = timedelta(days=1)
+
+
+def feed_filters(since: datetime, now: datetime, window: timedelta = WINDOW) -> list[Any]:
+    """Filters whose walks together match, each feed once, every feed that started or ended
+    at `since` or later, or still runs: those started before `since` that ended after it or
+    run, then a window of starts at a time, the last one open (a vendor clock ahead)."""
+    filters: list[Any] = [
+        {
+            "AND": [
+                {"_operators": {"started": {"lt": since}}},
+                {"OR": [{"_operators": {"ended": {"gte": since}}}, {"active": True}]},
+            ]
+        }
+    ]
+    start = since
+    while start + window <= now:
+        filters.append({"_operators": {"started": {"gte": start, "lt": start + window}}})
+        start += window
+    filters.append({"_operators": {"started": {"gte": start}}})
+    return filters
 
 
 def read_feeds(
     client: AnalyticsClient,
     since: datetime,
+    now: datetime,
     *,
     per_page: int = PAGE_SIZE,
     max_pages: int = MAX_PAGES,
 ) -> FeedRead:
-    """Every feed that started or ended at `since` or later, or still runs (raises ApiError)."""
-    filt = {
-        "OR": [
-            {"_operators": {"started": {"gte": since}}},
-            {"_operators": {"ended": {"gte": since}}},
-            {"active": True},
-        ]
-    }
-    items = read_pages(
-        client,
-        STREAM_SESSIONS.resolver,
-        STREAM_SESSIONS.fields,
-        {"filter": filt},
-        what="feeds",
-        per_page=per_page,
-        max_pages=max_pages,
-    )
+    """Every feed that started or ended at `since` or later, or still runs, in the vendor's
+    order. A walk that fails costs its own window: the read says so in `failed` and goes on
+    (a refused secret or no server at the URL raises, as for every request)."""
+    items: list[Any] = []
+    filters = feed_filters(since, now, WINDOW)
+    failed: list[str] = []
+    # One walk after another: a walk is mostly round trips of 100 feeds, and side by side the
+    # vendor's faults would strike walks in a different order on each run.
+    for filt in filters:
+        try:
+            items += read_pages(
+                client,
+                STREAM_SESSIONS.resolver,
+                STREAM_SESSIONS.fields,
+                {"filter": filt},
+                what="feeds",
+                per_page=per_page,
+                max_pages=max_pages,
+            )
+        except CYCLE_ENDING:
+            raise
+        except ApiError as exc:
+            failed.append(str(exc))
     read = parse_feeds(items)
     read.refused = [client.scrub(reason, 300) for reason in read.refused]
+    if failed:
+        read.failed = f"{len(failed)} of {len(filters)} walks failed, the first: {failed[0]}"
     return read
 
 

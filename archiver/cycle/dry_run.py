@@ -183,10 +183,12 @@ def dry_run(
                     ]
             if discover and settings.feeds:
                 try:
-                    read = read_feeds(client, read_since(watermark, now))
+                    read = read_feeds(client, read_since(watermark, now), now)
                 except ArchiverError as exc:
                     problems.append(f"feeds: {exc}")
                 else:
+                    if read.failed:
+                        problems.append(f"feeds: {read.failed}")
                     # As the real run: a stream that published inside the window is seen.
                     line = now - timedelta(days=settings.stream_retention_days)
                     recent = [f.stream_name for f in read.feeds if (f.ended or now) >= line]

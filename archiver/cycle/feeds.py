@@ -4,8 +4,9 @@ Each read asks for the feeds that started or ended since the last successful rea
 hour of overlap, and those still running; the first read, and the first after any
 interruption, so reach back to where the last successful read stopped, at most the 30
 days the vendor keeps. Names, sessions and the watermark are written in one transaction,
-and the watermark moves only on a read that refused no row and was timed by a believed
-clock: a read cut short is read again. A failing read costs only this source (a refused
+and the watermark moves only on a read that refused no row, had every walk (a day of starts
+each) answered and was timed by a believed clock: a read cut short is read again, its
+walks that answered stored meanwhile. A failing read costs only this source (a refused
 secret or no server at the URL ends the cycle, as for every source).
 """
 
@@ -53,7 +54,7 @@ def feed_source(
     try:
         with transaction(engine) as conn:
             since = read_since(feed_watermark(conn), now)
-        read = read_feeds(client, since)
+        read = read_feeds(client, since, now)
     except CYCLE_ENDING:
         raise  # a refused secret (401) or no server at the URL: every request would fail
     except (ApiError, DatabaseError) as exc:
@@ -63,6 +64,9 @@ def feed_source(
     for reason in read.refused:
         report.errors.append(f"feeds: {reason}")
         log.warning("feeds: %s", reason)
+    if read.failed:  # the other walks' feeds are stored; the watermark waits for all of them
+        report.errors.append(f"feeds: {read.failed}")
+        log.error("reading some of the feeds failed (storing the others): %s", read.failed)
     reportable = [f for f in read.feeds if refusal_reason(f.stream_name) is None]
     window = timedelta(days=settings.stream_retention_days)
     try:
@@ -75,7 +79,7 @@ def feed_source(
             )
             woken = _wake(conn, reportable, now, window)
             rows = save_rows(conn, STREAM_SESSIONS, session_rows(reportable, now))
-            if not read.refused and report.belief.believed:
+            if not read.refused and not read.failed and report.belief.believed:
                 move_feed_watermark(conn, now, now)
     except DatabaseError as exc:
         report.errors.append(f"feeds: {exc}")
