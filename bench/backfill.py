@@ -91,11 +91,16 @@ def bench_backfill(lines: list[str], runs: int, streams: int = 1000) -> None:
             done = subprocess.run(
                 [sys.executable, "-c", PEAK_WRAPPER, "backfill"],
                 env=env,
-                check=True,
+                check=False,
                 capture_output=True,
                 text=True,
             )
             seconds = time.perf_counter() - began
+            if done.returncode:  # say why, not only that it failed
+                raise SystemExit(
+                    f"backfill {streams} run {run} failed after {seconds:.0f} s "
+                    f"(exit {done.returncode}):\n{done.stdout[-2000:]}{done.stderr[-2000:]}"
+                )
             peak_kb = int(done.stderr.rsplit("VmHWM:", 1)[1].split()[0])
             engine = sa.create_engine(url)
             with engine.connect() as conn:
