@@ -102,6 +102,19 @@ def test_an_errors_answer_with_partial_data_is_a_failed_request_never_retried() 
     assert "[redacted]" in failed
 
 
+def test_a_vendor_that_keeps_failing_is_not_asked_again_for_every_window() -> None:
+    # A 503 after every retry would fail each window's walk the same way: 32 of them on a
+    # first read. The read stops at the first; the next cycle asks again.
+    client, asked = fake_client(lambda _: httpx.Response(503))
+    with client:
+        read = read_feeds(client, SINCE - timedelta(days=30), NOW)
+    assert read.failed is not None
+    assert read.failed.startswith("1 of 32 walks failed")
+    assert read.failed.endswith("the walks after it were not asked")
+    assert len(asked) > 1  # retried, as for REST
+    assert len({request.content for request in asked}) == 1  # all of them the first walk
+
+
 def test_the_rest_transport_rules_hold_retries_401_and_the_body_cap() -> None:
     answers = iter([httpx.Response(503), httpx.Response(200, json={"data": {"x": page([], 1, 0)}})])
     client, asked = fake_client(lambda _: next(answers))

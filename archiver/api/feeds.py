@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from archiver.api.errors import CYCLE_ENDING, ApiError
+from archiver.api.errors import CYCLE_ENDING, ApiError, GraphQLAnswerError, ResponseFormatError
 from archiver.api.graphql import MAX_PAGES, PAGE_SIZE, BadRow, read_pages, row_time
 from archiver.datasets import STREAM_SESSIONS
 from archiver.text import printable
@@ -81,14 +81,19 @@ def read_feeds(
     max_pages: int = MAX_PAGES,
 ) -> FeedRead:
     """Every feed that started or ended at `since` or later, or still runs, in the vendor's
-    order. A walk that fails costs its own window: the read says so in `failed` and goes on
-    (a refused secret or no server at the URL raises, as for every request)."""
+    order. A walk whose answer breaks the contract costs its own window: the read says so in
+    `failed` and goes on. A status or a timeout that outlasted the retries ends the read
+    there (it says so too); a refused secret or no server at the URL raises, as for every
+    request."""
     items: list[Any] = []
     filters = feed_filters(since, now, WINDOW)
     failed: list[str] = []
+    stop = False
     # One walk after another: a walk is mostly round trips of 100 feeds, and side by side the
     # vendor's faults would strike walks in a different order on each run.
     for filt in filters:
+        if stop:
+            break
         try:
             items += read_pages(
                 client,
@@ -101,12 +106,19 @@ def read_feeds(
             )
         except CYCLE_ENDING:
             raise
+        except (ResponseFormatError, GraphQLAnswerError) as exc:
+            failed.append(str(exc))  # this walk's answer: the next walk may fare better
         except ApiError as exc:
+            # A status, a timeout or the deadline, after every retry: the next walks would
+            # each wait them out again (an hour at 32 walks); they are read next cycle.
             failed.append(str(exc))
+            stop = True
     read = parse_feeds(items)
     read.refused = [client.scrub(reason, 300) for reason in read.refused]
     if failed:
         read.failed = f"{len(failed)} of {len(filters)} walks failed, the first: {failed[0]}"
+        if stop:
+            read.failed += "; the walks after it were not asked"
     return read
 
 
