@@ -10,9 +10,9 @@ a stream is read only if it was never read, its last read is a day old, or it wa
 publishing (a feed running or ended) at or after its watermark; a stream skipped keeps its
 watermark and is read from there once it publishes again: nothing is skipped over. (The daily
 read covers statistics the vendor might keep of a stream without a feed: it does not say.)
-The streams' reads, 100 names at a time, walk side by side (the client's concurrency), and
-their stores take turns. A failing read costs only itself (a refused secret, no server at the
-URL or a database failure ends the cycle, as for every answer).
+The streams' reads, 100 names at a time, walk side by side (the client's concurrency, at
+most 8), and their stores take turns. A failing read costs only itself (a refused secret, no
+server at the URL or a database failure ends the cycle, as for every answer).
 """
 
 from __future__ import annotations
@@ -51,6 +51,10 @@ log = logging.getLogger(__name__)
 
 # How often a stream that publishes no feed is read all the same.
 SAFETY_READ = timedelta(days=1)
+# Each walk holds a read's rows (a day of 100 streams' 5-minute periods, up to 28,800) until
+# they are stored: at a concurrency of 64 all at once would be a lot of memory for little
+# more speed.
+WALKS_AT_ONCE = 8
 
 
 def viewer_stats(
@@ -112,13 +116,13 @@ def viewer_stats(
             lambda since, until: read_stream_stats(client, account, streams, since, until),
         )
 
-    # The chunks' walks run side by side, as many as the client's concurrency (each walk's
-    # windows in turn, each stored with its watermark, one store at a time): a first read of
-    # 10,000 streams is 800 reads of a round trip each.
+    # The chunks' walks run side by side, as many as the client's concurrency up to
+    # WALKS_AT_ONCE (each walk's windows in turn, each stored with its watermark, one store
+    # at a time): a first read of 10,000 streams is 800 reads of a round trip each.
     ran = run_batched(
         walk,
         chunks,
-        client.concurrency,
+        min(client.concurrency, WALKS_AT_ONCE),
         1,
         stopped=lambda: client.cancelled,
         stop=client.cancel,
