@@ -15,7 +15,7 @@ from sqlalchemy.engine import Engine
 
 from archiver.api import feeds
 from archiver.api.client import AnalyticsClient
-from archiver.api.feeds import read_feeds
+from archiver.api.feeds import FeedWalks, read_feeds
 from archiver.cycle.feeds import read_since
 from archiver.datasets import STREAMS_SERIES
 from archiver.rules.plan import Policy
@@ -137,6 +137,26 @@ def test_a_read_of_more_feeds_than_one_walk_may_page_reads_a_day_at_a_time() -> 
     assert len(truth) > 40 * 4
     assert [(f.stream_name, f.started, f.ended) for f in read.feeds] == truth
     assert read.refused == []
+
+
+def test_a_read_hands_its_feeds_on_a_walk_at_a_time() -> None:
+    # The cycle stores each batch as it comes: a read of 30 days of 10,000 streams held at
+    # once took 300 MB. The first batch holds the walks until the account is known.
+    since = read_since(None, NOW)
+    with (
+        Simulator(CONFIG, token=TOKEN, start=NOW) as sim,
+        AnalyticsClient(base_url=sim.url, token=TOKEN) as client,
+    ):
+        walks = FeedWalks(client, since, NOW)
+        batches = [[(f.stream_name, f.started) for f in b.feeds] for b in walks.batches()]
+        whole = read_feeds(client, since, NOW)
+    assert walks.failed is None
+    assert [feed for batch in batches for feed in batch] == [
+        (f.stream_name, f.started) for f in whole.feeds
+    ]
+    assert len(batches) > 10
+    assert len(batches[0]) >= feeds.QUORUM
+    assert max(len(batch) for batch in batches[1:]) < feeds.QUORUM
 
 
 def test_stream_sessions_equal_the_truth_after_a_run_with_faults(engine: Engine) -> None:
