@@ -6,8 +6,9 @@ interruption, so reach back to where the last successful read stopped, at most t
 days the vendor keeps. A read walks a day of starts at a time; each walk's names and
 sessions are written in one transaction as it ends, and the watermark moves after the last,
 only on a read that refused no row, had every walk answered and was timed by a believed
-clock: a read cut short is read again, its walks that answered stored meanwhile. A failing read costs only this source (a refused
-secret or no server at the URL ends the cycle, as for every source).
+clock: a read cut short is read again, its walks that answered stored meanwhile. A failing
+read costs only this source (a refused secret or no server at the URL ends the cycle, as for
+every source).
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ from archiver.config import Settings
 from archiver.cycle import batch, day_check, feeds, prelude, viewers
 from archiver.cycle.report import CycleReport, Progress, current_time
 from archiver.cycle.streams import plannable, plannable_capped, update_dormancy
+from archiver.errors import DatabaseError
 from archiver.rules.plan import Plan, Policy, Selection, StreamEntry, make_plan
 from archiver.store import state as store_state
 from archiver.store.db import transaction
@@ -167,6 +168,8 @@ def recorded_run(engine: Engine, settings: Settings, report: CycleReport) -> Ite
                     clock_skew_seconds=None if report.skew is None else report.skew.total_seconds(),
                     clock_problem=report.clock_problem,
                 )
+        except DatabaseError as exc:  # the server went away: one line, as for every cycle
+            log.error("could not record the end of run %d: %s", run_id, exc)
         except Exception:
             log.exception("could not record the end of run %d", run_id)
 
