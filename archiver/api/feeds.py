@@ -116,11 +116,12 @@ class FeedWalks:
 
     def _walks(self) -> Iterator[list[Any]]:
         failed: list[str] = []
+        stopped = ""
         # One walk after another: side by side, the vendor's faults would strike the walks
         # in a different order on each run.
         for filt in self.filters:
             try:
-                yield read_pages(
+                items = read_pages(
                     self.client,
                     STREAM_SESSIONS.resolver,
                     STREAM_SESSIONS.fields,
@@ -133,16 +134,17 @@ class FeedWalks:
                 raise
             except (ResponseFormatError, GraphQLAnswerError) as exc:
                 failed.append(str(exc))  # this walk's answer: the next walk may fare better
+                continue
             except ApiError as exc:
                 # A status, a timeout or the deadline, after every retry: the next walks
                 # would each wait them out again (an hour at 32 walks); next cycle reads them.
                 failed.append(str(exc))
-                self.failed = f"{len(failed)} of {len(self.filters)} walks failed, the first: "
-                self.failed += f"{failed[0]}; the walks after it were not asked"
-                return
+                stopped = "; the walks after it were not asked"
+                break
+            yield items
         if failed:
             self.failed = f"{len(failed)} of {len(self.filters)} walks failed, the first: "
-            self.failed += failed[0]
+            self.failed += failed[0] + stopped
 
     def _parse(self, items: list[Any], account: str | None) -> FeedRead:
         read = _parse_rows(items, account, self._rows)
